@@ -1,0 +1,46 @@
+# The two commands of the README: `make run` and `make test`.
+# Every step writes a file and is skipped when that file is already there.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+DEMO   := data/demo
+DB     := data/shop.duckdb
+MODELS := data/models
+ENVFILE := .env.local
+WITH_ENV := set -a && . ./$(ENVFILE) && set +a &&
+
+.PHONY: run test bench clean-demo
+
+run: $(VENV)/.installed $(ENVFILE) $(DB) $(MODELS)/.trained
+	$(WITH_ENV) $(PY) cli.py serve --db $(DB) --models $(MODELS) --host 127.0.0.1 --port 8050
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.installed
+	$(PY) bench/run_all.py
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+# A local demo secret for pseudonymising customer ids; real deployments export their own.
+$(ENVFILE):
+	@echo "creating $(ENVFILE) with a random RECSIGHT_SECRET for the demo (git-ignored; keep your own secret for real data)"
+	@umask 077 && $(PYTHON) -c "import secrets; print('RECSIGHT_SECRET=' + secrets.token_hex(32))" > $@
+
+$(DEMO)/events.parquet: | $(VENV)/.installed
+	$(PY) cli.py synth --out $(DEMO)
+
+$(DB): $(DEMO)/events.parquet $(ENVFILE)
+	$(WITH_ENV) $(PY) cli.py ingest --db $(DB) --format generic $(DEMO)
+
+$(MODELS)/.trained: $(DB)
+	$(WITH_ENV) $(PY) cli.py train --db $(DB) --models $(MODELS) --quick
+	touch $@
+
+clean-demo:
+	rm -rf $(DEMO) $(DB) $(MODELS)

@@ -1,0 +1,1 @@
+"""Behaviour data: ingest, schema, profiles (SQL), metrics and the synthetic shop."""

@@ -1,0 +1,183 @@
+"""Recsight's command line: the public interface described in DESIGN.md.
+
+Each sub-command parses its arguments and calls one library function; the logic lives in
+analytics/, models/ and explain/. A ``RecsightError`` becomes one line on stderr and exit code 2;
+any other exception is logged in full to ``recsight-error.log`` and reported as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import traceback
+from pathlib import Path
+from typing import Callable, Sequence
+
+from errors import RecsightError
+from settings import Settings, load_settings
+
+log = logging.getLogger("recsight.cli")
+
+FORMATS = ("generic", "online-retail", "rees46", "amazon-seq", "taobao")
+ERROR_LOG = Path("recsight-error.log")
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_synth(args: argparse.Namespace, settings: Settings) -> int:
+    from analytics.synth import generate_shop
+
+    summary = generate_shop(args.out, n_users=args.users, n_items=args.items, n_days=args.days, seed=args.seed)
+    print(summary)
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from analytics.ingest import ingest_paths
+    from analytics.profiles import refresh_profiles
+
+    summary = ingest_paths(args.db, args.format, args.paths, secret=settings.require_secret())
+    print(summary.render())
+    refresh_profiles(args.db)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from models.pipeline import train
+
+    result = train(args.db, args.models, protocol=args.protocol, quick=args.quick)
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from models.pipeline import evaluate, format_evaluation
+
+    result = evaluate(args.db, args.models, k=args.k)
+    print(json.dumps(result, default=float) if args.json else format_evaluation(result))
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
+    from models.pipeline import format_recommendations, recommend
+
+    result = recommend(args.db, args.models, args.user, k=args.k, explain=args.explain, secret=settings.secret)
+    print(json.dumps(result, default=float) if args.json else format_recommendations(result))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from explain.report import write_report
+
+    written = write_report(args.db, args.models, args.user, fmt=args.format, out=args.out, secret=settings.secret)
+    print(f"wrote {written}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from app import serve
+
+    serve(settings.with_overrides(db_path=args.db, models_dir=args.models, host=args.host, port=args.port))
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cli.py", description="Recsight: explainable e-commerce recommendations")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="generate the synthetic demo shop (Parquet)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--users", type=int, default=5000)
+    p.add_argument("--items", type=int, default=2000)
+    p.add_argument("--days", type=int, default=90)
+    p.add_argument("--seed", type=int, default=42)
+    p.set_defaults(handler=cmd_synth)
+
+    p = sub.add_parser("ingest", help="validate and load behaviour files into the DuckDB store")
+    p.add_argument("--db", type=Path, required=True)
+    p.add_argument("--format", required=True, choices=FORMATS)
+    p.add_argument("paths", type=Path, nargs="+")
+    p.set_defaults(handler=cmd_ingest)
+
+    p = sub.add_parser("train", help="train candidates, attention model and ranker")
+    p.add_argument("--db", type=Path, required=True)
+    p.add_argument("--models", type=Path, required=True)
+    p.add_argument("--protocol", choices=("temporal", "leave-one-out"), default=None,
+                   help="default: leave-one-out for order-only data, temporal otherwise")
+    p.add_argument("--quick", action="store_true", help="smaller models, for the demo")
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("evaluate", help="print the evaluation table of the trained models")
+    p.add_argument("--db", type=Path, required=True)
+    p.add_argument("--models", type=Path, required=True)
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_evaluate)
+
+    p = sub.add_parser("recommend", help="top-K items for one customer")
+    p.add_argument("--db", type=Path, required=True)
+    p.add_argument("--models", type=Path, required=True)
+    p.add_argument("--user", required=True, help="customer id as the shop knows it, or its pseudonym")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--explain", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_recommend)
+
+    p = sub.add_parser("report", help="export one customer's explanation report")
+    p.add_argument("--db", type=Path, required=True)
+    p.add_argument("--models", type=Path, required=True)
+    p.add_argument("--user", required=True)
+    p.add_argument("--format", required=True, choices=("html", "pdf", "csv"))
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(handler=cmd_report)
+
+    p = sub.add_parser("serve", help="serve the dashboard")
+    p.add_argument("--db", type=Path, default=None)
+    p.add_argument("--models", type=Path, default=None)
+    p.add_argument("--host", default=None)
+    p.add_argument("--port", type=int, default=None)
+    p.set_defaults(handler=cmd_serve)
+    return parser
+
+
+def _positive(value: int | None, name: str) -> None:
+    if value is not None and value <= 0:
+        raise RecsightError(f"--{name} must be a positive number, got {value}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    handler: Callable[[argparse.Namespace, Settings], int] = args.handler
+    try:
+        for name in ("users", "items", "days", "k"):
+            _positive(getattr(args, name, None), name)
+        return handler(args, load_settings())
+    except RecsightError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: keep the traceback out of the user's face but on disk
+        try:
+            ERROR_LOG.write_text(traceback.format_exc())
+            where = f"details in {ERROR_LOG}"
+        except OSError:
+            where = "run with -v for details"
+        print(f"error: internal error ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); {where}",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

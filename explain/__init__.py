@@ -1,0 +1,1 @@
+"""Explanations of ranked items: SHAP, Captum attributions, reasons, counterfactuals, reports."""

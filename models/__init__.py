@@ -1,0 +1,1 @@
+"""Recommendation models: candidates, features, ranker, attention model, hybrid, registry."""

@@ -1,0 +1,1 @@
+"""Dash pages. Thin: layout plus callbacks that call analytics/, models/ and explain/."""

@@ -1,0 +1,63 @@
+"""Runtime settings, read once from the environment into one frozen dataclass.
+
+Secrets (the pseudonymisation key, the session key) come only from the environment, never from
+the repository. ``make run`` writes a local demo secret to ``.env.local`` (git-ignored) and says so.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from errors import RecsightError
+
+__all__ = ["Settings", "load_settings"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the shop's data and models live, and how the app is served."""
+
+    db_path: Path = Path("data/shop.duckdb")
+    models_dir: Path = Path("data/models")
+    secret: str = field(default="", repr=False)
+    users_file: Path = Path("data/users.json")
+    audit_db: Path = Path("data/audit.duckdb")
+    host: str = "127.0.0.1"
+    port: int = 8050
+    k_anonymity: int = 10
+
+    def require_secret(self) -> str:
+        """The pseudonymisation key, or a clear error saying how to set it."""
+        if not self.secret:
+            raise RecsightError(
+                "RECSIGHT_SECRET is not set: export a long random value "
+                "(make run creates one for the demo in .env.local)"
+            )
+        return self.secret
+
+    def with_overrides(self, **changes) -> "Settings":
+        """A copy with command-line overrides applied (None values are ignored)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Build settings from ``RECSIGHT_*`` environment variables."""
+    env = os.environ if environ is None else environ
+    defaults = Settings()
+    try:
+        port = int(env.get("RECSIGHT_PORT", defaults.port))
+        k_anon = int(env.get("RECSIGHT_K_ANONYMITY", defaults.k_anonymity))
+    except ValueError as exc:
+        raise RecsightError(f"bad number in RECSIGHT_PORT or RECSIGHT_K_ANONYMITY: {exc}") from None
+    return Settings(
+        db_path=Path(env.get("RECSIGHT_DB", defaults.db_path)),
+        models_dir=Path(env.get("RECSIGHT_MODELS", defaults.models_dir)),
+        secret=env.get("RECSIGHT_SECRET", ""),
+        users_file=Path(env.get("RECSIGHT_USERS", defaults.users_file)),
+        audit_db=Path(env.get("RECSIGHT_AUDIT_DB", defaults.audit_db)),
+        host=env.get("RECSIGHT_HOST", defaults.host),
+        port=port,
+        k_anonymity=k_anon,
+    )
