@@ -7,12 +7,15 @@ PY     := $(VENV)/bin/python
 DEMO   := data/demo
 DB     := data/shop.duckdb
 MODELS := data/models
+USERS  := data/users.json
+LOGINS := data/demo-logins.txt
 ENVFILE := .env.local
 WITH_ENV := set -a && . ./$(ENVFILE) && set +a &&
 
 .PHONY: run test bench clean-demo
 
-run: $(VENV)/.installed $(ENVFILE) $(DB) $(MODELS)/.trained
+run: $(VENV)/.installed $(ENVFILE) $(DB) $(MODELS)/.trained $(USERS)
+	@echo "sign in with a login from $(LOGINS)"
 	$(WITH_ENV) $(PY) cli.py serve --db $(DB) --models $(MODELS) --host 127.0.0.1 --port 8050
 
 test: $(VENV)/.installed
@@ -42,5 +45,14 @@ $(MODELS)/.trained: $(DB)
 	$(WITH_ENV) $(PY) cli.py train --db $(DB) --models $(MODELS) --quick
 	touch $@
 
+# One demo login per role, each with a random password written to $(LOGINS) (git-ignored).
+$(USERS): | $(VENV)/.installed
+	@umask 077 && rm -f $(LOGINS) && for role in admin analyst support; do \
+	  pw=$$($(PY) -c "import secrets; print(secrets.token_urlsafe(12))"); \
+	  printf '%s\n' "$$pw" | $(PY) cli.py users add $$role --role $$role >/dev/null || exit 1; \
+	  printf '%-8s %s\n' "$$role" "$$pw" >> $(LOGINS); \
+	done
+	@echo "created demo logins (user, password) in $(LOGINS):" && cat $(LOGINS)
+
 clean-demo:
-	rm -rf $(DEMO) $(DB) $(MODELS)
+	rm -rf $(DEMO) $(DB) $(MODELS) $(USERS) $(LOGINS) data/audit.duckdb

@@ -77,6 +77,38 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
+    from service.users import add_user, list_users
+
+    if args.users_command == "add":
+        user = add_user(settings.users_file, args.name, args.role, _read_password(args.name))
+        print(f"added {user.name} ({user.role}) to {settings.users_file}")
+        return 0
+    users = list_users(settings.users_file)
+    if not users:
+        print(f"no users in {settings.users_file}")
+    width = max((len(user.name) for user in users), default=0)
+    for user in users:
+        print(f"{user.name:<{width}}  {user.role:<8} {user.created}")
+    return 0
+
+
+def _read_password(name: str) -> str:
+    """The new password: typed twice without echo at a terminal, else one line of standard input
+    (``echo "$PASSWORD" | python cli.py users add ...``), so scripts never pass it as an argument."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass(f"Password for {name}: ")
+        if getpass.getpass("Type it again: ") != password:
+            raise RecsightError("the two passwords differ")
+        return password
+    line = sys.stdin.readline() if sys.stdin is not None else ""
+    if not line:
+        raise RecsightError("no password on standard input: type it at a terminal or pipe one line in")
+    return line.rstrip("\r\n")
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from app import serve
 
@@ -137,6 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, choices=("html", "pdf", "csv"))
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(handler=cmd_report)
+
+    from service.users import ROLES
+
+    p = sub.add_parser("users", help="manage who may sign in (the users file, RECSIGHT_USERS)")
+    users = p.add_subparsers(dest="users_command", required=True)
+    add = users.add_parser("add", help="add a user; the password is read from standard input")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=ROLES)
+    users.add_parser("list", help="list the users and their roles")
+    p.set_defaults(handler=cmd_users)
 
     p = sub.add_parser("serve", help="serve the dashboard")
     p.add_argument("--db", type=Path, default=None)

@@ -6,13 +6,20 @@ the repository. ``make run`` writes a local demo secret to ``.env.local`` (git-i
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from errors import RecsightError
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["Settings", "load_settings", "SESSION_KEY_CONTEXT"]
+
+# Domain separation: the session-signing key derived from RECSIGHT_SECRET is
+# HMAC-SHA256(key=RECSIGHT_SECRET, msg=SESSION_KEY_CONTEXT), hex, so the pseudonymisation key
+# itself never signs cookies and one leaked cookie key reveals nothing about pseudonyms.
+SESSION_KEY_CONTEXT = b"recsight/session-cookie-key/v1"
 
 
 @dataclass(frozen=True)
@@ -27,6 +34,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8050
     k_anonymity: int = 10
+    session_secret: str = field(default="", repr=False)
 
     def require_secret(self) -> str:
         """The pseudonymisation key, or a clear error saying how to set it."""
@@ -36,6 +44,18 @@ class Settings:
                 "(make run creates one for the demo in .env.local)"
             )
         return self.secret
+
+    def require_session_key(self) -> str:
+        """The key that signs sign-in cookies: ``RECSIGHT_SESSION_SECRET`` when set, else derived
+        from ``RECSIGHT_SECRET`` (see ``SESSION_KEY_CONTEXT``); never a constant in the code."""
+        if self.session_secret:
+            return self.session_secret
+        if self.secret:
+            return hmac.new(self.secret.encode("utf-8"), SESSION_KEY_CONTEXT, hashlib.sha256).hexdigest()
+        raise RecsightError(
+            "neither RECSIGHT_SESSION_SECRET nor RECSIGHT_SECRET is set: export a long random value "
+            "(make run creates one for the demo in .env.local)"
+        )
 
     def with_overrides(self, **changes) -> "Settings":
         """A copy with command-line overrides applied (None values are ignored)."""
@@ -60,4 +80,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         host=env.get("RECSIGHT_HOST", defaults.host),
         port=port,
         k_anonymity=k_anon,
+        session_secret=env.get("RECSIGHT_SESSION_SECRET", ""),
     )

@@ -1,0 +1,399 @@
+"""Shop overview (analysts): KPIs, funnel, activity over time, top categories and brands, RFM
+segments, all under one date range and segment filter.
+
+The page is thin: the layout, and callbacks whose bodies are the module-level ``update_*``
+functions below, which take the filter values and the settings and return what the outputs
+show. Tests call them directly. Queries live in :mod:`analytics.shop_overview`, figures in
+:mod:`analytics.overview_figures`. Every callback opens its own short-lived read-only connection.
+Aggregates only: no customer id appears on this page, and selections or segments of fewer than
+``settings.k_anonymity`` customers are refused or hidden.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+from typing import Any, Callable, NamedTuple, TypeVar
+
+import dash
+import dash_bootstrap_components as dbc
+import duckdb
+import plotly.graph_objects as go
+from dash import Input, Output, State, callback, dcc, html
+from dash.exceptions import PreventUpdate
+
+from analytics import overview_figures as figs
+from analytics import shop_overview as so
+from analytics.db import connect_read_only
+from app import current_settings
+from errors import RecsightError
+from settings import Settings
+
+__all__ = [
+    "layout", "build_layout", "preset_dates", "update_overview", "update_activity", "update_rankings",
+    "update_segments", "OverviewView", "KPI_IDS", "ALL_CUSTOMERS",
+]
+
+dash.register_page(__name__, path="/", name="Shop overview", title="Shop overview · Recsight", order=0)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+ALL_CUSTOMERS = "all"
+PRESETS: dict[str, int | None] = {"7": 7, "30": 30, "90": 90, "all": None}
+KPI_IDS: dict[str, str] = {name: f"ov-kpi-{name}" for name in ("users", "items", "events", "revenue", "conversion")}
+_GRAPH_CONFIG = {"displayModeBar": False, "responsive": True}
+
+
+class OverviewView(NamedTuple):
+    """What :func:`update_overview` puts on the page."""
+
+    kpis: list[Any]
+    funnel: go.Figure
+    notice: Any
+
+
+# --------------------------------------------------------------------------- layout
+
+
+def layout(**_query: str) -> Any:
+    """Dash calls this per visit (query-string values arrive as keyword arguments, unused)."""
+    return build_layout(current_settings())
+
+
+def build_layout(settings: Settings) -> Any:
+    """The page for ``settings``' shop, or a clear message when there is nothing to show yet."""
+    try:
+        with connect_read_only(settings.db_path) as con:
+            so.require_shop(con)
+            bounds = so.date_bounds(con)
+            segments = so.segment_choices(con, settings.k_anonymity)
+            has_profiles = so.profiles_available(con)
+    except RecsightError as exc:
+        return _page(_problem(str(exc)))
+    except duckdb.Error as exc:
+        log.warning("overview: cannot read %s: %s", settings.db_path, exc)
+        return _page(_problem(f"the shop database {settings.db_path} could not be read"))
+    if bounds is None:
+        return _page(_problem("the shop has no events yet: run `python cli.py ingest` to load some"))
+    first, last = (day.isoformat() for day in bounds)
+    return _page(
+        _filters(first, last, segments, has_profiles, settings.k_anonymity),
+        html.Div(id="ov-notice"),
+        dcc.Loading(html.Div(id="ov-kpis", className="rs-kpis"), type="dot", color=figs.PRIMARY, delay_show=150),
+        dbc.Row(className="g-3", children=[
+            dbc.Col(_card("Conversion funnel", "Events at each step and the share of the step before",
+                          _graph("ov-funnel")), lg=5),
+            dbc.Col(_card("Activity over time", None, _graph("ov-activity", 340),
+                          tools=_toggle("ov-freq", {"day": "Daily", "week": "Weekly"}, "day")), lg=7),
+        ]),
+        html.Div(className="rs-section-head", children=[
+            html.H2("What sells", className="rs-section-title"),
+            html.Div(className="rs-inline-field", children=[
+                html.Span("Rank by", className="rs-field-label"),
+                _toggle("ov-rank-by", {"events": "Events", "revenue": "Revenue"}, "events"),
+            ]),
+        ]),
+        dbc.Row(className="g-3", children=[
+            dbc.Col(_card("Top categories", None, _graph("ov-categories", 380),
+                          tools=_toggle("ov-cat-level", {"top": "Top level", "full": "Full path"}, "top")), lg=6),
+            dbc.Col(_card("Top brands", None, _graph("ov-brands", 380)), lg=6),
+        ]),
+        html.Div(className="rs-section-head", children=[html.H2("Customer segments", className="rs-section-title")]),
+        dbc.Row(className="g-3", children=[
+            dbc.Col(_card("Customers per RFM segment",
+                          "Recency and frequency of purchases, as of the last profile build",
+                          _graph("ov-segments", 300)), lg=7),
+            dbc.Col(_card("Segment activity in the selected dates", None,
+                          dcc.Loading(html.Div(id="ov-segment-table"), type="dot", color=figs.PRIMARY,
+                                      delay_show=150)), lg=5),
+        ]),
+        dcc.Store(id="ov-bounds", data={"first": first, "last": last}),
+    )
+
+
+def _page(*children: Any) -> html.Div:
+    return html.Div(className="rs-page", children=[
+        html.Header(className="rs-page-head", children=[
+            html.H1("Shop overview", className="rs-page-title"),
+            html.P("How the shop is doing: traffic, conversion, what sells and who buys. "
+                   "Aggregates only.", className="rs-page-lead"),
+        ]),
+        *children,
+    ])
+
+
+def _problem(message: str) -> dbc.Alert:
+    return dbc.Alert([html.Strong("Nothing to show yet. "), _sentence(message)],
+                     color="warning", className="rs-alert", id="ov-problem")
+
+
+def _filters(first: str, last: str, segments: list[str], has_profiles: bool, k: int) -> html.Div:
+    options = [{"label": "All customers", "value": ALL_CUSTOMERS}]
+    options += [{"label": _title(name), "value": name} for name in segments]
+    hint = (f"Segments with fewer than {k} customers are not listed." if has_profiles
+            else "Segments appear once profiles are built (python cli.py ingest).")
+    return html.Div(className="rs-filters", children=[
+        html.Div(className="rs-field", children=[
+            html.Label("Dates", className="rs-field-label", htmlFor="ov-dates"),
+            dcc.DatePickerRange(
+                id="ov-dates", start_date=first, end_date=last, min_date_allowed=first, max_date_allowed=last,
+                initial_visible_month=last, display_format="D MMM YYYY", first_day_of_week=1,
+                updatemode="bothdates", minimum_nights=0,
+            ),
+        ]),
+        html.Div(className="rs-field", children=[
+            html.Span("Quick range", className="rs-field-label"),
+            dbc.ButtonGroup([
+                dbc.Button(label, id=f"ov-preset-{key}", color="light", size="sm", className="rs-preset",
+                           n_clicks=0)
+                for key, label in (("7", "7 days"), ("30", "30 days"), ("90", "90 days"), ("all", "All"))
+            ]),
+        ]),
+        html.Div(className="rs-field rs-field-grow", children=[
+            html.Label("Customer segment", className="rs-field-label", htmlFor="ov-segment"),
+            dcc.Dropdown(id="ov-segment", options=options, value=ALL_CUSTOMERS, clearable=False,
+                         searchable=False, disabled=not segments),
+            html.Div(hint, className="rs-field-hint"),
+        ]),
+    ])
+
+
+def _card(title: str, subtitle: str | None, body: Any, tools: Any = None) -> dbc.Card:
+    head = [html.Div([html.H3(title, className="rs-card-title"),
+                      html.Div(subtitle, className="rs-card-subtitle") if subtitle else None])]
+    if tools is not None:
+        head.append(html.Div(tools, className="rs-card-tools"))
+    return dbc.Card(className="rs-card", children=[
+        html.Div(head, className="rs-card-head"),
+        dbc.CardBody(body, className="rs-card-body"),
+    ])
+
+
+def _graph(graph_id: str, height: int = 320) -> dcc.Loading:
+    return dcc.Loading(
+        dcc.Graph(id=graph_id, config=_GRAPH_CONFIG, style={"height": f"{height}px"},
+                  figure=figs.empty_figure("Loading…", height)),
+        type="dot", color=figs.PRIMARY, delay_show=150,
+    )
+
+
+def _toggle(toggle_id: str, options: dict[str, str], value: str) -> dbc.RadioItems:
+    return dbc.RadioItems(
+        id=toggle_id, options=[{"label": label, "value": key} for key, label in options.items()], value=value,
+        inline=True, className="btn-group rs-toggle", inputClassName="btn-check",
+        labelClassName="btn btn-sm btn-outline-secondary", labelCheckedClassName="active",
+    )
+
+
+def _kpi_card(name: str, label: str, value: str, caption: str) -> html.Div:
+    return html.Div(className="rs-kpi", children=[
+        html.Div(label, className="rs-kpi-label"),
+        html.Div(value, className="rs-kpi-value", id=KPI_IDS[name]),
+        html.Div(caption, className="rs-kpi-caption", id=f"{KPI_IDS[name]}-caption"),
+    ])
+
+
+# --------------------------------------------------------------------------- callback bodies
+
+
+def preset_dates(preset: str, bounds: dict[str, str] | None) -> tuple[str, str]:
+    """The (start, end) ISO dates of a quick-range button: the last N days up to the shop's
+    last event day, never before its first; "all" is the whole span."""
+    if not bounds:
+        raise RecsightError("the shop has no date range yet")
+    first, last = date.fromisoformat(bounds["first"]), date.fromisoformat(bounds["last"])
+    if preset not in PRESETS:
+        raise RecsightError(f"unknown quick range {preset!r}")
+    days = PRESETS[preset]
+    start = first if days is None else max(first, last - timedelta(days=days - 1))
+    return start.isoformat(), last.isoformat()
+
+
+def update_overview(start_date: str | None, end_date: str | None, segment: str | None,
+                    settings: Settings) -> OverviewView:
+    """KPI cards, the funnel, and a notice (an error or a privacy note) for the filter."""
+    result, problem = _run(settings, start_date, end_date, segment,
+                           lambda con, flt: (so.kpis(con, flt), so.funnel(con, flt)))
+    if result is None:
+        return OverviewView(_kpi_cards(None), figs.empty_figure(problem), _notice(problem))
+    numbers, funnel = result
+    notice = _notice("there are no events in this selection", color="info") if numbers["events"] == 0 else None
+    return OverviewView(_kpi_cards(numbers), figs.funnel_figure(funnel), notice)
+
+
+def update_activity(start_date: str | None, end_date: str | None, segment: str | None, freq: str,
+                    settings: Settings) -> go.Figure:
+    """Events and revenue per day or week."""
+    frame, problem = _run(settings, start_date, end_date, segment,
+                          lambda con, flt: so.activity_over_time(con, flt, freq=freq))
+    return figs.empty_figure(problem, 340) if frame is None else figs.activity_figure(frame, freq, 340)
+
+
+def update_rankings(start_date: str | None, end_date: str | None, segment: str | None, level: str, by: str,
+                    settings: Settings) -> tuple[go.Figure, go.Figure]:
+    """Top categories (top level or full path) and top brands, ranked by events or revenue.
+
+    Categories and brands bought or viewed by fewer than k customers are left out.
+    """
+    k = settings.k_anonymity
+
+    def query(con: duckdb.DuckDBPyConnection, flt: so.OverviewFilter) -> tuple[Any, Any]:
+        return (so.top_categories(con, flt, level=level, by=by, min_users=k),
+                so.top_brands(con, flt, by=by, min_users=k))
+
+    result, problem = _run(settings, start_date, end_date, segment, query)
+    if result is None:
+        return figs.empty_figure(problem, 380), figs.empty_figure(problem, 380)
+    categories, brands = result
+    return (figs.ranking_figure(categories, "category", by, 380, "No category has enough customers to show"),
+            figs.ranking_figure(brands, "brand", by, 380, "No brand has enough customers to show"))
+
+
+def update_segments(start_date: str | None, end_date: str | None, segment: str | None,
+                    settings: Settings) -> tuple[go.Figure, Any]:
+    """Segment sizes (the selected segment highlighted) and their activity in the date range."""
+    k = settings.k_anonymity
+    result, problem = _run(settings, start_date, end_date, segment,
+                           lambda con, flt: (flt, so.segment_breakdown(con, flt, k=k)))
+    if result is None:
+        return figs.empty_figure(problem, 300), html.Div(_sentence(problem), className="rs-empty")
+    flt, breakdown = result
+    return figs.segments_figure(breakdown.table, flt.segment, 300), _segment_table(breakdown, k, flt.segment)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _run(settings: Settings, start: str | None, end: str | None, segment: str | None,
+         query: Callable[[duckdb.DuckDBPyConnection, so.OverviewFilter], T]) -> tuple[T | None, str]:
+    """Open the shop read-only for one query; return (result, "") or (None, a one-line reason)."""
+    try:
+        with connect_read_only(settings.db_path) as con:
+            so.require_shop(con)
+            chosen = None if segment in (None, "", ALL_CUSTOMERS) else segment
+            flt = so.resolve_filter(con, start, end, chosen, settings.k_anonymity)
+            return query(con, flt), ""
+    except RecsightError as exc:
+        return None, _sentence(str(exc))
+    except duckdb.Error as exc:
+        log.warning("overview query on %s failed: %s", settings.db_path, exc)
+        return None, f"The shop database {settings.db_path} could not be read."
+
+
+def _kpi_cards(numbers: dict[str, Any] | None) -> list[html.Div]:
+    if numbers is None:
+        dash_ = "—"
+        return [_kpi_card(name, label, dash_, "") for name, label in _KPI_LABELS.items()]
+    conversion = numbers["conversion"]
+    buyer_share = numbers["buyer_share"]
+    return [
+        _kpi_card("users", "Customers", _count(numbers["users"]),
+                  f"{_count(numbers['buyers'])} bought something"),
+        _kpi_card("items", "Items", _count(numbers["items"]),
+                  f"of {_count(numbers['catalogue_items'])} in the catalogue"),
+        _kpi_card("events", "Events", _count(numbers["events"]),
+                  f"{_count(numbers['views'])} views · {_count(numbers['purchases'])} purchases"),
+        _kpi_card("revenue", "Revenue", _money(numbers["revenue"]), "purchases net of returns"),
+        _kpi_card("conversion", "Conversion", "—" if conversion is None else f"{conversion:.2%}",
+                  "purchases per view" + ("" if buyer_share is None else f" · {buyer_share:.0%} of customers bought")),
+    ]
+
+
+_KPI_LABELS = {"users": "Customers", "items": "Items", "events": "Events", "revenue": "Revenue",
+               "conversion": "Conversion"}
+
+
+def _segment_table(breakdown: so.SegmentBreakdown, k: int, selected: str | None = None) -> Any:
+    table = breakdown.table
+    if table.empty:
+        return html.Div(f"No segment has {k} or more customers yet.", className="rs-empty")
+    head = html.Thead(html.Tr([html.Th("Segment"), html.Th("Customers", className="text-end"),
+                               html.Th("Active", className="text-end"), html.Th("Revenue", className="text-end")]))
+    rows = [
+        html.Tr([
+            html.Td(_title(row.segment)),
+            html.Td(_count(row.customers), className="text-end"),
+            html.Td(_maybe(row.active, _count), className="text-end"),
+            html.Td(_maybe(row.revenue, _money), className="text-end"),
+        ], className="rs-row-selected" if row.segment == selected else None)
+        for row in table.itertuples(index=False)
+    ]
+    note = [f"Active: customers with an event in the selected dates. Groups under {k} customers are hidden"]
+    if breakdown.suppressed:
+        note.append(f" ({breakdown.suppressed} segment{'s' if breakdown.suppressed != 1 else ''} hidden)")
+    note.append(f"; “–” marks figures about fewer than {k} active customers.")
+    return html.Div([
+        dbc.Table([head, html.Tbody(rows)], className="rs-table", size="sm", borderless=True, hover=True),
+        html.Div(note, className="rs-table-note"),
+    ])
+
+
+def _notice(message: str, color: str = "warning") -> dbc.Alert:
+    return dbc.Alert(_sentence(message), color=color, className="rs-alert", id="ov-notice-text")
+
+
+def _sentence(message: str) -> str:
+    text = message.strip()
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _title(name: str) -> str:
+    return name[:1].upper() + name[1:]
+
+
+def _count(value: Any) -> str:
+    return f"{int(value):,}"
+
+
+def _money(value: Any) -> str:
+    """Revenue without a currency symbol (the shop's data does not say which currency)."""
+    number = float(value)
+    return f"{number:,.0f}" if abs(number) >= 1000 else f"{number:,.2f}"
+
+
+def _maybe(value: Any, fmt: Callable[[Any], str]) -> str:
+    return "–" if value is None or value != value else fmt(value)
+
+
+# --------------------------------------------------------------------------- wiring
+
+_FILTER_INPUTS = [Input("ov-dates", "start_date"), Input("ov-dates", "end_date"), Input("ov-segment", "value")]
+
+
+@callback(
+    Output("ov-dates", "start_date"), Output("ov-dates", "end_date"),
+    *(Input(f"ov-preset-{key}", "n_clicks") for key in PRESETS),
+    State("ov-bounds", "data"),
+    prevent_initial_call=True,
+)
+def _on_preset(*args: Any) -> tuple[str, str]:
+    preset = str(dash.ctx.triggered_id).removeprefix("ov-preset-")
+    try:
+        return preset_dates(preset, args[-1])
+    except RecsightError:
+        raise PreventUpdate from None
+
+
+@callback(Output("ov-kpis", "children"), Output("ov-funnel", "figure"), Output("ov-notice", "children"),
+          *_FILTER_INPUTS)
+def _on_overview(start_date: str | None, end_date: str | None, segment: str | None) -> OverviewView:
+    return update_overview(start_date, end_date, segment, current_settings())
+
+
+@callback(Output("ov-activity", "figure"), *_FILTER_INPUTS, Input("ov-freq", "value"))
+def _on_activity(start_date: str | None, end_date: str | None, segment: str | None, freq: str) -> go.Figure:
+    return update_activity(start_date, end_date, segment, freq, current_settings())
+
+
+@callback(Output("ov-categories", "figure"), Output("ov-brands", "figure"),
+          *_FILTER_INPUTS, Input("ov-cat-level", "value"), Input("ov-rank-by", "value"))
+def _on_rankings(start_date: str | None, end_date: str | None, segment: str | None, level: str,
+                 by: str) -> tuple[go.Figure, go.Figure]:
+    return update_rankings(start_date, end_date, segment, level, by, current_settings())
+
+
+@callback(Output("ov-segments", "figure"), Output("ov-segment-table", "children"), *_FILTER_INPUTS)
+def _on_segments(start_date: str | None, end_date: str | None, segment: str | None) -> tuple[go.Figure, Any]:
+    return update_segments(start_date, end_date, segment, current_settings())

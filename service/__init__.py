@@ -1,0 +1,5 @@
+"""The service boundary: who may sign in (``users``), what each role may reach (``access``, the
+role matrix), the record of what they did (``audit``), and the wiring into the app's Flask
+server (``web``: the guard, /login, /logout, /health; ``html``: those plain pages).
+Customer data leaves the building only through here.
+"""

@@ -1,0 +1,175 @@
+"""The audit log: who did what, when, to which (pseudonymous) customer.
+
+It lives in a DuckDB file of its own (``settings.audit_db``, ``RECSIGHT_AUDIT_DB``) because the
+shop's database is read-only for the app. This module is the only code that touches it, and it
+offers exactly two kinds of operation: append a row (:func:`record`) and read rows
+(:func:`read_entries`, :func:`filter_choices`). Nothing here updates or deletes, so the app can
+only ever add to the log.
+
+Each append opens one short-lived connection: sign-ins and lookups are rare next to the cost of a
+connection, and nothing holds the file open between requests, so another process (the command
+line) can append too; a writer that finds the file locked waits briefly and retries.
+
+Callers pass pseudonyms only: a ``customer`` that is not a pseudonym (``c_`` and 20 hex digits)
+is refused, so a raw customer id can never land in the log by mistake. Free text (the typed
+name of a failed sign-in, the detail) is cut to a fixed length and stripped of control
+characters, since it may come from an attacker.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+
+from analytics.privacy import PSEUDONYM_LENGTH
+from errors import RecsightError
+
+__all__ = [
+    "AUDIT_LOG", "SEQ", "AT_UTC", "WHO", "ROLE", "ACTION", "CUSTOMER", "DETAIL",
+    "SIGN_IN", "SIGN_IN_FAILED", "SIGN_OUT", "CUSTOMER_LOOKUP", "EXPLANATION_VIEW", "REPORT_EXPORT", "ACTIONS",
+    "AuditEntry", "record", "read_entries", "filter_choices", "MAX_ENTRIES",
+]
+
+log = logging.getLogger(__name__)
+
+AUDIT_LOG = "audit_log"
+SEQ, AT_UTC, WHO, ROLE, ACTION, CUSTOMER, DETAIL = "seq", "at_utc", "who", "role", "action", "customer", "detail"
+
+SIGN_IN = "sign_in"
+SIGN_IN_FAILED = "sign_in_failed"
+SIGN_OUT = "sign_out"
+CUSTOMER_LOOKUP = "customer_lookup"
+EXPLANATION_VIEW = "explanation_view"
+REPORT_EXPORT = "report_export"
+ACTIONS: tuple[str, ...] = (SIGN_IN, SIGN_IN_FAILED, SIGN_OUT, CUSTOMER_LOOKUP, EXPLANATION_VIEW, REPORT_EXPORT)
+
+MAX_ENTRIES = 5000  # one screen of the admin page; filters narrow it down
+_MAX_WHO, _MAX_ROLE, _MAX_DETAIL = 64, 16, 500
+_PSEUDONYM = re.compile(rf"c_[0-9a-f]{{{PSEUDONYM_LENGTH}}}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_LOCK_WAIT_S, _LOCK_POLL_S = 3.0, 0.05
+_SEQUENCE = f"{AUDIT_LOG}_{SEQ}"
+_DDL = (
+    f"CREATE SEQUENCE IF NOT EXISTS {_SEQUENCE}",
+    f"""CREATE TABLE IF NOT EXISTS {AUDIT_LOG} (
+        {SEQ} BIGINT PRIMARY KEY DEFAULT nextval('{_SEQUENCE}'),
+        {AT_UTC} TIMESTAMP NOT NULL,
+        {WHO} VARCHAR NOT NULL,
+        {ROLE} VARCHAR,
+        {ACTION} VARCHAR NOT NULL,
+        {CUSTOMER} VARCHAR,
+        {DETAIL} VARCHAR
+    )""",
+)
+_COLUMNS = f"{SEQ}, {AT_UTC}, {WHO}, {ROLE}, {ACTION}, {CUSTOMER}, {DETAIL}"
+_in_process = threading.Lock()  # one connection at a time within the app's threads
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One row of the log; ``at_utc`` is a naive datetime in UTC."""
+
+    seq: int
+    at_utc: datetime
+    who: str
+    role: str | None
+    action: str
+    customer: str | None
+    detail: str | None
+
+
+def record(audit_db: Path | str, who: str, role: str | None, action: str, customer: str | None = None,
+           detail: str | None = None) -> AuditEntry:
+    """Append one row and return it. Raises :class:`RecsightError` when the row cannot be
+    written, so the caller can refuse the action rather than let it go unrecorded."""
+    if action not in ACTIONS:
+        raise RecsightError(f"unknown audit action {action!r}")
+    if customer is not None and not _PSEUDONYM.fullmatch(customer):
+        raise RecsightError("the audit log takes customer pseudonyms only, never raw customer ids")
+    row = (datetime.now(timezone.utc).replace(tzinfo=None), _clean(who, _MAX_WHO),
+           None if role is None else _clean(role, _MAX_ROLE), action, customer,
+           None if detail is None else _clean(detail, _MAX_DETAIL))
+    path = Path(audit_db)
+    with _in_process, _open(path, create=True) as con:
+        try:
+            for statement in _DDL:
+                con.execute(statement)
+            seq = con.execute(
+                f"INSERT INTO {AUDIT_LOG} ({AT_UTC}, {WHO}, {ROLE}, {ACTION}, {CUSTOMER}, {DETAIL}) "
+                f"VALUES (?, ?, ?, ?, ?, ?) RETURNING {SEQ}", row).fetchone()[0]
+        except duckdb.Error as exc:
+            log.warning("cannot append to audit log %s: %s", path, exc)
+            raise RecsightError(f"the audit log {path} cannot be written: {str(exc).splitlines()[0]}") from None
+    return AuditEntry(int(seq), *row)
+
+
+def read_entries(audit_db: Path | str, who: str | None = None, action: str | None = None,
+                 start: date | None = None, end: date | None = None, limit: int = MAX_ENTRIES) -> list[AuditEntry]:
+    """Rows newest first, filtered by user, action and UTC days ``start``..``end`` (inclusive);
+    at most ``limit`` of them. No log yet means no rows."""
+    clauses, params = [], []
+    for column, value in ((WHO, who), (ACTION, action)):
+        if value:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if start is not None:
+        clauses.append(f"{AT_UTC} >= ?")
+        params.append(datetime.combine(start, datetime.min.time()))
+    if end is not None:
+        clauses.append(f"{AT_UTC} < ?")
+        params.append(datetime.combine(end + timedelta(days=1), datetime.min.time()))
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    rows = _select(audit_db, f"SELECT {_COLUMNS} FROM {AUDIT_LOG} {where} ORDER BY {SEQ} DESC LIMIT ?",
+                   [*params, max(0, int(limit))])
+    return [AuditEntry(*row) for row in rows]
+
+
+def filter_choices(audit_db: Path | str) -> tuple[list[str], list[str]]:
+    """The user names and the actions that occur in the log, sorted, for filter menus."""
+    rows = _select(audit_db, f"SELECT DISTINCT {WHO}, {ACTION} FROM {AUDIT_LOG}", [])
+    return sorted({who for who, _ in rows}), sorted({action for _, action in rows})
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _clean(text: str, limit: int) -> str:
+    return _CONTROL.sub(" ", str(text))[:limit]
+
+
+def _select(audit_db: Path | str, sql: str, params: list[object]) -> list[tuple]:
+    path = Path(audit_db)
+    if not path.exists():
+        return []
+    with _in_process, _open(path, create=False) as con:
+        exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                             [AUDIT_LOG]).fetchone()[0]
+        return con.execute(sql, params).fetchall() if exists else []
+
+
+def _open(path: Path, create: bool) -> duckdb.DuckDBPyConnection:
+    """A connection to the log, waiting up to a few seconds while another process holds it."""
+    if create:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RecsightError(f"cannot create folder {path.parent} for the audit log: {exc.strerror}") from None
+    deadline = time.monotonic() + _LOCK_WAIT_S
+    while True:
+        try:
+            return duckdb.connect(str(path))
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                log.warning("audit log %s unavailable: %s", path, exc)
+                raise RecsightError(f"the audit log {path} cannot be opened: {str(exc).splitlines()[0]}") from None
+            time.sleep(_LOCK_POLL_S)
+        except duckdb.Error as exc:
+            log.warning("audit log %s unavailable: %s", path, exc)
+            raise RecsightError(f"the audit log {path} cannot be opened: {str(exc).splitlines()[0]}") from None

@@ -1,0 +1,286 @@
+"""Wiring the boundary into the app's Flask server: the guard, sign-in and sign-out, /health.
+
+:func:`install` is called once by ``app.create_app``. It
+
+* signs session cookies with ``settings.require_session_key()`` (from the environment: never a
+  constant), HTTP-only and SameSite=Lax, so another site cannot post with them;
+* adds ``/login`` (a plain form: works before the Dash bundle may be loaded), ``/logout`` and
+  the public ``/health``;
+* runs :func:`service.access` decisions before every request. Open without sign-in: ``/health``,
+  ``/login``, ``/logout`` and the two stylesheets the sign-in form uses. Everything else needs a
+  signed-in user: a browser asking for a page is sent to ``/login?next=...``; the API, Dash's
+  callback requests and other non-page requests get ``401`` (JSON). A signed-in user who may
+  not reach the thing gets ``403`` (a short HTML page for pages, JSON otherwise).
+
+The JSON API (a blueprint under ``/api/``) plugs in without changes here: its paths are judged by
+``access.ROUTE_RULES``, and besides the browser session a request may sign in with HTTP basic
+auth against the same users file (a failed try is audited). Its error bodies use the same
+``{"status": ..., "message": ...}`` shape as the guard's.
+
+Every sign-in attempt (success or failure) appends exactly one audit row; if that row cannot be
+written the sign-in is refused.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import dash
+import flask
+from werkzeug.wrappers import Response
+
+from errors import RecsightError
+from service import access, audit, html
+from service.users import User, get_user, list_users, verify_user
+from settings import Settings
+
+__all__ = ["install", "BLUEPRINT", "API_PREFIX", "error_response"]
+
+log = logging.getLogger(__name__)
+
+BLUEPRINT = "recsight_auth"
+API_PREFIX = "/api/"
+_PUBLIC_ENDPOINTS = frozenset({f"{BLUEPRINT}.login", f"{BLUEPRINT}.logout", f"{BLUEPRINT}.health"})
+_LOGIN_ASSETS = ("bootstrap.min.css", "recsight.css")
+_MAX_FORM_NAME = 200
+_MAX_NEXT = 2000
+
+
+def install(app: dash.Dash, settings: Settings, nav_pages: Callable[[], list[dict[str, Any]]],
+            shell_module: str) -> None:
+    """Guard ``app``'s server for ``settings``; ``nav_pages`` lists the menu's pages in order and
+    ``shell_module`` is the module whose Dash callbacks (if any) every signed-in user may run."""
+    server = app.server
+    server.secret_key = settings.require_session_key()
+    server.config.update(SESSION_COOKIE_NAME="recsight_session", SESSION_COOKIE_HTTPONLY=True,
+                         SESSION_COOKIE_SAMESITE="Lax")
+    config = access.AccessConfig(settings=settings, callback_map=app.callback_map,
+                                 strip_relative_path=app.strip_relative_path, nav_pages=nav_pages,
+                                 shell_modules=frozenset({shell_module}))
+    server.config[access.ACCESS_KEY] = config
+    routes = app.config.routes_pathname_prefix
+    urls = _Urls(
+        root=app.config.requests_pathname_prefix,
+        assets=app.config.requests_pathname_prefix + "assets/",
+        index_endpoints=frozenset({routes, routes + "<path:path>"}),
+        callback_endpoint=routes + "_dash-update-component",
+        internal_prefixes=tuple(routes + name for name in ("_dash-", "_reload-hash", "_favicon.ico", "assets/")),
+        public_paths=frozenset(routes + "assets/" + name for name in _LOGIN_ASSETS),
+    )
+    server.register_blueprint(_blueprint(config, urls))
+    server.before_request(lambda: _guard(config, urls))
+
+
+@dataclass(frozen=True)
+class _Urls:
+    """The app's URL layout, as the guard needs it."""
+
+    root: str  # the app's root URL path
+    assets: str  # where the vendored stylesheets are served
+    index_endpoints: frozenset[str]  # Dash's page routes (the root and its catch-all)
+    callback_endpoint: str  # /_dash-update-component
+    internal_prefixes: tuple[str, ...]  # Dash's bundle, layout, dependencies and assets
+    public_paths: frozenset[str]  # the stylesheets the sign-in form needs
+
+
+def error_response(status: int, message: str) -> Response:
+    """A JSON error: ``{"status": 403, "message": "..."}`` with that status code."""
+    response = flask.jsonify(status=status, message=message)
+    response.status_code = status
+    return response
+
+
+# --------------------------------------------------------------------------- the guard
+
+
+def _guard(config: access.AccessConfig, urls: _Urls) -> Response | None:
+    request = flask.request
+    if request.endpoint in _PUBLIC_ENDPOINTS or request.path in urls.public_paths:
+        return None
+    path = request.path
+    is_api = path.startswith(API_PREFIX)
+    try:
+        user = access.current_user()
+        if user is None and is_api and request.authorization is not None:
+            user = _basic_auth_user(config.settings)
+    except RecsightError as exc:
+        log.error("cannot check the sign-in: %s", exc)
+        return error_response(503, f"sign-in is unavailable: {exc}")
+    if user is None:
+        return _unauthenticated(urls, is_api)
+    roles = _required_roles(config, urls, is_api)
+    if user.role in roles:
+        return None
+    log.info("denied %s %s to %s (%s)", request.method, path, user.name, user.role)
+    return _forbidden(config, urls, user, roles, is_api)
+
+
+def _required_roles(config: access.AccessConfig, urls: _Urls, is_api: bool) -> frozenset[str]:
+    request = flask.request
+    if is_api:
+        return access.route_roles(request.path)
+    if request.endpoint == urls.callback_endpoint:
+        return access.callback_roles(request.get_json(silent=True), config)
+    if request.endpoint in urls.index_endpoints:
+        return access.url_roles(request.path, config.strip_relative_path)
+    if request.endpoint is not None and request.path.startswith(urls.internal_prefixes):
+        return access.ALL_ROLES  # Dash's own bundle, layout and assets: the shell every user sees
+    return access.route_roles(request.path)
+
+
+def _basic_auth_user(settings: Settings) -> User | None:
+    credentials = flask.request.authorization
+    if credentials is None or credentials.type != "basic":
+        return None
+    name, password = credentials.username or "", credentials.password or ""
+    user = verify_user(settings.users_file, name, password)
+    if user is None:
+        audit.record(settings.audit_db, name, None, audit.SIGN_IN_FAILED,
+                     detail=f"API basic auth: {_failure_reason(settings, name)} from {_remote()}")
+    else:
+        flask.g.recsight_user = user
+    return user
+
+
+def _unauthenticated(urls: _Urls, is_api: bool) -> Response:
+    request = flask.request
+    if is_api or request.method not in ("GET", "HEAD") or request.path.startswith(urls.internal_prefixes):
+        response = error_response(401, "sign-in required")
+        if is_api:
+            response.headers["WWW-Authenticate"] = 'Basic realm="Recsight", charset="UTF-8"'
+        return response
+    target = request.full_path.rstrip("?") if request.query_string else request.path
+    return flask.redirect(flask.url_for(f"{BLUEPRINT}.login", next=target))
+
+
+def _forbidden(config: access.AccessConfig, urls: _Urls, user: User, roles: frozenset[str],
+               is_api: bool) -> Response:
+    request = flask.request
+    is_page = request.endpoint in urls.index_endpoints and request.method in ("GET", "HEAD")
+    if not is_page or is_api:
+        return error_response(403, f"the {user.role} role may not use this")
+    home = _home(config, urls, user)
+    if config.strip_relative_path(request.path) == "" and home != request.path:
+        return flask.redirect(home)  # the app's root is the overview; other roles start elsewhere
+    links = [(page["name"], page["relative_path"]) for page in access.allowed_pages(user.role, config)]
+    body = html.render_forbidden(urls.assets, user.name, user.role, sorted(roles), links,
+                                 flask.url_for(f"{BLUEPRINT}.logout"))
+    return flask.make_response(body, 403)
+
+
+# --------------------------------------------------------------------------- routes
+
+
+def _blueprint(config: access.AccessConfig, urls: _Urls) -> flask.Blueprint:
+    blueprint = flask.Blueprint(BLUEPRINT, __name__)
+    settings = config.settings
+
+    @blueprint.get("/health")
+    def health() -> Response:
+        return flask.jsonify(status="ok")
+
+    @blueprint.route("/login", methods=["GET", "POST"])
+    def login() -> Any:
+        request = flask.request
+        next_path = _safe_next(request.values.get("next", ""))
+        if request.method == "GET":
+            user = access.current_user()
+            if user is not None:
+                return flask.redirect(next_path or _home(config, urls, user))
+            notice = "You are signed out." if request.args.get("signed_out") else ""
+            return _sign_in_page(next_path, notice=notice)
+        return _sign_in(next_path)
+
+    @blueprint.route("/logout", methods=["GET", "POST"])
+    def logout() -> Any:
+        user = access.current_user()
+        if user is None:
+            return flask.redirect(flask.url_for(f"{BLUEPRINT}.login"))
+        if flask.request.method == "GET":
+            return html.render_sign_out(urls.assets, flask.url_for(f"{BLUEPRINT}.logout"), user.name, user.role)
+        try:
+            audit.record(settings.audit_db, user.name, user.role, audit.SIGN_OUT, detail=f"from {_remote()}")
+        except RecsightError as exc:  # signing out must always work
+            log.error("sign-out of %s not audited: %s", user.name, exc)
+        access.end_session()
+        return flask.redirect(flask.url_for(f"{BLUEPRINT}.login", signed_out=1))
+
+    def _sign_in_page(next_path: str, status: int = 200, **values: Any) -> Response:
+        token = flask.session.get("csrf")
+        if not isinstance(token, str):
+            token = flask.session["csrf"] = secrets.token_urlsafe(24)
+        try:
+            no_users = not list_users(settings.users_file)
+        except RecsightError as exc:
+            no_users = False
+            values.setdefault("error", str(exc))
+        body = html.render_sign_in(urls.assets, flask.url_for(f"{BLUEPRINT}.login"), token, next_path,
+                                   no_users=no_users, **values)
+        return flask.make_response(body, status)
+
+    def _sign_in(next_path: str) -> Response:
+        form = flask.request.form
+        name = form.get("name", "")[:_MAX_FORM_NAME]
+        password = form.get("password", "")
+        expected, sent = flask.session.get("csrf"), form.get("csrf", "")
+        if not isinstance(expected, str) or not hmac.compare_digest(expected.encode(), sent.encode()):
+            return _refuse(name, "the sign-in form expired", next_path, 400,
+                           "The form expired. Please sign in again.")
+        try:
+            user = verify_user(settings.users_file, name, password)
+        except RecsightError as exc:
+            return _refuse(name, f"users file unreadable: {exc}", next_path, 503, str(exc))
+        if user is None:
+            return _refuse(name, _failure_reason(settings, name), next_path, 401, "Wrong user name or password.")
+        try:
+            audit.record(settings.audit_db, user.name, user.role, audit.SIGN_IN, detail=f"from {_remote()}")
+        except RecsightError as exc:
+            log.error("sign-in of %s refused: %s", user.name, exc)
+            return _sign_in_page(next_path, 503, name=name, error=f"Sign-in is unavailable: {exc}")
+        access.start_session(user)
+        log.info("%s (%s) signed in", user.name, user.role)
+        return flask.redirect(next_path or _home(config, urls, user))
+
+    def _refuse(name: str, reason: str, next_path: str, status: int, message: str) -> Response:
+        try:
+            audit.record(settings.audit_db, name, None, audit.SIGN_IN_FAILED, detail=f"{reason} from {_remote()}")
+        except RecsightError as exc:
+            log.error("failed sign-in not audited: %s", exc)
+            message = f"Sign-in is unavailable: {exc}"
+            status = 503
+        return _sign_in_page(next_path, status, name=name, error=message)
+
+    return blueprint
+
+
+def _home(config: access.AccessConfig, urls: _Urls, user: User) -> str:
+    """Where ``user`` lands after signing in: the first menu page their role may open (the
+    app's root, which then explains, when there is none)."""
+    pages = access.allowed_pages(user.role, config)
+    return pages[0]["relative_path"] if pages else urls.root
+
+
+def _failure_reason(settings: Settings, name: str) -> str:
+    try:
+        return "wrong password" if get_user(settings.users_file, name) is not None else "unknown user"
+    except RecsightError:
+        return "users file unreadable"
+
+
+def _safe_next(value: str) -> str:
+    """``value`` if it is a path on this server (never another site), else ''."""
+    if (not value or len(value) > _MAX_NEXT or not value.startswith("/") or value.startswith("//")
+            or "\\" in value or any(ord(ch) < 32 for ch in value)):
+        return ""
+    path = value.split("?", 1)[0]
+    if path.endswith(("/login", "/logout")):
+        return ""
+    return value
+
+
+def _remote() -> str:
+    return flask.request.remote_addr or "unknown address"
