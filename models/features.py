@@ -1,0 +1,292 @@
+"""User x item features for the ranker, and the one registry of their names and human labels.
+
+Every feature is computed from a stage's history table only (the profiles are built as of the
+stage's cutoff), so a feature row never holds anything from the window it is asked to predict.
+The registry (:data:`FEATURES`) is what explanations and the dashboard read: each feature's
+``label`` is the wording an agent reads out ("Affinity to the item's brand").
+
+Three parts, so serving one user reuses the batch SQL:
+
+- :func:`build_item_table` — item-level statistics of a history (profiles' item stats plus the
+  candidate index's popularity); built once per history and saved with the model;
+- :func:`build_user_tables` — per-user profile, brand/category shares and recency, for a set of users;
+- :func:`assemble` — joins candidates, items and users into the feature frame.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from analytics import profiles as prof
+from analytics import schema as s
+from models.candidates import DEFAULT_COVIS, CandidateIndex
+
+__all__ = [
+    "FeatureSpec", "FEATURES", "ATTENTION_SCORE", "feature_names", "feature_spec", "label_of",
+    "build_item_table", "build_user_tables", "assemble",
+]
+
+log = logging.getLogger(__name__)
+
+ATTENTION_SCORE = "attention_score"
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One ranker feature: its column name, the human label, a group, and what it measures."""
+
+    name: str
+    label: str
+    group: str
+    description: str
+    temporal_only: bool = False  # needs real timestamps (meaningless for order-only data)
+
+
+_VARIANT_WORDS = {
+    "next": ("bought or viewed right after", "after"),
+    "prev": ("bought or viewed right before", "before"),
+    "near": ("bought or viewed by the same customers as", "near"),
+}
+
+
+def _covis_specs() -> list[FeatureSpec]:
+    specs = []
+    for covis in DEFAULT_COVIS:
+        words, short = _VARIANT_WORDS[covis.name]
+        group = "co-visitation"
+        specs += [
+            FeatureSpec(f"{covis.name}_sum", f"Often {words} your recent items", group,
+                        f"co-visitation ({short}, {covis.window} steps) from the recent items, recent steps weigh more"),
+            FeatureSpec(f"{covis.name}_psum", f"Share of shoppers' next steps ({short}) from your recent items", group,
+                        "as above with each source item's weights normalised to sum to 1"),
+            FeatureSpec(f"{covis.name}_max", f"Strongest link ({short}) to one of your recent items", group,
+                        "largest co-visitation weight from any recent item"),
+            FeatureSpec(f"{covis.name}_nsrc", f"How many of your recent items link to it ({short})", group,
+                        "number of recent items with a co-visitation link to the candidate"),
+        ]
+        specs += [
+            FeatureSpec(f"{covis.name}_s{step}", f"Link ({short}) to your {_ordinal(step)} most recent step", group,
+                        f"co-visitation weight from the items of the step {step} back only")
+            for step in (1, 2, 3)
+        ]
+    return specs
+
+
+def _ordinal(n: int) -> str:
+    return {1: "", 2: "2nd", 3: "3rd"}.get(n, f"{n}th").strip() or "very"
+
+
+FEATURES: tuple[FeatureSpec, ...] = (
+    *_covis_specs(),
+    FeatureSpec("cand_rank", "Rank among the shortlisted items", "co-visitation",
+                "position in the merged candidate list (1 = strongest evidence)"),
+    FeatureSpec("pop_rank", "Popularity rank among shoppers' latest picks", "popularity",
+                "rank of the item by how many customers picked it in their latest steps"),
+    FeatureSpec("item_users", "Number of customers who picked the item", "popularity",
+                "distinct customers with any event on the item"),
+    FeatureSpec("item_recent_users", "Customers who picked it in their latest steps", "popularity",
+                "distinct customers with the item in their last 3 steps"),
+    FeatureSpec("item_purchases", "Times the item was bought", "popularity", "purchase events on the item"),
+    FeatureSpec("item_conversion", "Item's view-to-purchase rate", "item", "purchases / views of the item",
+                temporal_only=True),
+    FeatureSpec("item_trend_7d", "Item's popularity trend this week", "popularity",
+                "(events in the last 7 days + 1) / (events in the 7 days before + 1)", temporal_only=True),
+    FeatureSpec("item_events_7d", "Item's activity in the last 7 days", "popularity",
+                "events on the item in the last 7 days", temporal_only=True),
+    FeatureSpec("item_age_days", "Days since the item first appeared", "item",
+                "days from the item's first event to the cutoff", temporal_only=True),
+    FeatureSpec("brand_share", "Affinity to the item's brand", "affinity",
+                "share of the customer's (relevance-weighted) activity on the item's brand"),
+    FeatureSpec("category_share", "Affinity to the item's category", "affinity",
+                "share of the customer's activity in the item's category"),
+    FeatureSpec("root_share", "Affinity to the item's department", "affinity",
+                "share of the customer's activity in the item's top-level category"),
+    FeatureSpec("brand_steps", "Steps since the customer last chose this brand", "recency",
+                "how many steps back the customer's last event on the item's brand is (empty: never)"),
+    FeatureSpec("category_steps", "Steps since the customer last chose this category", "recency",
+                "how many steps back the customer's last event in the item's category is (empty: never)"),
+    FeatureSpec("brand_days", "Days since the customer last chose this brand", "recency",
+                "days from the customer's last event on the item's brand to the cutoff", temporal_only=True),
+    FeatureSpec("category_days", "Days since the customer last chose this category", "recency",
+                "days from the customer's last event in the item's category to the cutoff", temporal_only=True),
+    FeatureSpec("same_brand_last", "Same brand as the customer's last item", "affinity",
+                "1 if the item's brand is the brand of an item of the customer's last step"),
+    FeatureSpec("same_category_last", "Same category as the customer's last item", "affinity",
+                "1 if the item's category is the category of an item of the customer's last step"),
+    FeatureSpec("price_ratio", "Price against the customer's usual price", "price",
+                "item price / median price the customer paid or viewed (empty without prices)"),
+    FeatureSpec("user_events", "Customer's number of events", "customer", "events in the customer's history"),
+    FeatureSpec("user_steps", "Customer's number of visits", "customer",
+                "distinct steps (timestamps) in the customer's history"),
+    FeatureSpec("user_days_inactive", "Days since the customer's last activity", "customer",
+                "days from the customer's last event to the cutoff", temporal_only=True),
+    FeatureSpec(ATTENTION_SCORE, "Deep-interest score from the customer's recent behaviour", "attention",
+                "logit of the target-attention (DIN) network over the last behaviours"),
+)
+
+_BY_NAME = {spec.name: spec for spec in FEATURES}
+
+
+def feature_spec(name: str) -> FeatureSpec:
+    """The registry entry of a feature column."""
+    return _BY_NAME[name]
+
+
+def label_of(name: str) -> str:
+    """The human label of a feature column (explanations show this, never the column name)."""
+    return _BY_NAME[name].label
+
+
+def feature_names(temporal: bool, with_attention: bool) -> list[str]:
+    """The ranker's columns for a protocol, in registry order."""
+    return [
+        f.name for f in FEATURES
+        if (temporal or not f.temporal_only) and (with_attention or f.name != ATTENTION_SCORE)
+    ]
+
+
+def build_item_table(
+    con: duckdb.DuckDBPyConnection, history: str, index: CandidateIndex, as_of: datetime | None, out: str
+) -> str:
+    """Item-level features of ``history`` as of ``as_of`` (profiles' item stats + popularity)."""
+    prof.build_profiles(con, _as_of(con, history, as_of), events_table=history,
+                        user_table=f"{out}_unused_users", item_table=f"{out}_stats", temporary=True)
+    con.execute(f"DROP TABLE IF EXISTS {out}_unused_users")
+    cutoff = _as_of(con, history, as_of)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {out} AS
+        SELECT st.{s.ITEM_ID}, st.{s.CATEGORY}, st.{prof.ROOT_CATEGORY} AS root, st.{s.BRAND}, st.{s.PRICE},
+               st.{prof.UNIQUE_USERS} AS item_users,
+               coalesce(p.n_recent, 0) AS item_recent_users,
+               st.{prof.COUNT_COLUMNS[s.PURCHASE]} AS item_purchases,
+               st.{prof.CONVERSION} AS item_conversion,
+               st.{prof.TREND_7D} AS item_trend_7d,
+               st.{prof.N_EVENTS_7D} AS item_events_7d,
+               (epoch_us(?::TIMESTAMP) - epoch_us(st.{s.FIRST_SEEN})) / 86400e6 AS item_age_days
+        FROM {out}_stats st LEFT JOIN {index.popular} p USING ({s.ITEM_ID})""",
+        [cutoff],
+    )
+    con.execute(f"DROP TABLE {out}_stats")
+    return out
+
+
+def _as_of(con: duckdb.DuckDBPyConnection, history: str, as_of: datetime | None) -> datetime:
+    if as_of is not None:
+        return as_of
+    last = con.execute(f"SELECT max({s.TS}) FROM {history}").fetchone()[0]
+    return (last or datetime(1970, 1, 1)) + timedelta(microseconds=1)
+
+
+def build_user_tables(
+    con: duckdb.DuckDBPyConnection, history: str, seq: str, users: str, as_of: datetime | None, out: str
+) -> None:
+    """Per-user features: ``{out}_profile`` and ``{out}_affinity`` (per brand/category/root).
+
+    ``seq`` is the step table of :func:`models.candidates.build_sequences` for these users.
+    """
+    cutoff = _as_of(con, history, as_of)
+    user_events = f"{out}_events"
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {user_events} AS
+        SELECT h.* FROM {history} h WHERE h.{s.USER_ID} IN (SELECT {s.USER_ID} FROM {users})"""
+    )
+    prof.build_profiles(con, cutoff, events_table=user_events, user_table=f"{out}_profile_raw",
+                        item_table=f"{out}_unused_items", temporary=True)
+    con.execute(f"DROP TABLE IF EXISTS {out}_unused_items")
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {out}_profile AS
+        SELECT p.{s.USER_ID}, p.{prof.N_EVENTS} AS user_events, st.user_steps,
+               (epoch_us(?::TIMESTAMP) - epoch_us(p.{prof.LAST_ACTIVE})) / 86400e6 AS user_days_inactive,
+               coalesce(p.{prof.BUY_PRICE_MEDIAN}, p.{prof.VIEW_PRICE_MEDIAN}) AS user_price,
+               p.{prof.RFM_SEGMENT} AS rfm_segment
+        FROM {out}_profile_raw p
+        LEFT JOIN (SELECT {s.USER_ID}, max(pos) AS user_steps FROM {seq} GROUP BY ALL) st USING ({s.USER_ID})""",
+        [cutoff],
+    )
+    con.execute(f"DROP TABLE {out}_profile_raw")
+    grade = " ".join(f"WHEN '{e}' THEN {g}" for e, g in s.RELEVANCE.items())
+    sep = s.CATEGORY_SEPARATOR.replace("'", "''")
+    # Shares weigh events by relevance (a purchase says more than a view); recency in steps and days.
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {out}_affinity AS
+        WITH ev AS (
+            SELECT e.{s.USER_ID}, e.{s.TS}, CASE e.{s.EVENT_TYPE} {grade} ELSE 0 END AS w,
+                   i.{s.BRAND} AS brand, i.{s.CATEGORY} AS category, split_part(i.{s.CATEGORY}, '{sep}', 1) AS root
+            FROM {user_events} e LEFT JOIN {s.ITEMS} i USING ({s.ITEM_ID})
+        ), keyed AS (
+            SELECT {s.USER_ID}, {s.TS}, w, 'b' AS kind, brand AS key FROM ev WHERE brand IS NOT NULL
+            UNION ALL SELECT {s.USER_ID}, {s.TS}, w, 'c', category FROM ev WHERE category IS NOT NULL
+            UNION ALL SELECT {s.USER_ID}, {s.TS}, w, 'r', root FROM ev WHERE root IS NOT NULL AND root <> ''
+        ), steps AS (
+            SELECT sq.{s.USER_ID}, 'b' AS kind, i.{s.BRAND} AS key, min(sq.step) AS steps
+            FROM {seq} sq JOIN {s.ITEMS} i USING ({s.ITEM_ID}) WHERE i.{s.BRAND} IS NOT NULL GROUP BY ALL
+            UNION ALL
+            SELECT sq.{s.USER_ID}, 'c', i.{s.CATEGORY}, min(sq.step)
+            FROM {seq} sq JOIN {s.ITEMS} i USING ({s.ITEM_ID}) WHERE i.{s.CATEGORY} IS NOT NULL GROUP BY ALL
+        ), agg AS (
+            SELECT {s.USER_ID}, kind, key, sum(w) AS w,
+                   (epoch_us(?::TIMESTAMP) - epoch_us(max({s.TS}))) / 86400e6 AS days
+            FROM keyed GROUP BY ALL
+        )
+        SELECT a.{s.USER_ID}, a.kind, a.key,
+               a.w / nullif(sum(a.w) OVER (PARTITION BY a.{s.USER_ID}, a.kind), 0) AS share,
+               a.days, st.steps
+        FROM agg a LEFT JOIN steps st USING ({s.USER_ID}, kind, key)""",
+        [cutoff],
+    )
+    con.execute(f"DROP TABLE {user_events}")
+
+
+def assemble(
+    con: duckdb.DuckDBPyConnection, candidates: str, items: str, users: str, seq: str,
+    labels: str | None = None,
+) -> pd.DataFrame:
+    """The feature frame: user_id, item_id, every registry column we can compute, and ``label``.
+
+    ``users`` is the prefix given to :func:`build_user_tables`. The attention score is added by
+    the caller (it needs the network); rows are sorted by user then candidate rank.
+    """
+    covis_cols = ", ".join(
+        f"c.{f.name}" for f in FEATURES if f.group == "co-visitation" and f.name != "cand_rank"
+    )
+    label_join = (
+        f"LEFT JOIN {labels} l ON l.{s.USER_ID} = c.{s.USER_ID} AND l.{s.ITEM_ID} = c.{s.ITEM_ID}" if labels else ""
+    )
+    label_col = "coalesce(l.relevance, 0)" if labels else "0"
+    aff = f"{users}_affinity"
+    frame = con.execute(
+        f"""WITH last_step AS (
+            SELECT DISTINCT sq.{s.USER_ID}, i.{s.BRAND}, i.{s.CATEGORY}
+            FROM {seq} sq JOIN {s.ITEMS} i USING ({s.ITEM_ID}) WHERE sq.step = 1
+        )
+        SELECT c.{s.USER_ID}, c.{s.ITEM_ID}, {covis_cols}, c.cand_rank, c.pop_rank,
+               it.item_users, it.item_recent_users, it.item_purchases, it.item_conversion,
+               it.item_trend_7d, it.item_events_7d, it.item_age_days,
+               coalesce(ab.share, 0) AS brand_share, coalesce(ac.share, 0) AS category_share,
+               coalesce(ar.share, 0) AS root_share,
+               ab.steps AS brand_steps, ac.steps AS category_steps, ab.days AS brand_days, ac.days AS category_days,
+               (EXISTS (SELECT 1 FROM last_step ls WHERE ls.{s.USER_ID} = c.{s.USER_ID}
+                        AND ls.{s.BRAND} = it.{s.BRAND}))::INT AS same_brand_last,
+               (EXISTS (SELECT 1 FROM last_step ls WHERE ls.{s.USER_ID} = c.{s.USER_ID}
+                        AND ls.{s.CATEGORY} = it.{s.CATEGORY}))::INT AS same_category_last,
+               it.{s.PRICE} / nullif(up.user_price, 0) AS price_ratio,
+               up.user_events, up.user_steps, up.user_days_inactive,
+               {label_col} AS label
+        FROM {candidates} c
+        LEFT JOIN {items} it ON it.{s.ITEM_ID} = c.{s.ITEM_ID}
+        LEFT JOIN {users}_profile up ON up.{s.USER_ID} = c.{s.USER_ID}
+        LEFT JOIN {aff} ab ON ab.{s.USER_ID} = c.{s.USER_ID} AND ab.kind = 'b' AND ab.key = it.{s.BRAND}
+        LEFT JOIN {aff} ac ON ac.{s.USER_ID} = c.{s.USER_ID} AND ac.kind = 'c' AND ac.key = it.{s.CATEGORY}
+        LEFT JOIN {aff} ar ON ar.{s.USER_ID} = c.{s.USER_ID} AND ar.kind = 'r' AND ar.key = it.root
+        {label_join}
+        ORDER BY c.{s.USER_ID}, c.cand_rank"""
+    ).df()
+    numeric = frame.columns.difference([s.USER_ID, s.ITEM_ID])
+    frame[numeric] = frame[numeric].astype(np.float64)
+    return frame

@@ -1,0 +1,284 @@
+"""Train, evaluate and recommend: what ``cli.py train|evaluate|recommend`` run.
+
+``train`` splits the shop's events by protocol (:mod:`models.splits`), trains the attention
+network and the two rankers on the training stage only, evaluates every model on the held-out
+test stage beside the popularity and co-visitation baselines, builds the serving tables from all
+events, and publishes one model version (:mod:`models.registry`). ``evaluate`` recomputes that
+table from the stored models and the database, so it is an independent check, not a cached print.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+
+from analytics import metrics
+from analytics import schema as s
+from analytics.db import connect_read_only
+from errors import RecsightError
+from models import registry
+from models.attention import AttentionModel, train_attention
+from models.candidates import covisit_ranking, popularity_ranking
+from models.features import feature_names
+from models.hybrid import (
+    QUICK, EngineConfig, Models, Recommender, engine_config_from, feature_frame,
+    prepare_history, rank_frame,
+)
+from models.ranker import Ranker, train_ranker
+from models.splits import LEAVE_ONE_OUT, TEMPORAL, Split, detect_protocol, make_split
+
+__all__ = ["MODEL_NAMES", "train", "evaluate", "evaluate_split", "format_evaluation", "recommend",
+           "format_recommendations"]
+
+log = logging.getLogger(__name__)
+
+MODEL_NAMES = ("popularity", "covisit", "attention", "ranker", "hybrid")
+# History-length buckets (events) for leave-one-out segments.
+_LENGTH_BUCKETS = ((1, 5, "1-5 events"), (6, 10, "6-10 events"), (11, 20, "11-20 events"), (21, None, "21+ events"))
+
+
+def train(db_path: Path, models_dir: Path, protocol: str | None = None, quick: bool = False) -> dict:
+    """Train every model on ``db_path``, evaluate it, and publish a new version in ``models_dir``."""
+    started = time.perf_counter()
+    config = QUICK if quick else EngineConfig()
+    timings: dict[str, float] = {}
+
+    def lap(name: str, since: float) -> float:
+        now = time.perf_counter()
+        timings[name] = round(now - since, 2)
+        log.info("%s: %.1f s", name, now - since)
+        return now
+
+    con = connect_read_only(db_path)
+    try:
+        protocol = protocol or detect_protocol(con)
+        split = make_split(con, protocol)
+        data_fingerprint = registry.fingerprint(con)
+        t = lap("split", started)
+        attention = train_attention(con, split.train.history, config.attention)
+        t = lap("attention", t)
+        tables = prepare_history(con, split.train.history, split.train.as_of, config, "tr")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE tr_users AS SELECT DISTINCT {s.USER_ID} FROM {split.train.labels}")
+        frame = feature_frame(con, tables, "tr_users", "tr", labels=split.train.labels, attention=attention)
+        t = lap("training features", t)
+        temporal = protocol == TEMPORAL
+        ranker = train_ranker(frame, feature_names(temporal, with_attention=False), config.ranker)
+        hybrid = train_ranker(frame, feature_names(temporal, with_attention=True), config.ranker)
+        del frame
+        models = Models(ranker, hybrid, attention)
+        t = lap("rankers", t)
+        evaluation = evaluate_split(con, split, models, config, dataset=Path(db_path).stem)
+        t = lap("evaluation", t)
+        serving = prepare_history(con, s.EVENTS, None, config, "serve")
+        serving_as_of = con.execute(f"SELECT max({s.TS}) + INTERVAL 1 MICROSECOND FROM {s.EVENTS}").fetchone()[0]
+        t = lap("serving tables", t)
+        timings["total"] = round(time.perf_counter() - started, 2)
+
+        def fill(folder: Path) -> dict:
+            ranker.save(folder / registry.RANKER_FILE)
+            hybrid.save(folder / registry.HYBRID_FILE)
+            attention.save(folder / registry.ATTENTION_FILE)
+            serving.index.save(folder / "serving", con)
+            con.execute(f"COPY {serving.items} TO '{folder / 'serving' / (serving.items + '.parquet')}' (FORMAT PARQUET)")
+            return {
+                "dataset": Path(db_path).stem,
+                "fingerprint": data_fingerprint,
+                "protocol": protocol,
+                "split": _split_summary(split),
+                "features": {"ranker": ranker.features, "hybrid": hybrid.features},
+                "config": dataclasses.asdict(config),
+                "quick": quick,
+                "metrics": evaluation,
+                "ranker_trees": {"ranker": ranker.booster.num_trees(), "hybrid": hybrid.booster.num_trees()},
+                "attention_training": {k: v for k, v in attention.training.items() if k != "epochs"},
+                "serving_as_of": serving_as_of.isoformat(),
+                "timings_s": timings,
+                "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
+
+        path = registry.write_version(Path(models_dir), fill)
+    finally:
+        con.close()
+    return {"models": str(path), "protocol": protocol, "target": evaluation["target"],
+            "timings_s": timings, "candidates": evaluation["candidates"],
+            "ndcg@10": {name: evaluation["models"][name]["ndcg@10"] for name in MODEL_NAMES}}
+
+
+def _split_summary(split: Split) -> dict:
+    return {
+        "target": split.target,
+        "window_days": split.window.total_seconds() / 86400 if split.window else None,
+        "train_cutoff": split.train.as_of.isoformat() if split.train.as_of else None,
+        "test_cutoff": split.test.as_of.isoformat() if split.test.as_of else None,
+    }
+
+
+def evaluate(db_path: Path, models_dir: Path, k: int = 10) -> dict:
+    """Recompute the evaluation table of the current models on the database's test stage."""
+    con = connect_read_only(db_path)
+    try:
+        artifact = registry.load_current(Path(models_dir), con)
+        meta = artifact.metadata
+        config = engine_config_from(meta["config"])
+        models = Models(
+            ranker=Ranker.load(artifact.path / registry.RANKER_FILE, meta["features"]["ranker"]),
+            hybrid=Ranker.load(artifact.path / registry.HYBRID_FILE, meta["features"]["hybrid"]),
+            attention=AttentionModel.load(artifact.path / registry.ATTENTION_FILE),
+        )
+        window = meta["split"]["window_days"]
+        split = make_split(con, meta["protocol"], window=None if window is None else timedelta(days=window))
+        return evaluate_split(con, split, models, config, k=k, dataset=meta.get("dataset", Path(db_path).stem))
+    finally:
+        con.close()
+
+
+def evaluate_split(
+    con: duckdb.DuckDBPyConnection, split: Split, models: Models, config: EngineConfig,
+    k: int = 10, dataset: str = "",
+) -> dict:
+    """Every model of :data:`MODEL_NAMES` on the test stage, overall and per segment."""
+    test = split.test
+    n = max(config.list_length, 2 * k)
+    tables = prepare_history(con, test.history, test.as_of, config, "ev")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE ev_users AS SELECT DISTINCT {s.USER_ID} FROM {test.labels}")
+    frame = feature_frame(con, tables, "ev_users", "ev", labels=test.labels, attention=models.attention)
+    truth: dict[str, dict[str, float]] = {}
+    for user, item, grade in con.execute(f"SELECT {s.USER_ID}, {s.ITEM_ID}, relevance FROM {test.labels}").fetchall():
+        truth.setdefault(user, {})[item] = float(grade if split.target == "any behaviour" else 1)
+    users = sorted(truth)
+    seen = "ev_cand_seq"
+    histories = models.attention.histories(con, test.history, users)
+    rankings = {
+        "popularity": popularity_ranking(con, tables.index, "ev_users", seen, n),
+        "covisit": covisit_ranking(con, tables.index, "ev_cand", "ev_users", seen, n),
+        "attention": _items(models.attention.top_k(histories, users, n, exclude_seen=True)),
+        "ranker": _items(rank_frame(frame, models.ranker, n)),
+        "hybrid": _items(rank_frame(frame, models.hybrid, n)),
+    }
+    catalogue_size, n_history_users = con.execute(
+        f"SELECT (SELECT count(*) FROM {tables.items}), (SELECT count(DISTINCT {s.USER_ID}) FROM {test.history})"
+    ).fetchone()
+    item_users = dict(con.execute(f"SELECT {s.ITEM_ID}, item_users FROM {tables.items}").fetchall())
+    common = {"catalogue_size": catalogue_size, "item_users": item_users, "n_users": n_history_users}
+    result = {
+        "dataset": dataset,
+        "protocol": split.protocol,
+        "target": split.target,
+        "k": k,
+        "users": len(users),
+        "models": {name: _rounded(metrics.evaluate_rankings(r, truth, k, **common)) for name, r in rankings.items()},
+        "candidates": _candidate_recall(con, test.labels, "ev_cand", len(truth), (k, 50, 100, 200)),
+    }
+    segment_of, by = _segments(con, split, "ev_usr_profile")
+    groups: dict[str, dict] = {}
+    for segment in sorted(set(segment_of.values())):
+        members = {u: truth[u] for u in users if segment_of.get(u) == segment}
+        groups[segment] = {
+            name: {key: value for key, value in _rounded(metrics.evaluate_rankings(r, members, k, **common)).items()
+                   if key in (f"hr@{k}", f"ndcg@{k}", f"recall@{k}", "users")}
+            for name, r in rankings.items()
+        }
+    result["segments"] = {"by": by, "groups": groups}
+    return result
+
+
+def _items(ranked: dict[str, list[tuple[str, float]]]) -> dict[str, list[str]]:
+    return {user: [item for item, _ in pairs] for user, pairs in ranked.items()}
+
+
+def _rounded(values: dict) -> dict:
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in values.items()}
+
+
+def _candidate_recall(con: duckdb.DuckDBPyConnection, labels: str, candidates: str, n_relevant_users: int,
+                      budgets: tuple[int, ...]) -> dict[str, float]:
+    """Share of the test targets inside the first N candidates: the ranker's ceiling at N."""
+    total = con.execute(f"SELECT count(*) FROM {labels}").fetchone()[0] or 1
+    out = {}
+    for budget in budgets:
+        found = con.execute(
+            f"""SELECT count(*) FROM {candidates} c JOIN {labels} l USING ({s.USER_ID}, {s.ITEM_ID})
+                WHERE c.cand_rank <= {budget}"""
+        ).fetchone()[0]
+        out[f"recall@{budget}"] = round(found / total, 6)
+    return out
+
+
+def _segments(con: duckdb.DuckDBPyConnection, split: Split, profile: str) -> tuple[dict[str, str], str]:
+    """RFM segment (temporal) or history-length bucket (leave-one-out) of each test user."""
+    if split.protocol == LEAVE_ONE_OUT:
+        cases = " ".join(
+            f"WHEN user_events >= {lo}" + (f" AND user_events <= {hi}" if hi else "") + f" THEN '{name}'"
+            for lo, hi, name in _LENGTH_BUCKETS
+        )
+        rows = con.execute(f"SELECT {s.USER_ID}, CASE {cases} END FROM {profile}").fetchall()
+        return dict(rows), "history length"
+    rows = con.execute(f"SELECT {s.USER_ID}, rfm_segment FROM {profile}").fetchall()
+    return dict(rows), "RFM segment"
+
+
+def format_evaluation(result: dict) -> str:
+    """The evaluation as a readable table: one row per model, then the per-segment NDCG."""
+    k = result["k"]
+    columns = [f"hr@{k}", f"ndcg@{k}", f"hr@{2 * k}", f"ndcg@{2 * k}", f"recall@{k}", f"map@{k}", "mrr",
+               f"coverage@{k}", f"novelty@{k}"]
+    lines = [
+        f"dataset {result['dataset']} | protocol {result['protocol']} | target {result['target']} "
+        f"| {result['users']} test users",
+        f"{'model':<12}" + "".join(f"{c:>13}" for c in columns),
+    ]
+    for name, values in result["models"].items():
+        lines.append(f"{name:<12}" + "".join(f"{values.get(c, 0.0):>13.4f}" for c in columns))
+    cand = result.get("candidates", {})
+    if cand:
+        lines.append("candidate recall (ranker ceiling): " + ", ".join(f"{key} {v:.4f}" for key, v in cand.items()))
+    segments = result.get("segments", {})
+    if segments.get("groups"):
+        names = list(result["models"])
+        lines.append(f"ndcg@{k} by {segments['by']}:")
+        lines.append(f"{'segment':<16}{'users':>7}" + "".join(f"{m:>12}" for m in names))
+        for segment, per_model in segments["groups"].items():
+            users = next(iter(per_model.values())).get("users", 0)
+            lines.append(f"{segment:<16}{users:>7}" + "".join(f"{per_model[m][f'ndcg@{k}']:>12.4f}" for m in names))
+    return "\n".join(lines)
+
+
+def recommend(db_path: Path, models_dir: Path, user: str, k: int = 10, explain: bool = False,
+              secret: str = "") -> dict:
+    """Top ``k`` items for one customer (shop id or pseudonym), as the JSON of ``recommend --json``."""
+    recommender = Recommender.load(Path(db_path), Path(models_dir))
+    try:
+        user_id = recommender.resolve_user(user, secret)
+        result = recommender.recommend(user_id, k)
+        payload = result.to_dict()
+        if explain:
+            payload = _explained(recommender, result, payload)
+        return payload
+    finally:
+        recommender.close()
+
+
+def _explained(recommender: Recommender, result, payload: dict) -> dict:
+    try:
+        from explain.api import explain_recommendation  # the explanations issue provides this
+    except ImportError:
+        raise RecsightError("explanations are not installed in this build (explain.api is missing)") from None
+    return explain_recommendation(recommender, result, payload)
+
+
+def format_recommendations(result: dict) -> str:
+    """A readable list: rank, score, item id and title."""
+    head = f"customer {result['user_id']}" + (" (cold start: popular items)" if result["cold_start"] else "")
+    lines = [head]
+    for item in result["items"]:
+        lines.append(f"{item['rank']:>3}. {item['score']:>8.4f}  {item['item_id']}  {item['title']}")
+        for reason in (item.get("explanation") or {}).get("reasons", []):
+            lines.append(f"       - {reason}")
+    if not result["items"]:
+        lines.append("  (no items to recommend)")
+    return "\n".join(lines)

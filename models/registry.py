@@ -1,0 +1,159 @@
+"""Trained model versions on disk: written atomically, loaded with one clear error when unusable.
+
+Layout of ``models_dir``::
+
+    CURRENT                 one line: the name of the version in use
+    versions/<name>/        metadata.json, ranker.txt, hybrid.txt, attention.pt, serving/*.parquet
+
+A training run fills a hidden staging folder, renames it into ``versions/`` and only then swaps
+``CURRENT`` (temp file + ``os.replace``). A run that dies half-way leaves a staging folder that is
+never read, and the previous version stays the current one. The metadata records a fingerprint of
+the shop's events and items; a model trained on other data is refused rather than served wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Callable
+
+import duckdb
+
+from analytics import schema as s
+from errors import RecsightError
+
+__all__ = [
+    "FORMAT_VERSION", "RANKER_FILE", "HYBRID_FILE", "ATTENTION_FILE", "METADATA_FILE",
+    "Artifact", "fingerprint", "package_versions", "write_version", "load_current",
+]
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+CURRENT_FILE = "CURRENT"
+VERSIONS_DIR = "versions"
+METADATA_FILE = "metadata.json"
+RANKER_FILE = "ranker.txt"
+HYBRID_FILE = "hybrid.txt"
+ATTENTION_FILE = "attention.pt"
+KEEP_VERSIONS = 3
+_PACKAGES = ("lightgbm", "torch", "duckdb", "numpy", "pandas", "scikit-learn")
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A loaded model version: its folder and its metadata."""
+
+    path: Path
+    metadata: dict
+
+
+def fingerprint(con: duckdb.DuckDBPyConnection) -> str:
+    """A short hash of the events and items tables' contents (order-independent)."""
+    events = con.execute(
+        f"""SELECT count(*), min({s.TS})::VARCHAR, max({s.TS})::VARCHAR,
+                   sum(hash({s.USER_ID}, {s.ITEM_ID}, {s.EVENT_TYPE}, {s.TS}, {s.QUANTITY}, {s.PRICE})::HUGEINT)::VARCHAR
+            FROM {s.EVENTS}"""
+    ).fetchone()
+    items = con.execute(
+        f"SELECT count(*), sum(hash({s.ITEM_ID}, {s.CATEGORY}, {s.BRAND}, {s.PRICE})::HUGEINT)::VARCHAR FROM {s.ITEMS}"
+    ).fetchone()
+    return hashlib.sha256(repr((events, items)).encode()).hexdigest()[:24]
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
+def write_version(models_dir: Path, fill: Callable[[Path], dict]) -> Path:
+    """Stage a new version with ``fill(folder) -> metadata``, publish it, and make it current."""
+    models_dir = Path(models_dir)
+    versions = models_dir / VERSIONS_DIR
+    try:
+        versions.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RecsightError(f"cannot create models folder {models_dir}: {exc.strerror}") from None
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=versions))
+    try:
+        meta = dict(fill(staging))
+        meta["format_version"] = FORMAT_VERSION
+        meta.setdefault("packages", package_versions())
+        _write_atomic(staging / METADATA_FILE, json.dumps(meta, indent=2, default=str))
+        name = time.strftime("%Y%m%d-%H%M%S") + "-" + hashlib.sha256(staging.name.encode()).hexdigest()[:6]
+        final = versions / name
+        os.replace(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _write_atomic(models_dir / CURRENT_FILE, name + "\n")
+    _prune(versions, keep=name)
+    log.info("model version %s written to %s", name, final)
+    return final
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _prune(versions: Path, keep: str) -> None:
+    """Keep the newest few versions (and never the current one's siblings being written)."""
+    done = sorted(p for p in versions.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for old in done[:-KEEP_VERSIONS]:
+        if old.name != keep:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def load_current(models_dir: Path, con: duckdb.DuckDBPyConnection | None = None) -> Artifact:
+    """The current version; with ``con``, also checks it was trained on this database's data."""
+    models_dir = Path(models_dir)
+    pointer = models_dir / CURRENT_FILE
+    if not pointer.exists():
+        raise RecsightError(f"no trained model in {models_dir}: run `python cli.py train` first")
+    name = pointer.read_text(encoding="utf-8").strip()
+    folder = models_dir / VERSIONS_DIR / name
+    if not name or "/" in name or not folder.is_dir():
+        raise RecsightError(f"model pointer {pointer} names a missing version {name!r}; retrain")
+    try:
+        meta = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecsightError(f"model version {name} has no {METADATA_FILE}; retrain") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise RecsightError(f"model metadata {folder / METADATA_FILE} is corrupt; retrain") from None
+    if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+        found = meta.get("format_version") if isinstance(meta, dict) else None
+        raise RecsightError(f"model version {name} has format {found}, this code reads {FORMAT_VERSION}; retrain")
+    for required in ("fingerprint", "protocol", "features", "config"):
+        if required not in meta:
+            raise RecsightError(f"model metadata of {name} lacks {required!r}; retrain")
+    if con is not None:
+        current = fingerprint(con)
+        if current != meta["fingerprint"]:
+            raise RecsightError(
+                f"the model was trained on other data (fingerprint {meta['fingerprint']}, "
+                f"database has {current}): run `python cli.py train` again"
+            )
+    return Artifact(folder, meta)
