@@ -1,0 +1,67 @@
+"""The loaded recommender a server process shares between requests, reloaded when the data changes.
+
+Loading a model version (boosters, the attention network, the serving tables) takes seconds, so
+each worker process loads it once and keeps it. A finished training run swaps the models folder's
+``CURRENT`` pointer and an ingest replaces the shop file; both change the *stamp* below, and the
+next request loads the new state while requests already running finish on the old one. A broken
+or missing model is reported as a :class:`RecsightError` with one clear line, and the old
+recommender (if any) keeps serving until a good version appears.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from errors import RecsightError
+from models.hybrid import Recommender
+from models.registry import CURRENT_FILE
+from settings import Settings
+
+__all__ = ["recommender_for", "forget_all"]
+
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_loaded: dict[tuple[Path, Path], tuple[tuple, Recommender]] = {}
+
+
+def _stamp(db_path: Path, models_dir: Path) -> tuple:
+    """What identifies the on-disk state: the shop file's identity and the current model version."""
+    try:
+        db = db_path.stat()
+    except FileNotFoundError:
+        raise RecsightError(f"no shop database at {db_path}: run `python cli.py ingest` first") from None
+    pointer = models_dir / CURRENT_FILE
+    try:
+        current = pointer.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise RecsightError(f"no trained model in {models_dir}: run `python cli.py train` first") from None
+    except OSError as exc:
+        raise RecsightError(f"cannot read {pointer}: {exc.strerror}") from None
+    return db.st_ino, db.st_mtime_ns, db.st_size, current
+
+
+def recommender_for(settings: Settings) -> Recommender:
+    """The recommender for ``settings``' shop and models, loading or reloading it when needed."""
+    key = (Path(settings.db_path).resolve(), Path(settings.models_dir).resolve())
+    stamp = _stamp(*key)
+    with _lock:
+        cached = _loaded.get(key)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        log.info("loading model version %s for %s", stamp[-1], key[0])
+        recommender = Recommender.load(*key)
+        _loaded[key] = (stamp, recommender)
+    # The replaced recommender is not closed here: a request may still be using it; its
+    # connection closes when the last reference goes.
+    return recommender
+
+
+def forget_all() -> None:
+    """Drop every loaded recommender (tests, and a server that is shutting down)."""
+    with _lock:
+        for _, recommender in _loaded.values():
+            recommender.close()
+        _loaded.clear()
