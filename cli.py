@@ -37,11 +37,9 @@ def cmd_synth(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from analytics.ingest import ingest_paths
-    from analytics.profiles import refresh_profiles
 
     summary = ingest_paths(args.db, args.format, args.paths, secret=settings.require_secret())
-    print(summary.render())
-    refresh_profiles(args.db)
+    print(summary.render())  # the profiles were rebuilt inside the same transaction
     return 0
 
 

@@ -1,8 +1,13 @@
 """Validated ingest of behaviour files into the shop's DuckDB store.
 
-``ingest_paths`` runs one whole ingest in a single DuckDB transaction: any fatal problem (a
-missing or unreadable file, a file that is not in the claimed format) rolls everything back, so
-the database is exactly as it was (a database file created by the failed call is removed again).
+``ingest_paths`` runs one whole ingest in a single DuckDB transaction on a private copy of the
+shop file (``analytics.db.rewriting``) and rebuilds the profile tables in that same transaction;
+only a complete, checkpointed copy replaces the shop file (``os.replace``). So any fatal problem
+(a missing or unreadable file, a file that is not in the claimed format, a full disk, a kill)
+leaves the database exactly as it was (or absent, if it did not exist), a running server keeps
+its read-only connection to the old file and never blocks the ingest, and readers see the old
+store or the new one, never a mix. When every file was ingested before, the shop file is left
+as it is.
 
 Per file, the adapter validates and stages the rows in SQL; this module then does what is the
 same for every format:
@@ -38,7 +43,8 @@ from analytics.adapters import get_adapter
 from analytics.adapters._files import file_sha256
 from analytics.adapters._sources import MARKER, one, sql_str
 from analytics.adapters.base import Adapter, Staged, Unit
-from analytics.db import connect
+from analytics.db import rewriting
+from analytics.profiles import build_profiles
 from analytics.privacy import pseudonymise
 from errors import RecsightError
 
@@ -52,8 +58,10 @@ _INGESTED_DDL = (
     "format VARCHAR NOT NULL, rows_read BIGINT NOT NULL, ingested_at TIMESTAMP NOT NULL, PRIMARY KEY (sha256, format))"
 )
 # Problems with the input or the machine, not bugs: shown to the user as one line.
+# A FatalException is what DuckDB raises when a write fails (a full disk) and it gives up on the
+# file: here that file is the private working copy, so the shop file is still unchanged.
 _USER_FACING = (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException,
-                duckdb.OutOfMemoryException)
+                duckdb.OutOfMemoryException, duckdb.FatalException)
 _EVENT_COLUMNS = (S.ITEM_ID, S.EVENT_TYPE, S.TS, S.SESSION_ID, S.QUANTITY, S.PRICE, S.RATING)
 
 
@@ -130,14 +138,26 @@ def ingest_paths(db_path: Path, fmt: str, paths: list[Path], secret: str) -> Ing
         raise RecsightError("no input paths given")
     units = adapter.units([Path(p) for p in paths])
     db_path = Path(db_path)
-    existed = db_path.exists()
-    con = connect(db_path)
-    committed = False
     try:
-        con.execute("SET TimeZone = 'UTC'")
-        con.execute("SET preserve_insertion_order = true")  # CSV line numbers rely on it
-        con.execute("SET enable_progress_bar = false")
-        con.execute("BEGIN TRANSACTION")
+        with rewriting(db_path) as rewrite:
+            summary = _ingest_units(rewrite.con, adapter, units, fmt, db_path, secret)
+            if all(f.skipped is not None for f in summary.files):
+                rewrite.discard()  # nothing new: readers keep the file they have
+    except _USER_FACING as exc:
+        raise RecsightError(f"ingest failed, database unchanged: {_first_line(exc)}") from None
+    elapsed = time.perf_counter() - started
+    log.info("ingested %d file(s) as %s in %.1f s", len(units), fmt, elapsed)
+    return replace(summary, seconds=elapsed)
+
+
+def _ingest_units(con: duckdb.DuckDBPyConnection, adapter: Adapter, units: list[Unit], fmt: str,
+                  db_path: Path, secret: str) -> IngestSummary:
+    """Every unit, then the profiles, in one transaction on the working copy ``con``."""
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET preserve_insertion_order = true")  # CSV line numbers rely on it
+    con.execute("SET enable_progress_bar = false")
+    con.execute("BEGIN TRANSACTION")
+    try:
         S.create_tables(con)
         con.execute(_INGESTED_DDL)
         users_before, items_before = _count(con, S.USERS), _count(con, S.ITEMS)
@@ -149,20 +169,14 @@ def ingest_paths(db_path: Path, fmt: str, paths: list[Path], secret: str) -> Ing
         )
         if not summary.balanced:  # a bug in an adapter, never the user's data: keep the store clean
             raise RuntimeError("ingest lost rows between reading and storing: " + summary.render())
+        if summary.store[S.EVENTS] and any(f.skipped is None for f in reports):
+            build_profiles(con)  # readers must never see new events beside old profiles
         con.execute("COMMIT")
-        committed = True
-    except _USER_FACING as exc:
-        raise RecsightError(f"ingest failed, database unchanged: {_first_line(exc)}") from None
-    finally:
-        if not committed:
-            with suppress(duckdb.Error):
-                con.execute("ROLLBACK")
-        con.close()
-        if not committed and not existed:
-            _remove_database(db_path)
-    elapsed = time.perf_counter() - started
-    log.info("ingested %d file(s) as %s in %.1f s", len(units), fmt, elapsed)
-    return replace(summary, seconds=elapsed)
+    except BaseException:
+        with suppress(duckdb.Error):
+            con.execute("ROLLBACK")
+        raise
+    return summary
 
 
 def _ingest_unit(con: duckdb.DuckDBPyConnection, adapter: Adapter, unit: Unit, tag: str, secret: str) -> FileReport:
@@ -290,12 +304,6 @@ def _drop_temp(con: duckdb.DuckDBPyConnection, tag: str) -> None:
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return one(con, f"SELECT count(*) FROM {table}")[0]
-
-
-def _remove_database(db_path: Path) -> None:
-    for path in (db_path, db_path.with_name(db_path.name + ".wal")):
-        with suppress(OSError):
-            path.unlink()
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,8 +1,9 @@
 """User profiles and item statistics in DuckDB SQL, computed as of a timestamp.
 
 Every figure is built from the events strictly before ``as_of``, so a model trained on a window
-never sees a later event: the engine calls :func:`build_profiles` with its training cutoff, and
-``cli.py ingest`` calls :func:`refresh_profiles` to rebuild the shop's tables as of all events.
+never sees a later event: the engine calls :func:`build_profiles` with its training cutoff, ingest
+calls it as of all events inside its own transaction, and :func:`refresh_profiles` rebuilds the
+tables of a shop file written some other way.
 
 The SQL is written for speed (10 million events in a few seconds on 2 cores, see
 ``bench/ingest_profiles.py``): grouped passes with ``FILTER`` clauses, no correlated subqueries,
@@ -67,7 +68,7 @@ from pathlib import Path
 import duckdb
 
 from analytics import schema
-from analytics.db import connect
+from analytics.db import rewriting
 from errors import RecsightError
 
 __all__ = [
@@ -173,26 +174,26 @@ def build_profiles(
 
 
 def refresh_profiles(db_path: Path) -> None:
-    """Rebuild the shop's profile tables as of all its events, in one transaction."""
+    """Rebuild the shop's profile tables as of all its events, in one transaction.
+
+    Written through a private copy of the shop file (``analytics.db.rewriting``), so a running
+    server neither blocks the rebuild nor sees it half done. ``ingest_paths`` already rebuilds
+    the profiles in its own transaction; this is for a store written some other way.
+    """
     path = Path(db_path)
     if not path.exists():
         raise RecsightError(f"database {path} does not exist: run `python cli.py ingest` first")
-    con = connect(path)
     try:
-        _require_table(con, schema.EVENTS)
-        if not con.execute(f"SELECT 1 FROM {schema.EVENTS} LIMIT 1").fetchall():
-            raise RecsightError(f"database {path} has no events: ingest some behaviour data first")
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with rewriting(path) as rewrite:
+            con = rewrite.con
+            _require_table(con, schema.EVENTS)
+            if not con.execute(f"SELECT 1 FROM {schema.EVENTS} LIMIT 1").fetchall():
+                raise RecsightError(f"database {path} has no events: ingest some behaviour data first")
+            con.execute("BEGIN TRANSACTION")
             build_profiles(con)
             con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     except duckdb.Error as exc:
         raise RecsightError(f"cannot build profiles in {path}: {str(exc).strip().splitlines()[0]}") from None
-    finally:
-        con.close()
 
 
 # --------------------------------------------------------------------------- helpers

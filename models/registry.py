@@ -13,6 +13,7 @@ the shop's events and items; a model trained on other data is refused rather tha
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -88,7 +89,10 @@ def write_version(models_dir: Path, fill: Callable[[Path], dict]) -> Path:
         versions.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RecsightError(f"cannot create models folder {models_dir}: {exc.strerror}") from None
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=versions))
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=versions))
+    except OSError as exc:
+        raise RecsightError(_write_error(models_dir, exc)) from None
     try:
         meta = dict(fill(staging))
         meta["format_version"] = FORMAT_VERSION
@@ -97,13 +101,33 @@ def write_version(models_dir: Path, fill: Callable[[Path], dict]) -> Path:
         name = time.strftime("%Y%m%d-%H%M%S") + "-" + hashlib.sha256(staging.name.encode()).hexdigest()[:6]
         final = versions / name
         os.replace(staging, final)
+    except (OSError, duckdb.IOException) as exc:  # a full disk or a folder gone read-only: not a bug
+        shutil.rmtree(staging, ignore_errors=True)
+        raise RecsightError(_write_error(models_dir, exc)) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    _write_atomic(models_dir / CURRENT_FILE, name + "\n")
+    try:
+        _write_atomic(models_dir / CURRENT_FILE, name + "\n")
+    except OSError as exc:
+        shutil.rmtree(final, ignore_errors=True)
+        raise RecsightError(_write_error(models_dir, exc)) from None
     _prune(versions, keep=name)
     log.info("model version %s written to %s", name, final)
     return final
+
+
+def _write_error(models_dir: Path, exc: BaseException) -> str:
+    """One line for a model version that could not be written; the previous one stays current."""
+    code = getattr(exc, "errno", None)
+    if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        reason = "the disk is full"
+    elif code in (errno.EROFS, errno.EACCES, errno.EPERM):
+        reason = "the folder is read-only or not writable for this user"
+    else:
+        text = str(getattr(exc, "strerror", None) or exc).strip()
+        reason = text.splitlines()[0] if text else type(exc).__name__
+    return f"cannot write a model version into {models_dir}: {reason}; the previous version stays in use"
 
 
 def _write_atomic(path: Path, text: str) -> None:

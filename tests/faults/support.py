@@ -1,0 +1,103 @@
+"""A small trained shop for the fault tests, built once per session and copied per test.
+
+Training is the slow part (seconds even for 300 customers), so one shop is trained once and
+every test gets its own copy of the database and models folder to break. The engine runs with a
+small configuration on one thread: these tests are about files and processes, not model quality,
+and two threads per job on a shared 2-core machine is several times slower than one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from analytics.ingest import ingest_paths
+from analytics.synth import generate_shop
+from models import pipeline
+from models.hybrid import QUICK, EngineConfig
+from settings import Settings
+from tests.conftest import TEST_SECRET
+
+ROOT = Path(__file__).resolve().parents[2]
+
+FAST: EngineConfig = dataclasses.replace(
+    QUICK,
+    ranker=dataclasses.replace(QUICK.ranker, max_rounds=30, threads=1),
+    attention=dataclasses.replace(QUICK.attention, threads=1, valid_users=200, valid_negatives=100),
+)
+
+
+@dataclass(frozen=True)
+class Shop:
+    """A shop database, its models folder and the synthetic export folders it was built from."""
+
+    folder: Path
+    db: Path
+    models: Path
+    first: Path   # the export ingested into db
+    second: Path  # a later export (other days, more customers), not yet ingested
+
+    def settings(self) -> Settings:
+        return Settings(db_path=self.db, models_dir=self.models, secret=secret())
+
+    def copy_to(self, folder: Path) -> "Shop":
+        """An independent copy (database and models) under ``folder``."""
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(self.db, folder / self.db.name)
+        shutil.copytree(self.models, folder / self.models.name)
+        return Shop(folder, folder / self.db.name, folder / self.models.name, self.first, self.second)
+
+
+def secret() -> str:
+    """tests/conftest.py's secret (session fixtures run before its per-test environment)."""
+    return TEST_SECRET
+
+
+def fast_train(db: Path, models: Path) -> dict:
+    """``pipeline.train(quick=True)`` with the tests' small configuration."""
+    original = pipeline.QUICK
+    pipeline.QUICK = FAST
+    try:
+        return pipeline.train(db, models, quick=True)
+    finally:
+        pipeline.QUICK = original
+
+
+def build_shop(folder: Path) -> Shop:
+    first, second = folder / "export-1", folder / "export-2"
+    generate_shop(first, n_users=300, n_items=150, n_days=60, seed=3)
+    generate_shop(second, n_users=320, n_items=150, n_days=60, seed=4)
+    db, models = folder / "shop.duckdb", folder / "models"
+    ingest_paths(db, "generic", [first], secret=secret())
+    fast_train(db, models)
+    return Shop(folder, db, models, first, second)
+
+
+def current_version(models: Path) -> str:
+    return (models / "CURRENT").read_text(encoding="utf-8").strip()
+
+
+def child_env() -> dict[str, str]:
+    """The environment for a child Python process that imports the project."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def busy_customer(db: Path) -> str:
+    """The pseudonym of the customer with the most events (never a cold start)."""
+    from analytics.db import connect_read_only
+
+    with connect_read_only(db) as con:
+        return con.execute("SELECT user_id FROM events GROUP BY user_id ORDER BY count(*) DESC, user_id LIMIT 1"
+                           ).fetchone()[0]
+
+
+def event_count(db: Path) -> int:
+    from analytics.db import connect_read_only
+
+    with connect_read_only(db) as con:
+        return con.execute("SELECT count(*) FROM events").fetchone()[0]
