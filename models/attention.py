@@ -47,7 +47,7 @@ import logging
 import os
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Iterator, NamedTuple, Sequence
@@ -344,6 +344,12 @@ class AttentionModel:
 
         return PairInputs(anonymous(inputs.hist_items), anonymous(inputs.hist_categories),
                           anonymous(inputs.hist_brands), anonymous(inputs.hist_events), inputs.target_items)
+
+    def scoring_runtime(self) -> AbstractContextManager[None]:
+        """The torch setting :meth:`score` runs under (one thread, deterministic kernels), for
+        callers that run the network themselves, such as Integrated Gradients in explanations:
+        the same kernels give the same numbers as the ranker's ``attention_score`` feature."""
+        return _torch_runtime(_SCORING_THREADS)
 
     @staticmethod
     def _history_rows(values: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -15,11 +15,14 @@ Two uses of the same code:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Collection, Iterator, Sequence
 
 import duckdb
 import numpy as np
@@ -34,6 +37,7 @@ from models.attention import AttentionConfig, AttentionModel
 from models.candidates import CandidateConfig, CandidateIndex, Covis, build_index, generate
 from models.features import ATTENTION_SCORE, assemble, build_item_table, build_user_tables, label_of
 from models.ranker import Ranker, RankerConfig
+from models.sequences import Histories
 
 __all__ = [
     "EngineConfig", "QUICK", "HistoryTables", "Models", "RecommendedItem", "Recommendation", "Recommender",
@@ -206,6 +210,10 @@ class Recommender:
                 hybrid=Ranker.load(artifact.path / registry.HYBRID_FILE, artifact.metadata["features"]["hybrid"]),
                 attention=AttentionModel.load(artifact.path / registry.ATTENTION_FILE),
             )
+        except duckdb.Error as exc:  # a damaged serving table (Parquet) of the version
+            con.close()
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RecsightError(f"cannot load the model in {models_dir} ({reason}); retrain") from None
         except BaseException:
             con.close()
             raise
@@ -244,18 +252,59 @@ class Recommender:
         with self._lock:
             if not self._known(user_id):
                 raise RecsightError(f"unknown customer {user_id!r}: not in the shop's events or users")
+            return self._rank(user_id, k, self.tables)
+
+    def rescore(self, user_id: str, k: int = 10, *, without_items: Collection[str] = (),
+                extra_events: Sequence[tuple[str, str, datetime]] = ()) -> Recommendation:
+        """The list ``recommend`` would give had the customer's history lacked every event on
+        ``without_items`` and held ``extra_events`` ((item_id, event_type, ts) triples).
+
+        Why: counterfactual explanations must be verified through the real pipeline (candidates,
+        features, attention network, ranker), not estimated. Only the customer's own history
+        changes; the shop-wide tables (co-visitation, popularity, item statistics) stay as
+        trained, since one customer's events barely move them.
+        """
+        if k <= 0:
+            raise RecsightError("k must be a positive number of items")
+        with self._lock:
+            if not self._known(user_id):
+                raise RecsightError(f"unknown customer {user_id!r}: not in the shop's events or users")
             con = self.con
-            con.execute("CREATE OR REPLACE TEMP TABLE serve_user (user_id VARCHAR)")
-            con.execute("INSERT INTO serve_user VALUES (?)", [user_id])
-            frame = feature_frame(con, self.tables, "serve_user", "serve", attention=self.attention)
-            cold_start = bool(frame.empty or frame["user_events"].isna().all())
-            if frame.empty:
-                return Recommendation(user_id, cold_start, [], frame)
-            frame = frame.assign(score=self.ranker.predict(frame))
-            frame = frame.sort_values(["score", "cand_rank"], ascending=[False, True], kind="stable").head(k)
-            titles = dict(con.execute(
-                f"SELECT {s.ITEM_ID}, {s.TITLE} FROM {s.ITEMS} WHERE {s.ITEM_ID} IN (SELECT unnest(?::VARCHAR[]))",
-                [frame[s.ITEM_ID].tolist()]).fetchall())
+            history = "serve_cf_history"
+            con.execute(
+                f"""CREATE OR REPLACE TEMP TABLE {history} AS SELECT * FROM {self.tables.history}
+                    WHERE {s.USER_ID} = ? AND {s.ITEM_ID} NOT IN (SELECT unnest(?::VARCHAR[]))""",
+                [user_id, sorted(set(without_items))])
+            for item_id, event_type, ts in extra_events:
+                con.execute(f"INSERT INTO {history} ({s.USER_ID}, {s.ITEM_ID}, {s.EVENT_TYPE}, {s.TS}) "
+                            "VALUES (?, ?, ?, ?)", [user_id, item_id, event_type, ts])
+            return self._rank(user_id, k, dataclasses.replace(self.tables, history=history))
+
+    def histories(self, user_ids: Sequence[str]) -> Histories:
+        """The attention network's input windows of these customers, read from the serving history."""
+        with self._lock:
+            return self.attention.histories(self.con, self.tables.history, list(user_ids))
+
+    @contextmanager
+    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The shop connection under the serving lock, for read queries (explanations' evidence)."""
+        with self._lock:
+            yield self.con
+
+    def _rank(self, user_id: str, k: int, tables: HistoryTables) -> Recommendation:
+        """The serving SQL and the ranker for one customer over ``tables`` (caller holds the lock)."""
+        con = self.con
+        con.execute("CREATE OR REPLACE TEMP TABLE serve_user (user_id VARCHAR)")
+        con.execute("INSERT INTO serve_user VALUES (?)", [user_id])
+        frame = feature_frame(con, tables, "serve_user", "serve", attention=self.attention)
+        cold_start = bool(frame.empty or frame["user_events"].isna().all())
+        if frame.empty:
+            return Recommendation(user_id, cold_start, [], frame)
+        frame = frame.assign(score=self.ranker.predict(frame))
+        frame = frame.sort_values(["score", "cand_rank"], ascending=[False, True], kind="stable").head(k)
+        titles = dict(con.execute(
+            f"SELECT {s.ITEM_ID}, {s.TITLE} FROM {s.ITEMS} WHERE {s.ITEM_ID} IN (SELECT unnest(?::VARCHAR[]))",
+            [frame[s.ITEM_ID].tolist()]).fetchall())
         items = [
             RecommendedItem(rank, item, titles.get(item) or item, float(score))
             for rank, (item, score) in enumerate(zip(frame[s.ITEM_ID], frame["score"]), start=1)

@@ -21,6 +21,7 @@ from analytics import metrics
 from analytics import schema as s
 from analytics.db import connect_read_only
 from errors import RecsightError
+from explain.global_view import write_global_importance
 from models import registry
 from models.attention import AttentionModel, train_attention
 from models.candidates import covisit_ranking, popularity_ranking
@@ -85,6 +86,7 @@ def train(db_path: Path, models_dir: Path, protocol: str | None = None, quick: b
             attention.save(folder / registry.ATTENTION_FILE)
             serving.index.save(folder / "serving", con)
             con.execute(f"COPY {serving.items} TO '{folder / 'serving' / (serving.items + '.parquet')}' (FORMAT PARQUET)")
+            write_global_importance(folder, con, serving, models, protocol)  # the dashboard's global SHAP view
             return {
                 "dataset": Path(db_path).stem,
                 "fingerprint": data_fingerprint,
@@ -176,7 +178,8 @@ def evaluate_split(
     }
     segment_of, by = _segments(con, split, "ev_usr_profile")
     groups: dict[str, dict] = {}
-    for segment in sorted(set(segment_of.values())):
+    order = [name for _, _, name in _LENGTH_BUCKETS]  # buckets in length order, RFM segments by name
+    for segment in sorted(set(segment_of.values()), key=lambda g: (order.index(g) if g in order else len(order), g)):
         members = {u: truth[u] for u in users if segment_of.get(u) == segment}
         groups[segment] = {
             name: {key: value for key, value in _rounded(metrics.evaluate_rankings(r, members, k, **common)).items()

@@ -1,0 +1,300 @@
+"""Plotly figures of explanations: pure functions of :mod:`explain.types` data, nothing else.
+
+The dashboard, the model page and the reports all draw from here, so an agent sees the same chart
+on screen and on paper. Every figure is built only from the numbers it is given (no models, no
+database, no network) and uses one look: :data:`TEMPLATE`, with :data:`POSITIVE` for what raised
+a score and :data:`NEGATIVE` for what lowered it.
+
+Text that comes from the shop (titles, labels) is HTML-escaped before it reaches Plotly, because
+Plotly reads ``<b>``, ``<br>`` and ``<a href>`` in text as markup: a title must show as written,
+never become a link.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from explain.types import Comparison, Contribution, HistoryEvidence, ItemExplanation
+
+__all__ = [
+    "POSITIVE", "NEGATIVE", "NEUTRAL", "ACCENT", "FONT_FAMILY", "TEMPLATE",
+    "shap_waterfall", "history_attributions", "comparison_bars", "global_importance_bars",
+    "dependence_scatter", "history_label", "contribution_rows", "format_value",
+]
+
+POSITIVE = "#1a7f5a"  # raised the score
+NEGATIVE = "#c2410c"  # lowered the score
+NEUTRAL = "#64748b"  # base values, totals, folded features
+ACCENT = "#2563eb"  # attention weights, importance bars, scatter points
+# Fonts installed with Debian (DejaVu, Liberation), so the PDF never needs a web font.
+FONT_FAMILY = "DejaVu Sans, Liberation Sans, Arial, sans-serif"
+
+TEMPLATE = go.layout.Template(layout=go.Layout(
+    font={"family": FONT_FAMILY, "size": 12, "color": "#1f2937"},
+    paper_bgcolor="white",
+    plot_bgcolor="white",
+    margin={"l": 10, "r": 20, "t": 48, "b": 40},
+    hoverlabel={"font": {"family": FONT_FAMILY}},
+    xaxis={"gridcolor": "#e5e7eb", "zerolinecolor": "#9ca3af", "automargin": True},
+    yaxis={"gridcolor": "#e5e7eb", "zerolinecolor": "#9ca3af", "automargin": True},
+    colorway=[ACCENT, POSITIVE, NEGATIVE, NEUTRAL, "#7c3aed", "#0891b2"],
+    showlegend=False,
+))
+
+_WEBGL_FROM = 5000  # points above which dependence_scatter draws with WebGL
+_ROW_PX = 26  # height per bar, so labels never overlap however many rows a figure has
+_LABEL_CHARS = 26  # item titles are cut to this in axis labels (the hover shows them whole)
+
+
+def _text(value: object) -> str:
+    """Shop text as Plotly shows it literally (see the module docstring)."""
+    return html.escape(str(value), quote=False)
+
+
+def _height(rows: int, extra: int = 110) -> int:
+    return max(220, extra + _ROW_PX * rows)
+
+
+def _finish(fig: go.Figure, title: str, height: int) -> go.Figure:
+    fig.update_layout(template=TEMPLATE, title={"text": title, "x": 0, "xanchor": "left"}, height=height)
+    return fig
+
+
+def _signed_colours(values: Sequence[float]) -> list[str]:
+    return [POSITIVE if v >= 0 else NEGATIVE for v in values]
+
+
+def format_value(value: float | None) -> str:
+    """A feature or profile number as an agent reads it: "3", "0.042", "2.5", "1,250"; None and
+    NaN (a feature the customer has no data for) read "missing"."""
+    if value is None or np.isnan(float(value)):
+        return "missing"
+    v = float(value)
+    if v.is_integer() or abs(v) >= 1000:
+        return f"{v:,.0f}"
+    if abs(v) >= 1:
+        return f"{v:.2f}".rstrip("0").rstrip(".")
+    return f"{v:.3g}"
+
+
+def contribution_rows(contributions: Sequence[Contribution], top: int) -> list[tuple[str, float]]:
+    """The ``top`` largest contributions as ``(label = value, contribution)``, the rest folded into
+    one ``"Other N features"`` row, so a chart or table stays short yet still adds up to the score.
+
+    The feature's value sits beside its label ("Affinity to the item's brand = 0.42") because the
+    value is what an agent can check against the customer's history."""
+    if top < 1:
+        raise ValueError(f"top must be at least 1, got {top}")
+    ordered = sorted(contributions, key=lambda c: abs(c.contribution), reverse=True)
+    rows = [(f"{c.label} = {format_value(c.value)}", float(c.contribution)) for c in ordered[:top]]
+    rest = ordered[top:]
+    if rest:
+        rows.append((f"Other {len(rest)} features", float(sum(c.contribution for c in rest))))
+    return rows
+
+
+def shap_waterfall(item: ItemExplanation, top: int = 8) -> go.Figure:
+    """From the model's base value, through the ``top`` largest contributions (by human label,
+    the rest folded into "other"), to the item's score: how the ranker arrived at its number.
+
+    The trace's ``x`` holds the base value, each contribution, then the score, in that order.
+    """
+    rows = contribution_rows(item.contributions, top)
+    labels = ["Base value (average item)"] + _unique([_text(label) for label, _ in rows]) + ["Score"]
+    values = [item.base_value] + [c for _, c in rows] + [item.score]
+    fig = go.Figure(go.Waterfall(
+        orientation="h",
+        y=labels,
+        x=values,
+        measure=["absolute"] + ["relative"] * len(rows) + ["total"],
+        text=[f"{item.base_value:+.3f}"] + [f"{c:+.3f}" for _, c in rows] + [f"{item.score:.3f}"],
+        # Base and score bars are usually wide: their numbers go inside where they fit.
+        textposition=["auto"] + ["outside"] * len(rows) + ["auto"],
+        cliponaxis=False,  # the value beside the longest bar stays readable
+        hovertemplate="%{y}<br>%{x:+.4f}<extra></extra>",
+        increasing={"marker": {"color": POSITIVE}},
+        decreasing={"marker": {"color": NEGATIVE}},
+        totals={"marker": {"color": NEUTRAL}},
+        connector={"line": {"color": "#cbd5e1", "width": 1}},
+    ))
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(title_text="ranker score (raw units)", range=_padded_range(values[:-1]))
+    return _finish(fig, f"Why #{item.rank} {_text(item.title)} scores {item.score:.3f}", _height(len(labels)))
+
+
+def _padded_range(steps: Sequence[float]) -> list[float]:
+    """The x range of a waterfall (``steps`` = base, then relative moves) with room on both sides
+    for the value printed beside each bar, so no number runs into the axis labels or the edge."""
+    ends = np.cumsum(steps)
+    lo, hi = min(0.0, float(ends.min())), max(0.0, float(ends.max()))
+    pad = 0.3 * (hi - lo or 1.0)
+    return [lo - pad, hi + pad]
+
+
+def _short(text: str, limit: int = _LABEL_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def history_label(event: HistoryEvidence) -> str:
+    """How a history event is named everywhere: title, what the customer did, and when."""
+    return f"{event.title} · {event.event_type} · {event.ts:%Y-%m-%d}"
+
+
+def _unique(labels: list[str]) -> list[str]:
+    """Distinct axis categories: Plotly would stack two bars with the same label into one."""
+    counts: Counter[str] = Counter()
+    out = []
+    for label in labels:
+        counts[label] += 1
+        out.append(label if counts[label] == 1 else f"{label} ({counts[label]})")
+    return out
+
+
+def history_attributions(item: ItemExplanation, top: int = 10) -> go.Figure:
+    """Each past event's Integrated Gradients attribution (left) beside the attention weight the
+    network gave it (right), for the ``top`` events with the largest attribution.
+
+    Attribution says how much an event moved the deep-interest score; attention says how much the
+    network looked at it. They usually agree; when they do not, the attribution is the faithful one.
+    """
+    if top < 1:
+        raise ValueError(f"top must be at least 1, got {top}")
+    events = sorted(item.history, key=lambda h: abs(h.attribution), reverse=True)[:top]
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, column_widths=[0.68, 0.32], horizontal_spacing=0.04)
+    if not events:
+        fig.add_annotation(text="No history events: this customer has no past behaviour to attribute.",
+                           x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False)
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
+        return _finish(fig, f"History behind #{item.rank} {_text(item.title)}", 220)
+    labels = _unique([_text(f"{_short(h.title)} · {h.event_type} · {h.ts:%Y-%m-%d}") for h in events])
+    full = [_text(history_label(h)) for h in events]
+    attributions = [h.attribution for h in events]
+    attention = [h.attention for h in events]
+    fig.add_trace(go.Bar(
+        name="attribution", orientation="h", y=labels, x=attributions, marker_color=_signed_colours(attributions),
+        text=[f"{a:+.3f}" for a in attributions], textposition="auto", customdata=full,
+        hovertemplate="%{customdata}<br>attribution: %{x:+.4f}<extra></extra>",
+    ), row=1, col=1)
+    fig.add_trace(go.Bar(
+        name="attention", orientation="h", y=labels, x=attention, marker_color=ACCENT,
+        text=[f"{a:.2f}" for a in attention], textposition="auto", customdata=full,
+        hovertemplate="%{customdata}<br>attention weight: %{x:.3f}<extra></extra>",
+    ), row=1, col=2)
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(zeroline=True)
+    fig.update_xaxes(title_text="attribution (IG)", row=1, col=1)
+    fig.update_xaxes(title_text="attention", row=1, col=2)
+    return _finish(fig, f"History behind #{item.rank} {_text(item.title)}", _height(len(labels)))
+
+
+def comparison_bars(c: Comparison, top: int = 10) -> go.Figure:
+    """Each feature's part in the gap between two items' scores (A minus B), largest first, the
+    rest folded into "other": the bars add up to ``score_a - score_b``."""
+    if top < 1:
+        raise ValueError(f"top must be at least 1, got {top}")
+    ordered = sorted(c.differences, key=lambda d: abs(d.difference), reverse=True)
+    labels = [_text(d.label) for d in ordered[:top]]
+    values = [d.difference for d in ordered[:top]]
+    detail = [f"A: {d.contribution_a:+.3f} (value {format_value(d.value_a)})<br>"
+              f"B: {d.contribution_b:+.3f} (value {format_value(d.value_b)})" for d in ordered[:top]]
+    rest = ordered[top:]
+    if rest:
+        labels.append(f"Other {len(rest)} features")
+        values.append(float(sum(d.difference for d in rest)))
+        detail.append("")
+    fig = go.Figure(go.Bar(
+        orientation="h", y=labels, x=values, marker_color=_signed_colours(values), customdata=detail,
+        text=[f"{v:+.3f}" for v in values], textposition="auto",
+        hovertemplate="%{y}<br>A − B: %{x:+.4f}<br>%{customdata}<extra></extra>",
+    ))
+    gap = c.score_a - c.score_b
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(title_text=f"favours {_text(c.title_b)}  ←  →  favours {_text(c.title_a)}")
+    verb = "above" if gap >= 0 else "below"
+    return _finish(fig, f"Why {_text(c.title_a)} ranks {verb} {_text(c.title_b)} (gap {gap:+.3f})",
+                   _height(len(labels)))
+
+
+def _importance_frame(importance: Mapping[str, float] | pd.DataFrame) -> pd.DataFrame:
+    """Columns ``label``, ``importance`` and ``segment`` (None for one overall series)."""
+    if isinstance(importance, Mapping):
+        return pd.DataFrame({"label": list(importance), "importance": [float(v) for v in importance.values()],
+                             "segment": None})
+    frame = importance.copy()
+    names = next((col for col in ("label", "group", "feature") if col in frame.columns), None)
+    frame = frame.rename_axis("label").reset_index() if names is None else frame.assign(label=frame[names])
+    numeric = [col for col in frame.columns if col not in ("label", "segment", "feature", "group")
+               and pd.api.types.is_numeric_dtype(frame[col])]
+    value = "mean_abs_shap" if "mean_abs_shap" in frame.columns else (numeric[0] if len(numeric) == 1 else None)
+    if value is None:
+        raise ValueError("importance frame needs a 'mean_abs_shap' column or exactly one numeric column, "
+                         f"got {list(frame.columns)}")
+    segment = frame["segment"] if "segment" in frame.columns else None
+    return pd.DataFrame({"label": frame["label"].astype(str), "importance": frame[value].astype(float),
+                         "segment": segment})
+
+
+def global_importance_bars(importance: Mapping[str, float] | pd.DataFrame, top: int = 15) -> go.Figure:
+    """Mean |SHAP| per feature (or group), largest first: what drives the ranker across customers.
+
+    ``importance`` is a mapping ``label -> mean |SHAP|`` or a DataFrame such as
+    :mod:`explain.global_view` returns: bars named by its ``label`` column (else ``group``, else
+    ``feature``, else the index), sized by ``mean_abs_shap`` (or its only numeric column); an
+    optional ``segment`` column draws one bar series per segment, ordered by the overall mean.
+    """
+    if top < 1:
+        raise ValueError(f"top must be at least 1, got {top}")
+    frame = _importance_frame(importance)
+    order = frame.groupby("label", sort=False)["importance"].mean().sort_values(ascending=False).index[:top]
+    frame = frame[frame["label"].isin(order)]
+    fig = go.Figure()
+    segments = [None] if frame["segment"].isna().all() else list(dict.fromkeys(frame["segment"].dropna()))
+    for segment in segments:
+        part = frame if segment is None else frame[frame["segment"] == segment]
+        part = part.set_index("label").reindex(order).dropna(subset=["importance"])
+        fig.add_trace(go.Bar(
+            orientation="h", y=[_text(label) for label in part.index], x=part["importance"].tolist(),
+            name="mean |SHAP|" if segment is None else _text(segment),
+            marker_color=ACCENT if segment is None else None,
+            hovertemplate="%{y}<br>mean |SHAP|: %{x:.4f}<extra>%{fullData.name}</extra>",
+        ))
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(title_text="mean |SHAP| (raw score units)")
+    fig.update_layout(barmode="group", showlegend=len(segments) > 1)
+    return _finish(fig, "What drives the ranker overall", _height(len(order) * len(segments)))
+
+
+def dependence_scatter(values: Sequence[float] | np.ndarray, shap_values: Sequence[float] | np.ndarray,
+                       label: str) -> go.Figure:
+    """How one feature's value maps to its SHAP contribution across many user–item pairs.
+
+    Pairs where the feature is missing (NaN) cannot be placed on the x axis; they are dropped and
+    counted in the title, so the chart never silently hides data.
+    """
+    x = np.asarray(values, dtype=float)
+    y = np.asarray(shap_values, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"values and shap_values must be 1-D and the same length, got {x.shape} and {y.shape}")
+    known = ~np.isnan(x) & ~np.isnan(y)
+    # WebGL keeps tens of thousands of points responsive on screen; SVG export (reports) needs the
+    # plain scatter, which is also the better choice for the few hundred points a segment has.
+    scatter = go.Scattergl if known.sum() > _WEBGL_FROM else go.Scatter
+    fig = go.Figure(scatter(
+        x=x[known], y=y[known], mode="markers",
+        marker={"color": _signed_colours(y[known].tolist()), "size": 6, "opacity": 0.6},
+        hovertemplate="value: %{x:.4g}<br>SHAP: %{y:+.4f}<extra></extra>",
+    ))
+    fig.add_hline(y=0, line_color=NEUTRAL, line_width=1)
+    fig.update_xaxes(title_text=_text(label))
+    fig.update_yaxes(title_text="SHAP contribution")
+    missing = int((~known).sum())
+    note = f" ({missing} missing not shown)" if missing else ""
+    return _finish(fig, f"Effect of “{_text(label)}” on the score{note}", 380)
