@@ -292,9 +292,11 @@ def segment_breakdown(
         FROM {profiles.USER_PROFILES} AS p
         LEFT JOIN act ON act.{schema.USER_ID} = p.{schema.USER_ID}
         GROUP BY ALL""", params).df()
-    total = int(frame["customers"].sum())
-    frame["share"] = frame["customers"] / total if total else 0.0
+    # The share is of the customers shown: a share of all customers would let total minus the
+    # shown sizes reveal the exact size of a suppressed segment.
     shown = frame[frame["customers"] >= k].copy()
+    total = int(shown["customers"].sum())
+    shown["share"] = shown["customers"] / total if total else 0.0
     quiet = shown["active"] < k
     shown["events"] = shown["events"].astype("float64")
     shown.loc[quiet, ["active", "events", "revenue"]] = None

@@ -198,7 +198,7 @@ class Browser:
             if not found or not found[0].is_displayed() or not found[0].is_enabled():
                 return False
             try:
-                driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", found[0])
+                driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", found[0])
                 found[0].click()
             except (ElementClickInterceptedException, StaleElementReferenceException):
                 return False
