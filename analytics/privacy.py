@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from errors import RecsightError
+
 __all__ = ["pseudonymise", "PSEUDONYM_LENGTH"]
 
 # 20 hex characters = 80 bits: collisions are negligible for any shop's customer base.
@@ -21,5 +23,10 @@ def pseudonymise(raw_id: str, secret: str) -> str:
     """Return the pseudonym of ``raw_id`` under ``secret`` (stable, not reversible)."""
     if not secret:
         raise ValueError("a non-empty secret is required to pseudonymise customer ids")
-    digest = hmac.new(secret.encode("utf-8"), str(raw_id).encode("utf-8"), hashlib.sha256)
+    try:
+        raw = str(raw_id).encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate (undecodable bytes from a terminal) is no customer id anyone could hold.
+        raise RecsightError("the customer id is not valid text") from None
+    digest = hmac.new(secret.encode("utf-8"), raw, hashlib.sha256)
     return "c_" + digest.hexdigest()[:PSEUDONYM_LENGTH]

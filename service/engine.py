@@ -4,8 +4,10 @@ Loading a model version (boosters, the attention network, the serving tables) ta
 each worker process loads it once and keeps it. A finished training run swaps the models folder's
 ``CURRENT`` pointer and an ingest replaces the shop file; both change the *stamp* below, and the
 next request loads the new state while requests already running finish on the old one. A broken
-or missing model is reported as a :class:`RecsightError` with one clear line, and the old
-recommender (if any) keeps serving until a good version appears.
+or missing model, or models trained on a shop file that has since changed, is reported as a
+:class:`RecsightError` with one clear line on every request until a good version is current again;
+quietly serving the previous version instead would hide from the operator that the models on
+disk are unusable.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@
   callback requests and other non-page requests get ``401`` (JSON). A signed-in user who may
   not reach the thing gets ``403`` (a short HTML page for pages, JSON otherwise).
 
-The JSON API (a blueprint under ``/api/``) plugs in without changes here: its paths are judged by
+The JSON API (``service.api``, a blueprint under ``/api/``) is registered here too: its paths are judged by
 ``access.ROUTE_RULES``, and besides the browser session a request may sign in with HTTP basic
 auth against the same users file (a failed try is audited). Its error bodies use the same
 ``{"status": ..., "message": ...}`` shape as the guard's.
@@ -69,10 +69,14 @@ def install(app: dash.Dash, settings: Settings, nav_pages: Callable[[], list[dic
         index_endpoints=frozenset({routes, routes + "<path:path>"}),
         callback_endpoint=routes + "_dash-update-component",
         internal_prefixes=tuple(routes + name for name in ("_dash-", "_reload-hash", "_favicon.ico", "assets/")),
-        public_paths=frozenset(routes + "assets/" + name for name in _LOGIN_ASSETS),
+        # /health by path too: any method on it (TRACE, POST) gets the plain 405, not a sign-in demand
+        public_paths=frozenset(routes + "assets/" + name for name in _LOGIN_ASSETS) | {"/health"},
     )
     server.register_blueprint(_blueprint(config, urls))
     server.before_request(lambda: _guard(config, urls))
+    from service import api  # here, not at the top: the API builds on this module's error_response
+
+    server.register_blueprint(api.blueprint(settings))  # after the guard: its own checks run behind it
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,7 @@ class _Urls:
     index_endpoints: frozenset[str]  # Dash's page routes (the root and its catch-all)
     callback_endpoint: str  # /_dash-update-component
     internal_prefixes: tuple[str, ...]  # Dash's bundle, layout, dependencies and assets
-    public_paths: frozenset[str]  # the stylesheets the sign-in form needs
+    public_paths: frozenset[str]  # the stylesheets the sign-in form needs, and /health
 
 
 def error_response(status: int, message: str) -> Response:
@@ -104,9 +108,12 @@ def _guard(config: access.AccessConfig, urls: _Urls) -> Response | None:
     path = request.path
     is_api = path.startswith(API_PREFIX)
     try:
-        user = access.current_user()
-        if user is None and is_api and request.authorization is not None:
+        # Credentials sent with an API call are always checked, even beside a session cookie:
+        # a wrong password must never pass because a browser session happens to exist.
+        if is_api and request.authorization is not None:
             user = _basic_auth_user(config.settings)
+        else:
+            user = access.current_user()
     except RecsightError as exc:
         log.error("cannot check the sign-in: %s", exc)
         return error_response(503, f"sign-in is unavailable: {exc}")
@@ -115,7 +122,8 @@ def _guard(config: access.AccessConfig, urls: _Urls) -> Response | None:
     roles = _required_roles(config, urls, is_api)
     if user.role in roles:
         return None
-    log.info("denied %s %s to %s (%s)", request.method, path, user.name, user.role)
+    # The endpoint, not the path: an API path can hold the customer id an agent typed.
+    log.info("denied %s %s to %s (%s)", request.method, request.endpoint or "unknown route", user.name, user.role)
     return _forbidden(config, urls, user, roles, is_api)
 
 

@@ -35,11 +35,16 @@ def may_open(role: str | None, page_path: str) -> bool:
     return page_path == "/" or page_path.startswith("/model")  # analyst
 
 
-API_ROUTES = {  # path -> roles that may call it (the API itself is built later)
+API_ROUTES = {  # URL -> roles that may call it; every API route of the app (checked below)
     f"/api/v1/users/{SAMPLE_CUSTOMER}/recommendations?k=10&explain=true": {ADMIN, SUPPORT},
+    f"/api/v1/users/{SAMPLE_CUSTOMER}/recommendations": {ADMIN, SUPPORT},
     f"/api/v1/users/{SAMPLE_CUSTOMER}/profile": {ADMIN, SUPPORT},
     f"/api/v1/users/{SAMPLE_CUSTOMER}/report?format=pdf": {ADMIN, SUPPORT},
+    f"/api/v1/users/{SAMPLE_CUSTOMER}/report?format=html": {ADMIN, SUPPORT},
+    f"/api/v1/users/{SAMPLE_CUSTOMER}/report?format=csv": {ADMIN, SUPPORT},
     "/api/v1/openapi.json": {ADMIN, ANALYST, SUPPORT},
+    "/api/v1/no-such-route": {ADMIN},  # an unknown API path: admin only (who then gets a JSON 404)
+    "/api/": {ADMIN},
 }
 
 
@@ -215,3 +220,14 @@ def test_api_routes_are_open_to_exactly_their_roles(clients, role):
             assert status not in (401, 403), (role, url)
         else:
             assert status == 403, (role, url)
+
+
+def test_the_matrix_covers_every_api_route_of_the_app(service_app):
+    """A new API route fails here until API_ROUTES (and so the matrix above) includes it."""
+    from urllib.parse import urlsplit
+
+    adapter = service_app.server.url_map.bind("localhost")
+    covered = {adapter.match(urlsplit(url).path)[0] for url in API_ROUTES}
+    api_endpoints = {rule.endpoint for rule in service_app.server.url_map.iter_rules()
+                     if rule.rule.startswith("/api/")}
+    assert api_endpoints and api_endpoints <= covered, api_endpoints - covered

@@ -1,0 +1,274 @@
+"""The JSON API under ``/api/v1``: one customer's recommendations, explanations, profile and report.
+
+For support tools and other systems that want an explanation lookup without the dashboard. It is
+a Flask blueprint on the dashboard's own server (``service.web.install`` registers it), so the
+guard in front of it is the same: sign-in (HTTP basic or the session cookie) and the role matrix
+(``access.ROUTE_RULES``: support and admin). The contract is :mod:`service.openapi`.
+
+Every request goes the same way, and each step has its own status code:
+
+1. validate every input against the documented limits (``400``; the bad value is never echoed,
+   since it may be a raw customer id);
+2. take the process's loaded recommender (``503`` when the model or shop is missing or broken);
+3. resolve the customer: a shop id is hashed with the shop's secret, a pseudonym is taken as is
+   (``404`` when nobody matches; that failed lookup is audited without a customer);
+4. do the work, append exactly one audit row for the signed-in user, and only then answer: when
+   the row cannot be written nothing is served (``503``).
+
+Errors are ``{"status": ..., "message": ...}`` JSON, also for unknown ``/api`` paths and wrong
+methods; an unexpected exception is logged with its traceback and answered ``500`` in JSON, never
+with an HTML page. Responses carry pseudonyms only and are marked ``no-store``.
+
+Reports draw their charts as HTML bars (``render_report(..., charts="css")``): the same numbers
+as the SVG charts of ``cli.py report``, in milliseconds instead of about ten seconds per report.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import re
+from contextlib import contextmanager
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Callable, Iterator
+
+import flask
+import numpy as np
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from errors import RecsightError
+from explain import api as explanations
+from explain import report as reports
+from service import access, audit, openapi
+from service.engine import recommender_for
+from service.openapi import (API_BASE, DEFAULT_FORMAT, DEFAULT_K, MAX_K, MAX_PARAM_LENGTH, MIN_K,
+                             REPORT_FORMATS, REPORT_MEDIA_TYPES)
+from service.web import API_PREFIX, error_response
+from settings import Settings
+
+__all__ = ["API_BLUEPRINT", "blueprint"]
+
+log = logging.getLogger(__name__)
+
+API_BLUEPRINT = "recsight_api"
+_ID = re.compile(openapi.ID_PATTERN)
+_K = re.compile(r"[0-9]{1,3}")
+_FLAGS = {"true": True, "false": False}
+_NOT_FOUND = "unknown customer: no customer has this id or pseudonym"
+
+
+class _Refusal(Exception):
+    """A refusal with its HTTP status and a one-line message for the client."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def blueprint(settings: Settings) -> flask.Blueprint:
+    """The API's routes for the shop and models of ``settings``."""
+    api = flask.Blueprint(API_BLUEPRINT, __name__)
+
+    @api.get(f"{API_BASE}/openapi.json")
+    @_endpoint
+    def openapi_document() -> Response:
+        return _json(openapi.document())
+
+    @api.get(f"{API_BASE}/users/<string:typed>/recommendations")
+    @_endpoint
+    def recommendations(typed: str) -> Response:
+        args = _args({"k", "explain"})
+        k, explain = _k(args), _flag(args, "explain")
+        recommender, user_id = _lookup(settings, typed, "recommendations")
+        with _serving():
+            result = recommender.recommend(user_id, k)
+            payload = result.to_dict()
+            if explain:
+                payload = explanations.explain_recommendation(recommender, result, payload)
+        _record(audit.EXPLANATION_VIEW if explain else audit.CUSTOMER_LOOKUP, user_id,
+                f"API recommendations k={k}{' explained' if explain else ''}; {len(result.items)} items")
+        return _json(payload)
+
+    @api.get(f"{API_BASE}/users/<string:typed>/profile")
+    @_endpoint
+    def profile(typed: str) -> Response:
+        _args(set())
+        recommender, user_id = _lookup(settings, typed, "profile")
+        with _serving():
+            card = explanations.customer_profile(recommender, user_id)
+        _record(audit.CUSTOMER_LOOKUP, user_id, "API profile")
+        return _json(card)
+
+    @api.get(f"{API_BASE}/users/<string:typed>/report")
+    @_endpoint
+    def report(typed: str) -> Response:
+        args = _args({"k", "format"})
+        k, fmt = _k(args), _choice(args, "format", REPORT_FORMATS, DEFAULT_FORMAT)
+        recommender, user_id = _lookup(settings, typed, "report")
+        with _serving():
+            data = reports.render_report(explanations.explain_customer(recommender, user_id, k), fmt, charts="css")
+        _record(audit.REPORT_EXPORT, user_id, f"API {fmt} report k={k}")
+        response = Response(data, mimetype=REPORT_MEDIA_TYPES[fmt])
+        response.headers["Content-Disposition"] = f'attachment; filename="{user_id}.{fmt}"'
+        return response
+
+    @api.before_app_request
+    def unknown_route() -> Response | None:
+        """An /api path no API route serves is a JSON 404, also where the dashboard's catch-all
+        page route would match it. Runs after the guard (see ``service.web.install``)."""
+        request = flask.request
+        if _is_api() and request.routing_exception is None and request.blueprint != API_BLUEPRINT:
+            return error_response(404, "no such API route: see /api/v1/openapi.json")
+        return None
+
+    @api.after_app_request
+    def no_store(response: Response) -> Response:
+        if _is_api():
+            response.headers["Cache-Control"] = "no-store"
+            response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    @api.app_errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        """JSON instead of Flask's HTML pages for API paths (405, 404, ...); others unchanged."""
+        if not _is_api() or exc.code is None:
+            return exc
+        response = error_response(exc.code, exc.name.lower())
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
+
+    return api
+
+
+# --------------------------------------------------------------------------- request steps
+
+
+def _endpoint(view: Callable[..., Response]) -> Callable[..., Response]:
+    """Turn refusals into JSON errors, and any other exception into a logged JSON 500."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        try:
+            return view(*args, **kwargs)
+        except _Refusal as exc:
+            return error_response(exc.status, exc.message)
+        except Exception:
+            # the endpoint, not the path: the path may hold a raw customer id
+            log.exception("API request %s %s failed", flask.request.method, flask.request.endpoint)
+            return error_response(500, "internal error: the server log has the details")
+
+    return wrapper
+
+
+def _is_api() -> bool:
+    path = flask.request.path
+    return path == "/api" or path.startswith(API_PREFIX)
+
+
+def _args(allowed: set[str]) -> dict[str, str]:
+    """The query parameters, each at most once, none unknown and none too long."""
+    args = flask.request.args
+    for name in args:
+        if name not in allowed:
+            known = ", ".join(sorted(allowed)) or "none"
+            raise _Refusal(400, f"unknown parameter {name[:MAX_PARAM_LENGTH]!r}: this route takes {known}")
+        values = args.getlist(name)
+        if len(values) > 1:
+            raise _Refusal(400, f"parameter {name} given more than once")
+        if len(values[0]) > MAX_PARAM_LENGTH:
+            raise _Refusal(400, f"parameter {name} is too long")
+    return {name: args[name] for name in args}
+
+
+def _k(args: dict[str, str]) -> int:
+    text = args.get("k")
+    if text is None:
+        return DEFAULT_K
+    if not _K.fullmatch(text) or not MIN_K <= int(text) <= MAX_K:
+        raise _Refusal(400, f"k must be a whole number from {MIN_K} to {MAX_K}")
+    return int(text)
+
+
+def _flag(args: dict[str, str], name: str) -> bool:
+    text = args.get(name, "false")
+    if text not in _FLAGS:
+        raise _Refusal(400, f"{name} must be true or false")
+    return _FLAGS[text]
+
+
+def _choice(args: dict[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    text = args.get(name, default)
+    if text not in choices:
+        raise _Refusal(400, f"{name} must be one of {', '.join(choices)}")
+    return text
+
+
+def _lookup(settings: Settings, typed: str, what: str) -> tuple[Any, str]:
+    """The loaded recommender and the pseudonym of the customer ``typed`` names."""
+    if not _ID.fullmatch(typed):
+        raise _Refusal(400, f"a customer id is 1 to {openapi.MAX_ID_LENGTH} letters, digits or . _ : @ + - "
+                            "(look other ids up by their pseudonym)")
+    try:
+        recommender = recommender_for(settings)
+    except RecsightError as exc:
+        raise _Refusal(503, f"recommendations are unavailable: {exc}") from None
+    except Exception:
+        log.exception("cannot load the recommender")
+        raise _Refusal(503, "recommendations are unavailable: the model cannot be loaded; "
+                            "the server log has the details") from None
+    try:
+        user_id = recommender.resolve_user(typed, settings.secret)
+    except RecsightError:
+        _record(audit.CUSTOMER_LOOKUP, None, f"API {what}: no customer matched")
+        raise _Refusal(404, _NOT_FOUND) from None
+    return recommender, user_id
+
+
+@contextmanager
+def _serving() -> Iterator[None]:
+    """Around the work of a request: a RecsightError (a broken model or shop) becomes a 503."""
+    try:
+        yield
+    except RecsightError as exc:
+        raise _Refusal(503, f"cannot serve this customer now: {exc}") from None
+
+
+def _record(action: str, customer: str | None, detail: str) -> None:
+    """One audit row for the signed-in user; without it, nothing is served."""
+    try:
+        access.record_action(action, customer=customer, detail=detail)
+    except RecsightError as exc:
+        log.error("API %s not served: %s", action, exc)
+        raise _Refusal(503, f"not served, because the audit log cannot be written: {exc}") from None
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    """Strict JSON (no NaN): dates as ISO text, decimals and numpy numbers as numbers."""
+    return Response(json.dumps(_plain(data), allow_nan=False), status=status, mimetype="application/json")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, Decimal, np.floating)):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    return value

@@ -1,0 +1,207 @@
+"""The API's contract: its limits and the OpenAPI 3 document served at ``/api/v1/openapi.json``.
+
+The limits live here, beside the document that states them, and :mod:`service.api` enforces
+exactly these values, so a client that follows the document is never refused and the fuzzing
+test (schemathesis, tests/service/test_api_schemathesis.py) checks both against each other.
+
+Customers are named in paths by a shop customer id (hashed on the server, never stored) or by
+their pseudonym (``c_`` and 20 hex digits, as in reports and the audit log). Ids of another
+shape than :data:`ID_PATTERN` allows can still be looked up by their pseudonym.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from analytics.privacy import PSEUDONYM_LENGTH
+
+__all__ = [
+    "API_BASE", "MAX_ID_LENGTH", "ID_PATTERN", "MIN_K", "MAX_K", "DEFAULT_K", "REPORT_FORMATS",
+    "REPORT_MEDIA_TYPES", "DEFAULT_FORMAT", "MAX_PARAM_LENGTH", "document",
+]
+
+API_BASE = "/api/v1"
+MAX_ID_LENGTH = 128
+# Letters, digits and the punctuation real shop ids use (numbers, UUIDs, e-mail-like ids, ASINs).
+ID_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9._:@+-]{{0,{MAX_ID_LENGTH - 1}}}$"
+MIN_K, MAX_K, DEFAULT_K = 1, 100, 10
+REPORT_MEDIA_TYPES: dict[str, str] = {"html": "text/html", "pdf": "application/pdf", "csv": "text/csv"}
+REPORT_FORMATS: tuple[str, ...] = tuple(REPORT_MEDIA_TYPES)
+DEFAULT_FORMAT = "html"
+MAX_PARAM_LENGTH = 16  # any query value longer than this is not a k, a flag or a format
+
+_PSEUDONYM = f"^c_[0-9a-f]{{{PSEUDONYM_LENGTH}}}$"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref("Error")}}}
+
+
+_ERRORS: dict[str, Any] = {
+    "400": _error("Bad input: an id, k, explain or format outside the documented limits, or an unknown parameter."),
+    "401": {"description": "Sign-in required (HTTP basic, or the dashboard's session cookie).",
+            "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+            "content": {"application/json": {"schema": _ref("Error")}}},
+    "403": _error("The signed-in role may not use this (only support and admin work with customers)."),
+    "404": _error("No customer has this id or pseudonym."),
+    "405": _error("Only GET is offered."),
+    "503": _error("No trained model or shop database (or it cannot be read), or the audit log cannot be "
+                  "written: nothing is served unrecorded."),
+    "500": _error("A bug; the server log has the details."),
+}
+
+_ID_PARAMETER = {
+    "name": "id", "in": "path", "required": True,
+    "description": "A shop customer id (hashed on the server with the shop's secret) or a pseudonym (c_ + 20 hex).",
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH, "pattern": ID_PATTERN},
+}
+_K_PARAMETER = {
+    "name": "k", "in": "query", "required": False, "description": "How many items.",
+    "schema": {"type": "integer", "minimum": MIN_K, "maximum": MAX_K, "default": DEFAULT_K},
+}
+
+_NUMBER = {"type": "number"}
+_SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object", "required": ["status", "message"],
+        "properties": {"status": {"type": "integer"}, "message": {"type": "string"}},
+    },
+    "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string", "enum": ["ok"]}}},
+    "Contribution": {
+        "type": "object", "required": ["feature", "label", "value", "contribution"],
+        "description": "One ranker feature's TreeSHAP contribution (raw-score units) to the item's score.",
+        "properties": {"feature": {"type": "string"}, "label": {"type": "string"},
+                       "value": {"type": "number", "nullable": True}, "contribution": _NUMBER},
+    },
+    "HistoryEvidence": {
+        "type": "object", "required": ["item_id", "event_type", "ts", "attribution", "attention"],
+        "description": "One past event and how much it drove the attention network's score.",
+        "properties": {"item_id": {"type": "string"}, "event_type": {"type": "string"},
+                       "ts": {"type": "string"}, "attribution": _NUMBER, "attention": _NUMBER},
+    },
+    "Explanation": {
+        "type": "object", "required": ["base_value", "contributions", "history", "convergence_delta", "reasons"],
+        "description": "base_value plus the sum of the contributions equals the item's score.",
+        "properties": {
+            "base_value": _NUMBER,
+            "contributions": {"type": "array", "items": _ref("Contribution")},
+            "history": {"type": "array", "items": _ref("HistoryEvidence")},
+            "convergence_delta": {"type": "number", "nullable": True},
+            "reasons": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "RecommendedItem": {
+        "type": "object", "required": ["rank", "item_id", "title", "score"],
+        "properties": {"rank": {"type": "integer", "minimum": 1}, "item_id": {"type": "string"},
+                       "title": {"type": "string"}, "score": _NUMBER,
+                       "explanation": _ref("Explanation")},
+    },
+    "Recommendations": {
+        "type": "object", "required": ["user_id", "cold_start", "items"],
+        "description": "The same object as `python cli.py recommend --json` (with --explain: `explanation` per item).",
+        "properties": {"user_id": {"type": "string", "pattern": _PSEUDONYM}, "cold_start": {"type": "boolean"},
+                       "items": {"type": "array", "maxItems": MAX_K, "items": _ref("RecommendedItem")}},
+    },
+    "Share": {"type": "object", "required": ["share"], "properties": {"share": _NUMBER}},
+    "PriceBand": {
+        "type": "object", "nullable": True, "required": ["basis", "p25", "median", "p75"],
+        "properties": {"basis": {"type": "string", "enum": ["bought", "viewed"]},
+                       "p25": _NUMBER, "median": _NUMBER, "p75": _NUMBER},
+    },
+    "Profile": {
+        "type": "object",
+        "required": ["user_id", "segment", "n_events", "n_purchases", "favourite_categories", "favourite_brands",
+                     "price_band", "time_based"],
+        "description": "The customer's profile card, as reports show it. Order-only shops have no recency.",
+        "properties": {
+            "user_id": {"type": "string", "pattern": _PSEUDONYM},
+            "segment": {"type": "string", "nullable": True},
+            "n_events": {"type": "integer", "nullable": True},
+            "n_purchases": {"type": "integer", "nullable": True},
+            "recency_days": {"type": "number", "nullable": True},
+            "frequency": {"type": "integer", "nullable": True},
+            "monetary": {"type": "number", "nullable": True},
+            "favourite_categories": {"type": "array", "items": _ref("Share")},
+            "favourite_brands": {"type": "array", "items": _ref("Share")},
+            "price_band": _ref("PriceBand"),
+            "time_based": {"type": "boolean"},
+            "last_active": {"type": "string", "nullable": True},
+        },
+    },
+}
+
+
+def _customer_operation(summary: str, description: str, parameters: list[dict[str, Any]],
+                        ok: dict[str, Any]) -> dict[str, Any]:
+    return {"get": {"summary": summary, "description": description, "tags": ["customers"],
+                    "parameters": [_ID_PARAMETER, *parameters], "responses": {"200": ok, **_ERRORS}}}
+
+
+_DOCUMENT: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {
+        "title": "Recsight API",
+        "version": "1.0.0",
+        "description": (
+            "Explained recommendations for support tools, one customer at a time. Customers are named by "
+            "shop id or pseudonym; responses carry pseudonyms only. Every customer lookup, explanation and "
+            "report export is written to the audit log with the signed-in user. Roles: support and admin."
+        ),
+    },
+    "servers": [{"url": "/"}],
+    "security": [{"basicAuth": []}, {"sessionCookie": []}],
+    "paths": {
+        "/health": {"get": {
+            "summary": "Liveness", "description": "Open without sign-in.", "security": [], "tags": ["service"],
+            "responses": {"200": {"description": "The server is up.",
+                                  "content": {"application/json": {"schema": _ref("Health")}}}},
+        }},
+        f"{API_BASE}/openapi.json": {"get": {
+            "summary": "This document", "tags": ["service"],
+            "responses": {"200": {"description": "The OpenAPI document.",
+                                  "content": {"application/json": {"schema": {"type": "object"}}}},
+                          "401": _ERRORS["401"], "403": _ERRORS["403"]},
+        }},
+        f"{API_BASE}/users/{{id}}/recommendations": _customer_operation(
+            "Top-k recommendations, optionally explained",
+            "Audited as a customer lookup, or as an explanation view with explain=true.",
+            [_K_PARAMETER, {"name": "explain", "in": "query", "required": False,
+                            "description": "Add each item's explanation (SHAP contributions, history, reasons).",
+                            "schema": {"type": "boolean", "default": False}}],
+            {"description": "The customer's list.", "content": {"application/json": {"schema": _ref("Recommendations")}}},
+        ),
+        f"{API_BASE}/users/{{id}}/profile": _customer_operation(
+            "The customer's profile card", "Audited as a customer lookup.", [],
+            {"description": "The profile card.", "content": {"application/json": {"schema": _ref("Profile")}}},
+        ),
+        f"{API_BASE}/users/{{id}}/report": _customer_operation(
+            "The customer's explanation report as a file",
+            "Audited as a report export. Charts are drawn as HTML bars (the same numbers as the dashboard).",
+            [_K_PARAMETER, {"name": "format", "in": "query", "required": False,
+                            "schema": {"type": "string", "enum": list(REPORT_FORMATS), "default": DEFAULT_FORMAT}}],
+            {"description": "The report, as an attachment named <pseudonym>.<format>.",
+             "headers": {"Content-Disposition": {"required": True, "schema": {"type": "string"}}},
+             "content": {media: {"schema": {"type": "string", "format": "binary"}}
+                         for media in REPORT_MEDIA_TYPES.values()}},
+        ),
+    },
+    "components": {
+        "securitySchemes": {
+            "basicAuth": {"type": "http", "scheme": "basic",
+                          "description": "A user of the users file (python cli.py users add NAME --role support)."},
+            "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "recsight_session",
+                              "description": "The dashboard's sign-in session."},
+        },
+        "schemas": _SCHEMAS,
+    },
+}
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI document (a fresh copy: callers may change theirs)."""
+    return copy.deepcopy(_DOCUMENT)
