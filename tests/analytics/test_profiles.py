@@ -412,3 +412,41 @@ def test_benchmark_pandas_port_computes_the_same_tables(seed):
     users_pd, items_pd = pandas_profiles(events, items, cutoff)
     assert compare(con.execute(f"SELECT * FROM {P.USER_PROFILES}").df(), users_pd, S.USER_ID) == []
     assert compare(con.execute(f"SELECT * FROM {P.ITEM_STATS}").df(), items_pd, S.ITEM_ID) == []
+
+
+def test_hashed_user_key_is_used_and_gives_the_same_tables_as_the_plain_key(monkeypatch):
+    """The side passes key users by hash(user_id) when no two ids share a hash (P._user_key), else
+    by the id itself; both must give identical tables, so a collision can never change a figure."""
+    con = _shop(_random_shop(5) + EVENTS)
+    assert P._user_key(con, S.EVENTS) == "hash({})"
+    cutoff = datetime(2024, 2, 20, 12, 0)
+
+    def tables() -> list[list[tuple]]:
+        P.build_profiles(con, cutoff)
+        return [con.execute(f"SELECT * FROM {table} ORDER BY {key}").fetchall()
+                for table, key in ((P.USER_PROFILES, S.USER_ID), (P.ITEM_STATS, S.ITEM_ID))]
+
+    hashed = tables()
+    monkeypatch.setattr(P, "_user_key", lambda *_: "{}")  # what a hash collision falls back to
+    plain = tables()
+    assert plain == hashed
+    assert hashed[0] and hashed[1]
+
+
+def test_sessions_count_session_ids_and_session_less_days_in_one_pass():
+    # the same session id on two days is one session; session-less events count one per day
+    day = datetime(2024, 2, 1, 10, 0)
+    events = [
+        ("u", "i1", S.VIEW, day, "s1", None, None, None),
+        ("u", "i1", S.VIEW, day + timedelta(days=1), "s1", None, None, None),
+        ("u", "i2", S.VIEW, day, None, None, None, None),
+        ("u", "i2", S.VIEW, day + timedelta(hours=5), None, None, None, None),
+        ("u", "i2", S.VIEW, day + timedelta(days=2), None, None, None, None),
+        ("v", "i2", S.VIEW, day, "s1", None, None, None),  # another user's session with the same id
+    ]
+    con = _shop(events)
+    P.build_profiles(con, AS_OF)
+    users = _rows(con, P.USER_PROFILES, S.USER_ID)
+    assert (users["u"][P.N_SESSIONS], users["v"][P.N_SESSIONS]) == (3, 1)
+    items = _rows(con, P.ITEM_STATS, S.ITEM_ID)
+    assert (items["i1"][P.UNIQUE_USERS], items["i2"][P.UNIQUE_USERS]) == (1, 2)
