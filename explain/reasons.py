@@ -155,20 +155,11 @@ def load_items(recommender: Recommender, item_ids: Sequence[str]) -> dict[str, I
 def covis_links(recommender: Recommender, sources: Sequence[str],
                 targets: Sequence[str]) -> dict[str, list[tuple[str, str, float]]]:
     """Co-visitation links from the customer's items to each target: {target: [(variant, src, w)]},
-    strongest first. Read from the model's own tables, so a cited link is one the ranker used."""
-    tables = recommender.tables.index.covis_tables
-    parts = [f"SELECT '{name}' AS variant, src, dst, w FROM {tables[name]} "
-             f"WHERE dst IN (SELECT unnest($targets::VARCHAR[])) AND src IN (SELECT unnest($sources::VARCHAR[]))"
-             for name in _COVIS_VARIANTS if name in tables]
-    out: dict[str, list[tuple[str, str, float]]] = {t: [] for t in targets}
-    if not parts or not sources or not targets:
-        return out
-    with recommender.connection() as con:
-        rows = con.execute(" UNION ALL ".join(parts) + " ORDER BY w DESC, src",
-                           {"targets": list(targets), "sources": list(sources)}).fetchall()
-    for variant, src, dst, w in rows:
-        out[dst].append((variant, src, float(w)))
-    return out
+    strongest first. Read from the model's own tables (held in memory by the recommender, see
+    :meth:`Recommender.covis_links`), so a cited link is one the ranker used."""
+    if not sources or not targets:
+        return {t: [] for t in targets}
+    return recommender.covis_links().links(_COVIS_VARIANTS, list(sources), list(targets))
 
 
 def event_phrase(event_type: str, count: int, title: str) -> str:

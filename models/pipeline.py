@@ -27,8 +27,8 @@ from models.attention import AttentionModel, train_attention
 from models.candidates import covisit_ranking, popularity_ranking
 from models.features import feature_names
 from models.hybrid import (
-    QUICK, EngineConfig, Models, Recommender, engine_config_from, feature_frame,
-    prepare_history, rank_frame,
+    QUICK, TOP_ITEMS_META, EngineConfig, Models, Recommender, engine_config_from, feature_frame,
+    precompute_top_items, prepare_history, rank_frame,
 )
 from models.ranker import Ranker, train_ranker
 from models.splits import LEAVE_ONE_OUT, TEMPORAL, Split, detect_protocol, make_split
@@ -78,7 +78,6 @@ def train(db_path: Path, models_dir: Path, protocol: str | None = None, quick: b
         serving = prepare_history(con, s.EVENTS, None, config, "serve")
         serving_as_of = con.execute(f"SELECT max({s.TS}) + INTERVAL 1 MICROSECOND FROM {s.EVENTS}").fetchone()[0]
         t = lap("serving tables", t)
-        timings["total"] = round(time.perf_counter() - started, 2)
 
         def fill(folder: Path) -> dict:
             ranker.save(folder / registry.RANKER_FILE)
@@ -87,6 +86,11 @@ def train(db_path: Path, models_dir: Path, protocol: str | None = None, quick: b
             serving.index.save(folder / "serving", con)
             con.execute(f"COPY {serving.items} TO '{folder / 'serving' / (serving.items + '.parquet')}' (FORMAT PARQUET)")
             write_global_importance(folder, con, serving, models, protocol)  # the dashboard's global SHAP view
+            # Every customer's list, ranked now by the serving path from the files just written, so
+            # a request for a known customer is a lookup (Recommender.recommend).
+            top_items = precompute_top_items(con, folder / "serving", serving_as_of, config, models)
+            lap("serving precompute", time.perf_counter() - top_items["seconds"])
+            timings["total"] = round(time.perf_counter() - started, 2)
             return {
                 "dataset": Path(db_path).stem,
                 "fingerprint": data_fingerprint,
@@ -99,6 +103,7 @@ def train(db_path: Path, models_dir: Path, protocol: str | None = None, quick: b
                 "ranker_trees": {"ranker": ranker.booster.num_trees(), "hybrid": hybrid.booster.num_trees()},
                 "attention_training": {k: v for k, v in attention.training.items() if k != "epochs"},
                 "serving_as_of": serving_as_of.isoformat(),
+                TOP_ITEMS_META: top_items,
                 "timings_s": timings,
                 "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             }

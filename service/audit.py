@@ -6,9 +6,14 @@ offers exactly two kinds of operation: append a row (:func:`record`) and read ro
 (:func:`read_entries`, :func:`filter_choices`). Nothing here updates or deletes, so the app can
 only ever add to the log.
 
-Each append opens one short-lived connection: sign-ins and lookups are rare next to the cost of a
-connection, and nothing holds the file open between requests, so another process (the command
-line) can append too; a writer that finds the file locked waits briefly and retries.
+Appends open a short-lived connection and close it again, so nothing holds the file open between
+requests and another process (the command line) can append too; a writer that finds the file
+locked waits briefly and retries. Opening and closing the file is most of an append's cost
+(tens of milliseconds), so appends from concurrent requests share it (group commit): the thread
+that finds no write in progress writes every row queued by then, and the rows queued meanwhile,
+in one connection and one transaction, while the others wait for their own row to be committed;
+``record`` still returns only once its row is in the file, or raises. The table is created
+only when an insert finds it missing (a new or emptied file), not before every row.
 
 Callers pass pseudonyms only: a ``customer`` that is not a pseudonym (``c_`` and 20 hex digits)
 is refused, so a raw customer id can never land in the log by mistake. Free text (the typed
@@ -85,6 +90,23 @@ class AuditEntry:
     detail: str | None
 
 
+class _Pending:
+    """One row waiting to be written, and what became of it."""
+
+    __slots__ = ("row", "done", "seq", "error")
+
+    def __init__(self, row: tuple) -> None:
+        self.row = row
+        self.done = threading.Event()
+        self.seq: int | None = None
+        self.error: RecsightError | None = None
+
+
+_queue_lock = threading.Lock()
+_queues: dict[Path, list[_Pending]] = {}  # rows waiting per log file
+_writing: set[Path] = set()  # log files a thread is writing now
+
+
 def record(audit_db: Path | str, who: str, role: str | None, action: str, customer: str | None = None,
            detail: str | None = None) -> AuditEntry:
     """Append one row and return it. Raises :class:`RecsightError` when the row cannot be
@@ -97,17 +119,65 @@ def record(audit_db: Path | str, who: str, role: str | None, action: str, custom
            None if role is None else _clean(role, _MAX_ROLE), action, customer,
            None if detail is None else _clean(detail, _MAX_DETAIL))
     path = Path(audit_db)
+    key = path.absolute()
+    mine = _Pending(row)
+    with _queue_lock:
+        _queues.setdefault(key, []).append(mine)
+        leader = key not in _writing
+        if leader:
+            _writing.add(key)
+    if leader:
+        _write_queued(key, path)
+    mine.done.wait()
+    if mine.error is not None:
+        raise mine.error
+    return AuditEntry(int(mine.seq), *row)
+
+
+def _write_queued(key: Path, path: Path) -> None:
+    """Write batches of queued rows until none is left, then let the next writer lead."""
+    while True:
+        with _queue_lock:
+            batch = _queues.pop(key, [])
+            if not batch:
+                _writing.discard(key)
+                return
+        try:
+            seqs = _insert(path, [pending.row for pending in batch])
+        except RecsightError as exc:
+            for pending in batch:
+                pending.error = exc
+        except BaseException as exc:  # never leave a waiting request hanging
+            for pending in batch:
+                pending.error = RecsightError(f"the audit log {path} cannot be written: {type(exc).__name__}")
+        else:
+            for pending, seq in zip(batch, seqs):
+                pending.seq = seq
+        for pending in batch:
+            pending.done.set()
+
+
+def _insert(path: Path, rows: list[tuple]) -> list[int]:
+    """Insert ``rows`` in one transaction of one connection; their sequence numbers, in order."""
+    sql = (f"INSERT INTO {AUDIT_LOG} ({AT_UTC}, {WHO}, {ROLE}, {ACTION}, {CUSTOMER}, {DETAIL}) "
+           f"VALUES (?, ?, ?, ?, ?, ?) RETURNING {SEQ}")
     with _in_process, _open(path, create=True) as con:
         try:
-            for statement in _DDL:
-                con.execute(statement)
-            seq = con.execute(
-                f"INSERT INTO {AUDIT_LOG} ({AT_UTC}, {WHO}, {ROLE}, {ACTION}, {CUSTOMER}, {DETAIL}) "
-                f"VALUES (?, ?, ?, ?, ?, ?) RETURNING {SEQ}", row).fetchone()[0]
+            con.execute("BEGIN TRANSACTION")
+            try:
+                seqs = [con.execute(sql, rows[0]).fetchone()[0]]
+            except duckdb.CatalogException:  # a new file: create the table (the failed insert left nothing)
+                con.execute("ROLLBACK")
+                con.execute("BEGIN TRANSACTION")
+                for statement in _DDL:
+                    con.execute(statement)
+                seqs = [con.execute(sql, rows[0]).fetchone()[0]]
+            seqs += [con.execute(sql, row).fetchone()[0] for row in rows[1:]]
+            con.execute("COMMIT")
         except duckdb.Error as exc:
             log.warning("cannot append to audit log %s: %s", path, exc)
             raise RecsightError(f"the audit log {path} cannot be written: {str(exc).splitlines()[0]}") from None
-    return AuditEntry(int(seq), *row)
+    return [int(seq) for seq in seqs]
 
 
 def read_entries(audit_db: Path | str, who: str | None = None, action: str | None = None,

@@ -54,7 +54,7 @@ def recommender_for(settings: Settings) -> Recommender:
         if cached is not None and cached[0] == stamp:
             return cached[1]
         log.info("loading model version %s for %s", stamp[-1], key[0])
-        recommender = Recommender.load(*key)
+        recommender = Recommender.load(*key).warm()  # the first explanation should not pay for it
         _loaded[key] = (stamp, recommender)
     # The replaced recommender is not closed here: a request may still be using it; its
     # connection closes when the last reference goes.

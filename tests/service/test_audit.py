@@ -128,3 +128,23 @@ def test_dates_in_filters_are_whole_utc_days(tmp_path):
     day = entry.at_utc.date()
     assert audit.read_entries(path, start=day, end=day) == [entry]
     assert audit.read_entries(path, start=date(2000, 1, 1), end=day - timedelta(days=1)) == []
+
+
+def test_concurrent_requests_each_leave_exactly_their_own_row(tmp_path):
+    """Eight request threads writing at once (rows share a commit): every row lands once, each
+    caller gets back its own row with its own sequence number, and none is lost or doubled."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "audit.duckdb"
+
+    def write(i: int) -> audit.AuditEntry:
+        return audit.record(path, f"agent{i % 8}", "support", audit.CUSTOMER_LOOKUP, customer=CUSTOMER,
+                            detail=f"lookup {i}")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        returned = list(pool.map(write, range(120)))
+
+    assert [e.detail for e in returned] == [f"lookup {i}" for i in range(120)]
+    assert len({e.seq for e in returned}) == 120
+    stored = audit.read_entries(path, limit=1000)
+    assert sorted((e.seq, e.detail) for e in stored) == sorted((e.seq, e.detail) for e in returned)
