@@ -18,6 +18,7 @@ from models import registry
 from service.users import ANALYST
 from settings import Settings
 from tests.browser.conftest import build_shop
+from tests.components import find as _find, text as _text
 from tests.pages.test_user import trained_models
 from tests.service.support import app_settings, sign_in
 
@@ -54,26 +55,6 @@ def meta(shop: Settings) -> dict[str, Any]:
     return registry.load_current(shop.models_dir).metadata
 
 
-def _find(component: Any, component_id: str) -> Any:
-    if getattr(component, "id", None) == component_id:
-        return component
-    children = getattr(component, "children", None)
-    for child in children if isinstance(children, (list, tuple)) else [children]:
-        if child is not None and not isinstance(child, (str, int, float)):
-            hit = _find(child, component_id)
-            if hit is not None:
-                return hit
-    return None
-
-
-def _text(component: Any) -> str:
-    if component is None:
-        return ""
-    if isinstance(component, (str, int, float)):
-        return str(component)
-    if isinstance(component, (list, tuple)):
-        return " ".join(_text(child) for child in component)
-    return _text(getattr(component, "children", None))
 
 
 def test_the_page_shows_the_stored_evaluation_and_metadata(pm, shop, meta):

@@ -8,6 +8,7 @@ browsers (1). k is 2 unless a test says otherwise.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -19,7 +20,10 @@ from errors import RecsightError
 from service.users import ADMIN
 from settings import Settings
 from tests.analytics.test_shop_overview import EVENTS, ITEMS, SEGMENTS
+from tests.components import find as _find, text
 from tests.service.support import ACCOUNTS, app_settings, sign_in
+
+_text = partial(text, sep="")  # KPI figures are split over spans: read them unspaced
 
 ALL = "all"
 
@@ -65,26 +69,6 @@ def ov(served: Any):
     return module
 
 
-def _find(component: Any, component_id: str) -> Any:
-    if getattr(component, "id", None) == component_id:
-        return component
-    children = getattr(component, "children", None)
-    for child in children if isinstance(children, (list, tuple)) else [children]:
-        if child is not None and not isinstance(child, (str, int, float)):
-            found = _find(child, component_id)
-            if found is not None:
-                return found
-    return None
-
-
-def _text(component: Any) -> str:
-    if component is None:
-        return ""
-    if isinstance(component, (str, int, float)):
-        return str(component)
-    if isinstance(component, (list, tuple)):
-        return "".join(_text(child) for child in component)
-    return _text(getattr(component, "children", None))
 
 
 def _kpi(view: Any, name: str) -> str:

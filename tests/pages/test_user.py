@@ -34,6 +34,7 @@ from service import audit
 from service.users import ADMIN, ANALYST, SUPPORT
 from settings import Settings
 from tests.browser.conftest import build_shop
+from tests.components import find as _find, text as _text
 from tests.conftest import TEST_SECRET
 from tests.service.engine_fixture import FAST
 from tests.service.support import ACCOUNTS, app_settings, sign_in
@@ -115,26 +116,6 @@ def found(pu, shop, raw_ids) -> Any:
     return pu.lookup(raw_ids[0], shop, Recorder())
 
 
-def _find(component: Any, component_id: Any) -> Any:
-    if getattr(component, "id", None) == component_id:
-        return component
-    children = getattr(component, "children", None)
-    for child in children if isinstance(children, (list, tuple)) else [children]:
-        if child is not None and not isinstance(child, (str, int, float)):
-            hit = _find(child, component_id)
-            if hit is not None:
-                return hit
-    return None
-
-
-def _text(component: Any) -> str:
-    if component is None:
-        return ""
-    if isinstance(component, (str, int, float)):
-        return str(component)
-    if isinstance(component, (list, tuple)):
-        return " ".join(_text(child) for child in component)
-    return _text(getattr(component, "children", None))
 
 
 def _json(component: Any) -> str:

@@ -11,6 +11,7 @@ import pytest
 from analytics.privacy import pseudonymise
 from service import audit
 from settings import Settings
+from tests.components import find as _find
 from tests.conftest import TEST_SECRET
 
 CUSTOMER = pseudonymise("42", TEST_SECRET)
@@ -31,17 +32,6 @@ def log_settings(tmp_path) -> Settings:
     audit.record(path, "eve", None, audit.SIGN_IN_FAILED, detail="unknown user from 10.0.0.9")
     return Settings(audit_db=path)
 
-
-def _find(component: Any, component_id: str) -> Any:
-    if getattr(component, "id", None) == component_id:
-        return component
-    children = getattr(component, "children", None)
-    for child in children if isinstance(children, (list, tuple)) else [children]:
-        if child is not None and not isinstance(child, (str, int, float)):
-            found = _find(child, component_id)
-            if found is not None:
-                return found
-    return None
 
 
 def test_all_entries_newest_first_with_readable_actions(page, log_settings):
