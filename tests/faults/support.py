@@ -8,7 +8,6 @@ and two threads per job on a shared 2-core machine is several times slower than 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 from dataclasses import dataclass
@@ -16,19 +15,11 @@ from pathlib import Path
 
 from analytics.ingest import ingest_paths
 from analytics.synth import generate_shop
-from models import pipeline
-from models.hybrid import QUICK, EngineConfig
 from settings import Settings
 from tests.conftest import TEST_SECRET
+from tests.training import fast_train
 
 ROOT = Path(__file__).resolve().parents[2]
-
-FAST: EngineConfig = dataclasses.replace(
-    QUICK,
-    ranker=dataclasses.replace(QUICK.ranker, max_rounds=30, threads=1),
-    attention=dataclasses.replace(QUICK.attention, threads=1, valid_users=200, valid_negatives=100),
-)
-
 
 @dataclass(frozen=True)
 class Shop:
@@ -54,16 +45,6 @@ class Shop:
 def secret() -> str:
     """tests/conftest.py's secret (session fixtures run before its per-test environment)."""
     return TEST_SECRET
-
-
-def fast_train(db: Path, models: Path) -> dict:
-    """``pipeline.train(quick=True)`` with the tests' small configuration."""
-    original = pipeline.QUICK
-    pipeline.QUICK = FAST
-    try:
-        return pipeline.train(db, models, quick=True)
-    finally:
-        pipeline.QUICK = original
 
 
 def build_shop(folder: Path) -> Shop:

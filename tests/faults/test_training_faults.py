@@ -15,7 +15,8 @@ import pytest
 from errors import RecsightError
 from models.registry import VERSIONS_DIR, write_version
 from service.engine import forget_all, recommender_for
-from tests.faults.support import Shop, busy_customer, child_env, current_version, fast_train
+from tests.faults.support import Shop, busy_customer, child_env, current_version
+from tests.training import fast_train
 
 # The child trains, and stalls while writing the new version: both rankers are on disk, the
 # attention network is not. The parent kills it there with SIGKILL (no cleanup code runs).
@@ -23,7 +24,7 @@ _STALLING_TRAINER = """
 import sys, time
 from pathlib import Path
 from models.attention import AttentionModel
-from tests.faults.support import fast_train
+from tests.training import fast_train
 
 def stall(self, path):
     Path(sys.argv[3]).write_text("writing the version")

@@ -29,15 +29,15 @@ from analytics import schema
 from analytics.db import connect_read_only
 from analytics.privacy import pseudonymise
 from errors import RecsightError
-from models import pipeline, registry
+from models import registry
 from service import audit
 from service.users import ADMIN, ANALYST, SUPPORT
 from settings import Settings
 from tests.browser.conftest import build_shop
 from tests.components import find as _find, text as _text
 from tests.conftest import TEST_SECRET
-from tests.service.engine_fixture import FAST
 from tests.service.support import ACCOUNTS, app_settings, sign_in
+from tests.training import fast_train
 
 COLD_RAW = "NEW-CUSTOMER-1"  # in the users table, without events
 
@@ -49,18 +49,14 @@ def trained_models(db_path: Path, models_dir: Path) -> Path:
 
     The page tests and the browser tests build the same synthetic shop; the second caller gets
     a copy of the first one's models (the fingerprint check on load proves the data match).
-    Training uses the service tests' ``FAST`` configuration (fewer trees, a smaller validation
-    set): these tests are about the pages, not model quality, and it takes seconds, not a minute.
+    Training uses the tests' ``FAST`` configuration (tests/training.py: fewer trees, a smaller
+    validation set): these tests are about the pages, not model quality.
     """
     with connect_read_only(db_path) as con:
         data = registry.fingerprint(con)
     source = _trained.get(data)
     if source is None:
-        original, pipeline.QUICK = pipeline.QUICK, FAST  # the service tests' faster quick configuration
-        try:
-            pipeline.train(db_path, models_dir, quick=True)
-        finally:
-            pipeline.QUICK = original
+        fast_train(db_path, models_dir)
         _trained[data] = Path(models_dir)
     elif Path(source) != Path(models_dir):
         shutil.copytree(source, models_dir, dirs_exist_ok=True)

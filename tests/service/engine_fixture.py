@@ -13,7 +13,6 @@ serves one request at once, so Dash hands it the page callbacks it registered (s
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,19 +26,12 @@ from analytics.ingest import ingest_paths
 from analytics.privacy import pseudonymise
 from analytics.profiles import refresh_profiles
 from analytics.synth import generate_shop
-from models import pipeline
-from models.hybrid import QUICK, EngineConfig
 from settings import Settings
 from tests.conftest import TEST_SECRET
 from tests.service.support import write_users
+from tests.training import fast_train
 
 N_USERS, N_ITEMS, N_DAYS, SEED = 400, 200, 60, 11
-
-FAST: EngineConfig = dataclasses.replace(
-    QUICK,
-    ranker=dataclasses.replace(QUICK.ranker, max_rounds=30, threads=1),
-    attention=dataclasses.replace(QUICK.attention, threads=1, valid_users=200, valid_negatives=100),
-)
 
 
 @dataclass(frozen=True)
@@ -66,11 +58,7 @@ def build_trained_shop(folder: Path) -> TrainedShop:
     generate_shop(export, n_users=N_USERS, n_items=N_ITEMS, n_days=N_DAYS, seed=SEED)
     ingest_paths(db, "generic", [export], secret=TEST_SECRET)
     refresh_profiles(db)
-    original, pipeline.QUICK = pipeline.QUICK, FAST
-    try:
-        pipeline.train(db, models, quick=True)
-    finally:
-        pipeline.QUICK = original
+    fast_train(db, models)
     users = pq.read_table(export / "users.parquet", columns=[schema.USER_ID]).column(0).to_pylist()
     return TrainedShop(folder, export, db, models, tuple(str(u) for u in users))
 
