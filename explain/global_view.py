@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from analytics import schema as s
+from atomic import replace_with, write_text
 from errors import RecsightError
 from models import registry
 from models.features import feature_spec
@@ -178,21 +178,10 @@ def save_global_importance(importance: GlobalImportance, folder: Path) -> None:
     """Write the summaries and the rows into ``folder`` (atomically, file by file)."""
     folder = Path(folder)
     try:
-        _atomic(folder / SUMMARY_FILE, lambda tmp: Path(tmp).write_text(
-            json.dumps(importance.summary(), indent=1, default=float), encoding="utf-8"))
-        _atomic(folder / ROWS_FILE, lambda tmp: importance.rows.to_parquet(tmp, index=False))
+        write_text(folder / SUMMARY_FILE, json.dumps(importance.summary(), indent=1, default=float))
+        replace_with(folder / ROWS_FILE, lambda tmp: importance.rows.to_parquet(tmp, index=False))
     except OSError as exc:
         raise RecsightError(f"cannot write the global importance into {folder}: {exc.strerror}") from None
-
-
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def load_global_importance(folder: Path) -> GlobalImportance | None:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import plotly
 import plotly.graph_objects as go
 
+from atomic import write_bytes
 from errors import RecsightError
 from explain import figures
 from explain.types import CustomerExplanation, ItemExplanation
@@ -205,21 +206,9 @@ def _prepare_folder(folder: Path) -> Path:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        write_bytes(path, data)
     except OSError as exc:
         raise RecsightError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise RecsightError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------- rendering

@@ -30,6 +30,7 @@ from typing import Callable
 import duckdb
 
 from analytics import schema as s
+from atomic import write_text
 from errors import RecsightError
 
 __all__ = [
@@ -97,7 +98,7 @@ def write_version(models_dir: Path, fill: Callable[[Path], dict]) -> Path:
         meta = dict(fill(staging))
         meta["format_version"] = FORMAT_VERSION
         meta.setdefault("packages", package_versions())
-        _write_atomic(staging / METADATA_FILE, json.dumps(meta, indent=2, default=str))
+        write_text(staging / METADATA_FILE, json.dumps(meta, indent=2, default=str))
         name = time.strftime("%Y%m%d-%H%M%S") + "-" + hashlib.sha256(staging.name.encode()).hexdigest()[:6]
         final = versions / name
         os.replace(staging, final)
@@ -108,7 +109,7 @@ def write_version(models_dir: Path, fill: Callable[[Path], dict]) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     try:
-        _write_atomic(models_dir / CURRENT_FILE, name + "\n")
+        write_text(models_dir / CURRENT_FILE, name + "\n")
     except OSError as exc:
         shutil.rmtree(final, ignore_errors=True)
         raise RecsightError(_write_error(models_dir, exc)) from None
@@ -128,19 +129,6 @@ def _write_error(models_dir: Path, exc: BaseException) -> str:
         text = str(getattr(exc, "strerror", None) or exc).strip()
         reason = text.splitlines()[0] if text else type(exc).__name__
     return f"cannot write a model version into {models_dir}: {reason}; the previous version stays in use"
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _prune(versions: Path, keep: str) -> None:

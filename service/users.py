@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -25,6 +24,7 @@ from typing import Any
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from atomic import write_text
 from errors import RecsightError
 
 __all__ = [
@@ -198,16 +198,6 @@ def _write(path: Path, records: dict[str, _Record]) -> None:
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
+        write_text(path, json.dumps(document, indent=2) + "\n")  # mode 0600: it holds password hashes
     except OSError as exc:
-        raise RecsightError(f"cannot write users file {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(document, out, indent=2)
-            out.write("\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp_name, path)
-    except OSError as exc:
-        Path(temp_name).unlink(missing_ok=True)
         raise RecsightError(f"cannot write users file {path}: {exc.strerror}") from None
