@@ -33,7 +33,7 @@ from errors import RecsightError
 
 __all__ = [
     "Covis", "CandidateConfig", "CandidateIndex", "DEFAULT_COVIS",
-    "build_sequences", "build_index", "index_names", "generate", "popularity_ranking", "covisit_ranking",
+    "build_sequences", "build_index", "generate", "popularity_ranking", "covisit_ranking",
 ]
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class CandidateIndex:
     @classmethod
     def load(cls, folder: Path, con: duckdb.DuckDBPyConnection, prefix: str, config: CandidateConfig) -> "CandidateIndex":
         """Read tables written by :meth:`save` back into TEMP tables."""
-        index = index_names(prefix, config)
+        index = _names(prefix, config)
         for table in index.tables:
             path = folder / (table + ".parquet")
             if not path.exists():
@@ -120,9 +120,7 @@ class CandidateIndex:
         return index
 
 
-def index_names(prefix: str, config: CandidateConfig) -> CandidateIndex:
-    """The (empty) index whose tables carry ``prefix``: where :func:`build_index` writes and
-    :meth:`CandidateIndex.load` reads them, for callers that move the tables themselves."""
+def _names(prefix: str, config: CandidateConfig) -> CandidateIndex:
     return CandidateIndex(
         prefix=prefix,
         config=config,
@@ -165,7 +163,7 @@ def build_index(
     con: duckdb.DuckDBPyConnection, history: str, config: CandidateConfig, prefix: str
 ) -> CandidateIndex:
     """Build the co-visitation, popularity and attribute tables of ``history``."""
-    index = index_names(prefix, config)
+    index = _names(prefix, config)
     seq = build_sequences(con, history, f"{prefix}_seq_all")
     for covis in config.covis:
         _build_covis(con, seq, covis, index.covis_tables[covis.name])

@@ -43,7 +43,7 @@ from analytics.privacy import pseudonymise
 from errors import RecsightError
 from models import registry
 from models.attention import AttentionConfig, AttentionModel
-from models.candidates import CandidateConfig, CandidateIndex, Covis, build_index, generate, index_names
+from models.candidates import CandidateConfig, CandidateIndex, Covis, build_index, generate
 from models.features import ATTENTION_SCORE, assemble, build_item_table, build_user_tables, label_of
 from models.ranker import Ranker, RankerConfig
 from models.sequences import Histories
@@ -306,24 +306,19 @@ class TopItems:
 
 
 def precompute_top_items(
-    con: duckdb.DuckDBPyConnection, serving: Path, as_of: datetime, config: EngineConfig, models: Models,
-    out: Path | None = None, k: int = K_PRECOMPUTED, chunk: int = _PRECOMPUTE_CHUNK,
+    con: duckdb.DuckDBPyConnection, tables: HistoryTables, models: Models, out: Path,
+    k: int = K_PRECOMPUTED, chunk: int = _PRECOMPUTE_CHUNK,
 ) -> dict:
-    """Rank every customer of the shop with the serving path and write each one's top ``k``.
+    """Rank every customer of the shop with the serving path and write each one's top ``k`` to ``out``.
 
-    Reads the serving tables back from ``serving`` (the version's folder, as :meth:`Recommender.load`
-    does), runs the candidate, feature and ranker code of :meth:`Recommender._rank` over customers
-    in batches of ``chunk``, and writes ``out`` (default ``serving/top_items.parquet``). Returns
-    what the model's metadata records under ``top_items``.
+    ``tables`` are the serving tables as :meth:`Recommender.load` binds them (the shop's events,
+    the serving ``as_of``, the saved index and item table); the candidate, feature and ranker code
+    of :meth:`Recommender._rank` runs over customers in batches of ``chunk``. Returns what the
+    model's metadata records under ``top_items``.
     """
     started = time.perf_counter()
-    out = Path(out) if out is not None else serving / TOP_ITEMS_FILE
-    index = _read_index(con, serving, config, "pre_ix")
-    items = "pre_items"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {items} AS SELECT * FROM read_parquet('{serving / 'serve_items.parquet'}')")
-    tables = HistoryTables(s.EVENTS, as_of, index, items)
     users = [row[0] for row in con.execute(
-        f"SELECT DISTINCT {s.USER_ID} FROM {s.EVENTS} ORDER BY {s.USER_ID}").fetchall()]
+        f"SELECT DISTINCT {s.USER_ID} FROM {tables.history} ORDER BY {s.USER_ID}").fetchall()]
     parts = []
     for begin in range(0, len(users), chunk):
         con.execute("CREATE OR REPLACE TEMP TABLE pre_users (user_id VARCHAR)")
@@ -334,30 +329,23 @@ def precompute_top_items(
         frame = frame.assign(score=models.hybrid.predict(frame))
         frame = frame.sort_values([s.USER_ID, "score", "cand_rank"], ascending=[True, False, True], kind="stable")
         parts.append(frame[frame.groupby(s.USER_ID, sort=False).cumcount() < k])
+    con.execute("DROP TABLE IF EXISTS pre_users")
     top = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if not top.empty:
-        titles = dict(con.execute(
-            f"SELECT {s.ITEM_ID}, {s.TITLE} FROM {s.ITEMS} WHERE {s.ITEM_ID} IN (SELECT unnest(?::VARCHAR[]))",
-            [top[s.ITEM_ID].unique().tolist()]).fetchall())
+        titles = _titles(con, top[s.ITEM_ID].unique().tolist())
         top[_TITLE] = [titles.get(item) or item for item in top[s.ITEM_ID].tolist()]
-    for table in [*index.tables, items, "pre_users"]:
-        con.execute(f"DROP TABLE IF EXISTS {table}")
     top.to_parquet(out, index=False)
     seconds = time.perf_counter() - started
     log.info("precomputed the top %d of %d customers in %.1f s", k, len(users), seconds)
-    return {"file": f"serving/{out.name}", "k": k, "customers": int(top[s.USER_ID].nunique()) if len(top) else 0,
+    return {"file": f"serving/{Path(out).name}", "k": k, "customers": int(top[s.USER_ID].nunique()) if len(top) else 0,
             "rows": len(top), "seconds": round(seconds, 2)}
 
 
-def _read_index(con: duckdb.DuckDBPyConnection, serving: Path, config: EngineConfig, prefix: str) -> CandidateIndex:
-    """The serving index saved in ``serving`` (files named as :meth:`Recommender.load` reads them),
-    in TEMP tables named with ``prefix``, so a caller's own ``serve_ix`` tables are left alone."""
-    files = index_names(SERVING_INDEX, config.candidates)
-    index = index_names(prefix, config.candidates)
-    for name, table in zip(files.tables, index.tables):
-        path = serving / f"{name}.parquet"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM read_parquet('{path}')")
-    return index
+def _titles(con: duckdb.DuckDBPyConnection, item_ids: list[str]) -> dict[str, str]:
+    """{item_id: title} from the catalogue, for the items that have one."""
+    return dict(con.execute(
+        f"SELECT {s.ITEM_ID}, {s.TITLE} FROM {s.ITEMS} WHERE {s.ITEM_ID} IN (SELECT unnest(?::VARCHAR[]))",
+        [item_ids]).fetchall())
 
 
 class Recommender:
@@ -553,9 +541,7 @@ class Recommender:
             return Recommendation(user_id, cold_start, [], frame)
         frame = frame.assign(score=self.ranker.predict(frame))
         frame = frame.sort_values(["score", "cand_rank"], ascending=[False, True], kind="stable").head(k)
-        titles = dict(con.execute(
-            f"SELECT {s.ITEM_ID}, {s.TITLE} FROM {s.ITEMS} WHERE {s.ITEM_ID} IN (SELECT unnest(?::VARCHAR[]))",
-            [frame[s.ITEM_ID].tolist()]).fetchall())
+        titles = _titles(con, frame[s.ITEM_ID].tolist())
         items = [
             RecommendedItem(rank, item, titles.get(item) or item, float(score))
             for rank, (item, score) in enumerate(zip(frame[s.ITEM_ID], frame["score"]), start=1)

@@ -27,7 +27,7 @@ from models.attention import AttentionModel, train_attention
 from models.candidates import covisit_ranking, popularity_ranking
 from models.features import feature_names
 from models.hybrid import (
-    QUICK, TOP_ITEMS_META, EngineConfig, Models, Recommender, engine_config_from, feature_frame,
+    QUICK, TOP_ITEMS_FILE, TOP_ITEMS_META, EngineConfig, Models, Recommender, engine_config_from, feature_frame,
     precompute_top_items, prepare_history, rank_frame,
 )
 from models.ranker import Ranker, train_ranker
@@ -86,9 +86,10 @@ def train(db_path: Path, models_dir: Path, protocol: str | None = None, quick: b
             serving.index.save(folder / "serving", con)
             con.execute(f"COPY {serving.items} TO '{folder / 'serving' / (serving.items + '.parquet')}' (FORMAT PARQUET)")
             write_global_importance(folder, con, serving, models, protocol)  # the dashboard's global SHAP view
-            # Every customer's list, ranked now by the serving path from the files just written, so
+            # Every customer's list, ranked now by the serving path over the tables just saved, so
             # a request for a known customer is a lookup (Recommender.recommend).
-            top_items = precompute_top_items(con, folder / "serving", serving_as_of, config, models)
+            top_items = precompute_top_items(con, dataclasses.replace(serving, as_of=serving_as_of), models,
+                                             folder / "serving" / TOP_ITEMS_FILE)
             lap("serving precompute", time.perf_counter() - top_items["seconds"])
             timings["total"] = round(time.perf_counter() - started, 2)
             return {
