@@ -19,6 +19,7 @@ from dash import Input, Output, callback, dcc, html
 
 from app import current_settings
 from errors import RecsightError
+from pages._parts import page
 from service import audit
 from settings import Settings
 
@@ -65,13 +66,10 @@ def build_layout(settings: Settings) -> Any:
     except RecsightError as exc:
         users, actions, problem = [], [], str(exc)
     actions = list(ACTION_LABELS) + sorted(set(actions) - set(ACTION_LABELS))
-    return html.Div(className="rs-page", children=[
-        html.Header(className="rs-page-head", children=[
-            html.H1("Audit log", className="rs-page-title"),
-            html.P("Who signed in, looked up a customer, viewed an explanation or exported a report. "
-                   "Customers appear as pseudonyms; entries can be added, never changed.",
-                   className="rs-page-lead"),
-        ]),
+    return page(
+        "Audit log",
+        "Who signed in, looked up a customer, viewed an explanation or exported a report. "
+        "Customers appear as pseudonyms; entries can be added, never changed.",
         dbc.Alert(problem, color="warning", className="rs-alert", id="au-problem") if problem else None,
         html.Div(className="rs-filters", children=[
             _field("User", "au-user", dcc.Dropdown(
@@ -102,7 +100,7 @@ def build_layout(settings: Settings) -> Any:
                              "localeText": {"noRowsToShow": "No entries for this selection"}},
             style={"height": "620px"},
         ),
-    ])
+    )
 
 
 def _field(label: str, target: str, control: Any) -> html.Div:

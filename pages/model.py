@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import dash
 import dash_ag_grid as dag
@@ -26,6 +26,7 @@ from analytics import model_insight as mi
 from analytics.overview_figures import PRIMARY, empty_figure
 from app import current_settings
 from errors import RecsightError
+from pages._parts import guarded, page, sentence
 from explain import figures
 from explain.global_view import GlobalImportance, global_importance
 from models import registry
@@ -41,12 +42,10 @@ __all__ = [
 dash.register_page(__name__, path="/model", name="Model insight", title="Model insight · Recsight", order=20)
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 ALL_SEGMENTS = "all"
 FAITHFULNESS_CUSTOMERS = 12  # customers the faithfulness checks sample (seconds of work; at least k)
 _GRAPH_CONFIG = {"displayModeBar": False, "responsive": True}
-_UNEXPECTED = "Something went wrong on the server; the error has been logged."
 
 
 class VersionView(NamedTuple):
@@ -82,9 +81,9 @@ def build_layout(settings: Settings) -> Any:
     """The version picker and the page body (filled by :func:`update_version`)."""
     versions = mi.list_versions(settings.models_dir)
     if not versions:
-        return _page(_problem(f"No trained model in {settings.models_dir}: run `python cli.py train` first."))
+        return _model_page(_problem(f"No trained model in {settings.models_dir}: run `python cli.py train` first."))
     options = [{"label": v.label, "value": v.name} for v in versions]
-    return _page(
+    return _model_page(
         html.Div(className="rs-filters", children=[
             html.Div(className="rs-field rs-field-grow rs-version-field", children=[
                 html.Label("Model version", className="rs-field-label", htmlFor="mo-version"),
@@ -97,16 +96,6 @@ def build_layout(settings: Settings) -> Any:
                     target_components={"mo-body": "children"}),  # the figures inside have their own
     )
 
-
-def _page(*children: Any) -> html.Div:
-    return html.Div(className="rs-page", children=[
-        html.Header(className="rs-page-head", children=[
-            html.H1("Model insight", className="rs-page-title"),
-            html.P("How well the recommender does against simple baselines, what drives its scores, and "
-                   "whether its explanations are faithful. Aggregates only.", className="rs-page-lead"),
-        ]),
-        *children,
-    ])
 
 
 # --------------------------------------------------------------------------- callback bodies
@@ -257,7 +246,7 @@ def _importance(settings: Settings, version: str | None) -> tuple[GlobalImportan
             _computed[key] = importance
         return importance, None
     except RecsightError as exc:
-        return None, _sentence(str(exc))
+        return None, sentence(str(exc))
 
 
 def _current(settings: Settings) -> str | None:
@@ -428,24 +417,9 @@ def _toggle(toggle_id: str, options: dict[str, str], value: str) -> dbc.RadioIte
 
 
 def _problem(message: str, problem_id: str = "mo-problem") -> dbc.Alert:
-    return dbc.Alert(_sentence(message), color="warning", className="rs-alert", id=problem_id)
+    return dbc.Alert(sentence(message), color="warning", className="rs-alert", id=problem_id)
 
 
-def _sentence(message: str) -> str:
-    text = message.strip()
-    text = text[:1].upper() + text[1:]
-    return text if text.endswith((".", "!", "?")) else text + "."
-
-
-def _guarded(what: str, fn: Callable[[], T], on_error: Callable[[str], T]) -> T:
-    """A RecsightError becomes its message; anything else is logged and shown as one line."""
-    try:
-        return fn()
-    except RecsightError as exc:
-        return on_error(_sentence(str(exc)))
-    except Exception:  # noqa: BLE001 - the page boundary: log the bug, show one line
-        log.exception("model page: %s failed", what)
-        return on_error(_UNEXPECTED)
 
 
 # --------------------------------------------------------------------------- wiring
@@ -454,14 +428,14 @@ def _guarded(what: str, fn: Callable[[], T], on_error: Callable[[str], T]) -> T:
 @callback(Output("mo-body", "children"), Input("mo-version", "value"))
 def _on_version(version: str | None) -> Any:
     settings = current_settings()
-    return _guarded("version", lambda: update_version(version, settings).body, _problem)
+    return guarded("model page: version", lambda: update_version(version, settings).body, _problem)
 
 
 @callback(Output("mo-bars", "figure"), Output("mo-segments", "figure"), Output("mo-segment-note", "children"),
           Input("mo-metric", "value"), Input("mo-version", "value"))
 def _on_metric(metric: str | None, version: str | None) -> EvaluationView:
     settings = current_settings()
-    return _guarded("evaluation", lambda: update_evaluation(version, metric, settings),
+    return guarded("model page: evaluation", lambda: update_evaluation(version, metric, settings),
                     lambda message: EvaluationView(empty_figure(message, 300), empty_figure(message, 320), message))
 
 
@@ -469,7 +443,7 @@ def _on_metric(metric: str | None, version: str | None) -> EvaluationView:
           Input("mo-importance-by", "value"), Input("mo-segment", "value"), Input("mo-version", "value"))
 def _on_importance(by: str | None, segment: str | None, version: str | None) -> go.Figure:
     settings = current_settings()
-    return _guarded("importance", lambda: update_importance(version, by, segment, settings),
+    return guarded("model page: importance", lambda: update_importance(version, by, segment, settings),
                     lambda message: empty_figure(message, 460))
 
 
@@ -477,7 +451,7 @@ def _on_importance(by: str | None, segment: str | None, version: str | None) -> 
           Input("mo-feature", "value"), Input("mo-segment", "value"), Input("mo-version", "value"))
 def _on_dependence(feature: str | None, segment: str | None, version: str | None) -> go.Figure:
     settings = current_settings()
-    return _guarded("dependence", lambda: update_dependence(version, feature, segment, settings),
+    return guarded("model page: dependence", lambda: update_dependence(version, feature, segment, settings),
                     lambda message: empty_figure(message, 460))
 
 
@@ -485,6 +459,11 @@ def _on_dependence(feature: str | None, segment: str | None, version: str | None
           Input("mo-faithfulness-version", "data"))
 def _on_faithfulness(version: str | None) -> FaithfulnessView:
     settings = current_settings()
-    return _guarded("faithfulness", lambda: update_faithfulness(version, settings),
+    return guarded("model page: faithfulness", lambda: update_faithfulness(version, settings),
                     lambda message: FaithfulnessView(_problem(message, "mo-faithfulness-problem"),
                                                      empty_figure(message, 300), empty_figure(message, 300)))
+
+
+def _model_page(*children: Any) -> html.Div:
+    return page("Model insight", "How well the recommender does against simple baselines, what drives its scores, "
+                "and whether its explanations are faithful. Aggregates only.", *children)

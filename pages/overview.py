@@ -27,6 +27,7 @@ from analytics import shop_overview as so
 from analytics.db import connect_read_only
 from app import current_settings
 from errors import RecsightError
+from pages._parts import capitalised, page, sentence
 from settings import Settings
 
 __all__ = [
@@ -70,14 +71,14 @@ def build_layout(settings: Settings) -> Any:
             segments = so.segment_choices(con, settings.k_anonymity)
             has_profiles = so.profiles_available(con)
     except RecsightError as exc:
-        return _page(_problem(str(exc)))
+        return _overview_page(_problem(str(exc)))
     except duckdb.Error as exc:
         log.warning("overview: cannot read %s: %s", settings.db_path, exc)
-        return _page(_problem(f"the shop database {settings.db_path} could not be read"))
+        return _overview_page(_problem(f"the shop database {settings.db_path} could not be read"))
     if bounds is None:
-        return _page(_problem("the shop has no events yet: run `python cli.py ingest` to load some"))
+        return _overview_page(_problem("the shop has no events yet: run `python cli.py ingest` to load some"))
     first, last = (day.isoformat() for day in bounds)
-    return _page(
+    return _overview_page(
         _filters(first, last, segments, has_profiles, settings.k_anonymity),
         html.Div(id="ov-notice"),
         dcc.Loading(html.Div(id="ov-kpis", className="rs-kpis"), type="dot", color=figs.PRIMARY, delay_show=150),
@@ -112,25 +113,15 @@ def build_layout(settings: Settings) -> Any:
     )
 
 
-def _page(*children: Any) -> html.Div:
-    return html.Div(className="rs-page", children=[
-        html.Header(className="rs-page-head", children=[
-            html.H1("Shop overview", className="rs-page-title"),
-            html.P("How the shop is doing: traffic, conversion, what sells and who buys. "
-                   "Aggregates only.", className="rs-page-lead"),
-        ]),
-        *children,
-    ])
-
 
 def _problem(message: str) -> dbc.Alert:
-    return dbc.Alert([html.Strong("Nothing to show yet. "), _sentence(message)],
+    return dbc.Alert([html.Strong("Nothing to show yet. "), sentence(message)],
                      color="warning", className="rs-alert", id="ov-problem")
 
 
 def _filters(first: str, last: str, segments: list[str], has_profiles: bool, k: int) -> html.Div:
     options = [{"label": "All customers", "value": ALL_CUSTOMERS}]
-    options += [{"label": _title(name), "value": name} for name in segments]
+    options += [{"label": capitalised(name), "value": name} for name in segments]
     hint = (f"Segments with fewer than {k} customers are not listed." if has_profiles
             else "Segments appear once profiles are built (python cli.py ingest).")
     return html.Div(className="rs-filters", children=[
@@ -257,7 +248,7 @@ def update_segments(start_date: str | None, end_date: str | None, segment: str |
     result, problem = _run(settings, start_date, end_date, segment,
                            lambda con, flt: (flt, so.segment_breakdown(con, flt, k=k)))
     if result is None:
-        return figs.empty_figure(problem, 300), html.Div(_sentence(problem), className="rs-empty")
+        return figs.empty_figure(problem, 300), html.Div(sentence(problem), className="rs-empty")
     flt, breakdown = result
     return figs.segments_figure(breakdown.table, flt.segment, 300), _segment_table(breakdown, k, flt.segment)
 
@@ -275,7 +266,7 @@ def _run(settings: Settings, start: str | None, end: str | None, segment: str | 
             flt = so.resolve_filter(con, start, end, chosen, settings.k_anonymity)
             return query(con, flt), ""
     except RecsightError as exc:
-        return None, _sentence(str(exc))
+        return None, sentence(str(exc))
     except duckdb.Error as exc:
         log.warning("overview query on %s failed: %s", settings.db_path, exc)
         return None, f"The shop database {settings.db_path} could not be read."
@@ -312,7 +303,7 @@ def _segment_table(breakdown: so.SegmentBreakdown, k: int, selected: str | None 
                                html.Th("Active", className="text-end"), html.Th("Revenue", className="text-end")]))
     rows = [
         html.Tr([
-            html.Td(_title(row.segment)),
+            html.Td(capitalised(row.segment)),
             html.Td(_count(row.customers), className="text-end"),
             html.Td(_maybe(row.active, _count), className="text-end"),
             html.Td(_maybe(row.revenue, _money), className="text-end"),
@@ -330,17 +321,9 @@ def _segment_table(breakdown: so.SegmentBreakdown, k: int, selected: str | None 
 
 
 def _notice(message: str, color: str = "warning") -> dbc.Alert:
-    return dbc.Alert(_sentence(message), color=color, className="rs-alert", id="ov-notice-text")
+    return dbc.Alert(sentence(message), color=color, className="rs-alert", id="ov-notice-text")
 
 
-def _sentence(message: str) -> str:
-    text = message.strip()
-    text = text[:1].upper() + text[1:]
-    return text if text.endswith((".", "!", "?")) else text + "."
-
-
-def _title(name: str) -> str:
-    return name[:1].upper() + name[1:]
 
 
 def _count(value: Any) -> str:
@@ -397,3 +380,8 @@ def _on_rankings(start_date: str | None, end_date: str | None, segment: str | No
 @callback(Output("ov-segments", "figure"), Output("ov-segment-table", "children"), *_FILTER_INPUTS)
 def _on_segments(start_date: str | None, end_date: str | None, segment: str | None) -> tuple[go.Figure, Any]:
     return update_segments(start_date, end_date, segment, current_settings())
+
+
+def _overview_page(*children: Any) -> html.Div:
+    return page("Shop overview", "How the shop is doing: traffic, conversion, what sells and who buys. "
+                "Aggregates only.", *children)

@@ -40,6 +40,7 @@ from analytics import schema as s
 from analytics.overview_figures import PRIMARY
 from app import current_settings
 from errors import RecsightError
+from pages._parts import capitalised, guarded, page, sentence
 from explain import api, figures
 from explain.report import render_report
 from explain.types import CustomerExplanation, ItemExplanation
@@ -66,7 +67,6 @@ WHY, REASONS = "cu-why", "cu-reasons"  # pattern-matching id types
 _GRAPH_CONFIG = {"displayModeBar": False, "responsive": True}
 _CACHE_SIZE = 64
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lookup")  # rankings beside the page's reads
-_UNEXPECTED = "Something went wrong on the server; the error has been logged."
 
 Recorder = Callable[..., Any]  # service.access.record_action(action, customer=..., detail=...)
 
@@ -97,12 +97,10 @@ def layout(user_id: str | None = None, **_query: str) -> Any:
 def build_layout(user_id: str | None = None) -> Any:
     """The search bar and an empty result area; a deep link pre-fills the search and looks up."""
     typed = (user_id or "")[: cv.MAX_TYPED_LENGTH]
-    return html.Div(className="rs-page", children=[
-        html.Header(className="rs-page-head", children=[
-            html.H1("Customer lookup", className="rs-page-title"),
-            html.P("Find one customer, see what we recommend to them and why, and export it as a report. "
-                   "Every lookup is recorded in the audit log.", className="rs-page-lead"),
-        ]),
+    return page(
+        "Customer lookup",
+        "Find one customer, see what we recommend to them and why, and export it as a report. "
+        "Every lookup is recorded in the audit log.",
         html.Div(className="rs-filters rs-lookup-bar", children=[
             html.Div(className="rs-field rs-lookup-field", children=[
                 html.Label("Customer", className="rs-field-label", htmlFor="cu-search"),
@@ -127,7 +125,7 @@ def build_layout(user_id: str | None = None) -> Any:
         ]),
         dcc.Download(id="cu-download"),
         html.Div(id="cu-url", hidden=True),
-    ])
+    )
 
 
 def _intro() -> Any:
@@ -301,7 +299,7 @@ def _counterfactual(settings: Settings, user_id: str, item: ItemExplanation) -> 
             found = api.counterfactual_for(recommender_for(settings), user_id, item.item_id, k=K)
             sentence, hint, verified = found.sentence, found.raise_hint, found.verified
         except RecsightError as exc:
-            sentence = f"No counterfactual for this item: {_sentence(str(exc))}"
+            sentence = f"No counterfactual for this item: {sentence(str(exc))}"
     badge = None if verified is None else dbc.Badge("verified by re-scoring" if verified else "estimate",
                                                     color="success" if verified else "secondary",
                                                     className="ms-2 fw-normal")
@@ -419,7 +417,7 @@ def _profile(card: cv.ProfileCard) -> dbc.Card:
     head = html.Div(className="rs-profile-head", children=[
         html.Div([html.Div("Customer", className="rs-field-label"),
                   html.Div(card.user_id, className="rs-pseudonym", id="cu-pseudonym")]),
-        dbc.Badge(_title(card.segment) if card.segment else "No segment", color="light",
+        dbc.Badge(capitalised(card.segment) if card.segment else "No segment", color="light",
                   className="rs-segment", id="cu-segment"),
     ])
     if not card.has_profile:
@@ -497,7 +495,7 @@ def _not_found(message: str, suggestions: list[str]) -> html.Div:
         ]))
     return html.Div(className="rs-empty-state", id="cu-not-found", children=[
         html.Div("No customer found", className="rs-empty-title"),
-        html.P(_sentence(message), id="cu-not-found-message"),
+        html.P(sentence(message), id="cu-not-found-message"),
         *hint,
     ])
 
@@ -525,31 +523,10 @@ def _field(label: str, target: str, control: Any) -> html.Div:
 
 
 def _alert(message: str, color: str, alert_id: str | None = None) -> dbc.Alert:
-    return dbc.Alert(_sentence(message), color=color, className="rs-alert", id=alert_id or "cu-alert")
+    return dbc.Alert(sentence(message), color=color, className="rs-alert", id=alert_id or "cu-alert")
 
 
-def _sentence(message: str) -> str:
-    text = message.strip()
-    text = text[:1].upper() + text[1:]
-    return text if text.endswith((".", "!", "?")) else text + "."
 
-
-def _title(name: str) -> str:
-    return name[:1].upper() + name[1:]
-
-
-def _guarded(what: str, fn: Callable[[], Any], on_error: Callable[[str], Any]) -> Any:
-    """Run a callback body; a RecsightError becomes its message, anything else a logged bug and a
-    short line (the browser never sees a traceback)."""
-    try:
-        return fn()
-    except PreventUpdate:
-        raise
-    except RecsightError as exc:
-        return on_error(str(exc))
-    except Exception:  # noqa: BLE001 - the page boundary: log the bug, show one line
-        log.exception("customer lookup: %s failed", what)
-        return on_error(_UNEXPECTED)
 
 
 def _clicked() -> bool:
@@ -573,7 +550,7 @@ def _on_lookup(_clicks: int | None, _submits: int | None, initial: str | None, t
     elif not _clicked():
         raise PreventUpdate
     settings = current_settings()
-    return _guarded("lookup", lambda: lookup(typed, settings),
+    return guarded("customer lookup: lookup", lambda: lookup(typed, settings),
                     lambda message: LookupView(_alert(message, "danger", "cu-problem"), None))
 
 
@@ -601,8 +578,8 @@ def _on_customer(customer: dict[str, Any] | None) -> list[Any]:
     if not item_ids:
         raise PreventUpdate
     settings = current_settings()
-    return _guarded("reasons", lambda: reasons(customer, item_ids, settings),
-                    lambda message: [html.Div(_sentence(message), className="rs-reason-note")] * len(item_ids))
+    return guarded("customer lookup: reasons", lambda: reasons(customer, item_ids, settings),
+                    lambda message: [html.Div(sentence(message), className="rs-reason-note")] * len(item_ids))
 
 
 @callback(
@@ -616,7 +593,7 @@ def _on_why(_clicks: list[int | None], customer: dict[str, Any] | None) -> tuple
         raise PreventUpdate
     item_id = ctx.triggered_id.get("item")
     settings = current_settings()
-    view = _guarded("why", lambda: why(customer, item_id, settings),
+    view = guarded("customer lookup: why", lambda: why(customer, item_id, settings),
                     lambda message: WhyView("Why this item?", _alert(message, "warning", "cu-why-problem")))
     return True, view.title, view.body
 
@@ -631,7 +608,7 @@ def _on_compare(_clicks: int | None, item_a: str | None, item_b: str | None, cus
     if not _clicked():
         raise PreventUpdate
     settings = current_settings()
-    return _guarded("compare", lambda: compare(customer, item_a, item_b, settings),
+    return guarded("customer lookup: compare", lambda: compare(customer, item_a, item_b, settings),
                     lambda message: _alert(message, "warning", "cu-compare-problem"))
 
 
@@ -652,4 +629,4 @@ def _on_export(*args: Any) -> tuple[Any, Any]:
         payload = export(customer, fmt, settings)
         return payload, f"{EXPORT_FORMATS[fmt][0]} report downloaded."
 
-    return _guarded("export", run, lambda message: (dash.no_update, _sentence(message)))
+    return guarded("customer lookup: export", run, lambda message: (dash.no_update, sentence(message)))
