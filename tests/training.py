@@ -13,7 +13,7 @@ from pathlib import Path
 from models import pipeline
 from models.hybrid import QUICK, EngineConfig
 
-__all__ = ["FAST", "fast_train"]
+__all__ = ["FAST", "ONE_THREAD", "fast_train"]
 
 FAST: EngineConfig = dataclasses.replace(
     QUICK,
@@ -22,9 +22,18 @@ FAST: EngineConfig = dataclasses.replace(
 )
 
 
-def fast_train(db: Path, models: Path) -> dict:
-    """``pipeline.train(quick=True)`` with :data:`FAST` as the quick configuration."""
-    original, pipeline.QUICK = pipeline.QUICK, FAST
+# The quick configuration itself on one thread: for tests whose assertions need the real quick
+# model (explanations, the serving lists), not a cut-down one.
+ONE_THREAD: EngineConfig = dataclasses.replace(
+    QUICK,
+    attention=dataclasses.replace(QUICK.attention, threads=1),
+    ranker=dataclasses.replace(QUICK.ranker, threads=1),
+)
+
+
+def fast_train(db: Path, models: Path, config: EngineConfig = FAST) -> dict:
+    """``pipeline.train(quick=True)`` with ``config`` as the quick configuration."""
+    original, pipeline.QUICK = pipeline.QUICK, config
     try:
         return pipeline.train(db, models, quick=True)
     finally:

@@ -7,7 +7,6 @@ with one thread: on a shared 2-core machine two OpenMP threads can stall for ten
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
@@ -17,12 +16,12 @@ import pytest
 from analytics import schema as s
 from analytics.ingest import ingest_paths
 from analytics.synth import generate_shop
-from models import pipeline
 from explain.api import explain_with_reasons
 from explain.reasons import Reason
 from explain.types import ItemExplanation
-from models.hybrid import QUICK, Recommendation, Recommender
+from models.hybrid import Recommendation, Recommender
 from tests.conftest import TEST_SECRET
+from tests.training import ONE_THREAD, fast_train
 
 COLD_USER = "c_explain_cold_start"
 
@@ -42,12 +41,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Shop:
     con = duckdb.connect(str(db))
     con.execute(f"INSERT INTO {s.USERS} ({s.USER_ID}) VALUES (?)", [COLD_USER])  # known, no events
     con.close()
-    one_thread = dataclasses.replace(
-        QUICK, attention=dataclasses.replace(QUICK.attention, threads=1),
-        ranker=dataclasses.replace(QUICK.ranker, threads=1))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pipeline, "QUICK", one_thread)
-        pipeline.train(db, folder / "models", quick=True)
+    fast_train(db, folder / "models", ONE_THREAD)
     return Shop(db, folder / "models", folder / "raw")
 
 

@@ -9,11 +9,9 @@ counterfactuals' verification) always runs the live path.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import shutil
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -21,26 +19,21 @@ import pandas as pd
 import pytest
 
 from analytics import schema as s
-from analytics.db import connect_read_only
 from errors import RecsightError
-from models import pipeline, registry
+from models import registry
 from models.hybrid import (
-    K_PRECOMPUTED, QUICK, TOP_ITEMS_FILE, TOP_ITEMS_META, Recommendation, Recommender, TopItems,
+    K_PRECOMPUTED, TOP_ITEMS_FILE, TOP_ITEMS_META, Recommendation, Recommender, TopItems,
     precompute_top_items,
 )
 from tests.models.test_splits import COLD_USER, build_shop
+from tests.training import ONE_THREAD, fast_train
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("precompute")
     db = build_shop(folder / "shop.duckdb", n_users=60, n_items=40)
-    one_thread = dataclasses.replace(
-        QUICK, attention=dataclasses.replace(QUICK.attention, threads=1),
-        ranker=dataclasses.replace(QUICK.ranker, threads=1))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pipeline, "QUICK", one_thread)
-        pipeline.train(db, folder / "models", quick=True)
+    fast_train(db, folder / "models", ONE_THREAD)
     return db, folder / "models"
 
 
@@ -97,16 +90,11 @@ def _refuse(*args, **kwargs):
     raise AssertionError("the live path ran")
 
 
-def test_a_list_cut_at_k_answers_only_up_to_k_and_larger_k_runs_live(trained, recommender: Recommender,
+def test_a_list_cut_at_k_answers_only_up_to_k_and_larger_k_runs_live(recommender: Recommender,
                                                                       tmp_path) -> None:
-    db, _ = trained
     art = recommender.artifact
-    con = connect_read_only(db)
-    try:
-        meta = precompute_top_items(con, art.path / "serving", datetime.fromisoformat(art.metadata["serving_as_of"]),
-                                    recommender.config, recommender.models, out=tmp_path / "top3.parquet", k=3)
-    finally:
-        con.close()
+    with recommender.connection() as con:  # the tables the recommender serves from
+        meta = precompute_top_items(con, recommender.tables, recommender.models, tmp_path / "top3.parquet", k=3)
     assert meta["k"] == 3 and meta["rows"] == 3 * meta["customers"]
     top = TopItems.read(tmp_path / "top3.parquet", 3, recommender.ranker.features)
     user = _users(recommender)[5]
