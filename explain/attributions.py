@@ -2,11 +2,13 @@
 
 Item ids cannot be differentiated, so the attribution runs on the behaviour embeddings (one
 d-dimensional vector per history position, the output of ``network.embed_history``) and is summed
-over each vector: one number per past view, cart or purchase. The baseline is the model's own
-``reference_inputs``: the same positions with every event made anonymous (zero item, category,
-brand and event embeddings, recency kept), so the path never crosses the cold-start switch and
-completeness ``sum(attributions) == score - baseline_score`` holds up to the integral's
-numerical error, which is reported per pair as the convergence delta.
+over each vector: one number per past view, cart or purchase. The baseline is the network's own
+``baseline_history``: a zero behaviour vector at every real position, whose pooled term is zero,
+so an event's attribution measures what its term in the interest vector does to the score; the
+network pools its events additively (DIN), so taking an event out of the history removes that term
+and nothing else about the other events' terms (their recency rank and the history length do move).
+Completeness ``sum(attributions) == score - baseline_score`` holds up to the integral's numerical
+error, which is reported per pair as the convergence delta.
 
 Captum's Gauss-Legendre rule converges fast on this small network; steps double for the pairs
 still above ``tolerance`` (relative to the score difference) until ``max_steps``.
@@ -30,7 +32,7 @@ from captum.attr import IntegratedGradients
 
 from explain.types import HistoryEvidence
 from models.attention import AttentionModel, PairInputs
-from models.sequences import PAD, UNKNOWN, Histories
+from models.sequences import PAD, Histories
 
 __all__ = ["PairAttribution", "attribute_items", "split_attention_shap", "history_evidence", "scores_without"]
 
@@ -48,10 +50,10 @@ class PairAttribution:
 
     item_id: str
     score: float  # the network's logit: the ranker's ``attention_score`` feature
-    baseline_score: float  # the logit with every event anonymised
+    baseline_score: float  # the logit with every event's term taken out (IG's baseline)
     columns: np.ndarray  # window columns of the real events (oldest first)
     attributions: np.ndarray  # per event, summed over the embedding dimensions
-    attention: np.ndarray  # the activation unit's softmax weight per event
+    attention: np.ndarray  # the activation unit's pooling weight (0..1) per event
     delta: float  # sum(attributions) - (score - baseline_score)
     steps: int
 
@@ -87,11 +89,10 @@ def attribute_items(model: AttentionModel, histories: Histories, user_id: str, i
                 for item, s in zip(item_ids, logits)]
     real = (inputs.hist_items != PAD).numpy()
     keep = real[0]
-    reference = model.reference_inputs(inputs)
     with model.scoring_runtime():
         with torch.no_grad():
             embedded = net.embed_history(*inputs[:4])
-            baseline = net.embed_history(*reference[:4])
+            baseline = net.baseline_history(embedded)
             scores = net.forward_embedded(embedded, inputs.hist_items, inputs.target_items).numpy()
             base_scores = net.forward_embedded(baseline, inputs.hist_items, inputs.target_items).numpy()
             attention = net.attention_weights(*inputs).numpy()
@@ -164,19 +165,23 @@ def scores_without(model: AttentionModel, histories: Histories, user_id: str, it
                    removals: Sequence[Sequence[int]], anonymise: bool = False) -> np.ndarray:
     """The network's logit for (user, item) with each set of window columns taken out.
 
-    By default the events are removed: their positions become padding, so they also leave the
-    attention softmax, the later events' recency and the history length. With ``anonymise``
-    they stay as anonymous events (IG's baseline): only what they were is taken out, which is
-    exactly what the attributions measure.
+    By default the events are removed: their positions become padding, as if they never happened,
+    so the earlier events' recency rank and the history length change too. With ``anonymise``
+    their behaviour vectors become IG's baseline (zero) and the positions stay: only their terms
+    are taken out, which is exactly what the attributions measure.
     """
     inputs = model.inputs(histories, [user_id] * len(removals), [item_id] * len(removals))
     drop = torch.zeros(inputs.hist_items.shape, dtype=torch.bool)
     for i, columns in enumerate(removals):
         drop[i, list(columns)] = True
-    fill = UNKNOWN if anonymise else PAD
-    cut = PairInputs(*(t.masked_fill(drop, fill) for t in inputs[:4]), inputs.target_items)
+    net = model.network
     with model.scoring_runtime(), torch.inference_mode():
-        return model.network(*cut).numpy().astype(np.float64)
+        if anonymise:
+            embedded = net.embed_history(*inputs[:4])
+            cut = torch.where(drop.unsqueeze(-1), net.baseline_history(embedded), embedded)
+            return net.forward_embedded(cut, inputs.hist_items, inputs.target_items).numpy().astype(np.float64)
+        removed = PairInputs(*(t.masked_fill(drop, PAD) for t in inputs[:4]), inputs.target_items)
+        return net(*removed).numpy().astype(np.float64)
 
 
 def _as_datetime(value: np.datetime64) -> datetime:

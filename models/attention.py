@@ -13,9 +13,14 @@ Shape of the network (``TargetAttentionNetwork``):
 * activation unit: MLP over [h, t, h - t, h * t] -> one score per history position; the first
   layer is evaluated algebraically, W[h, t, h-t, h*t] = (A+C)h + (B-C)t + D(h*t), so ranking a
   whole catalogue needs one matrix product per user batch instead of a 4d-wide layer per pair;
-* weights = softmax of the scores over the real (unpadded) positions. DIN leaves its weights
-  un-normalised to keep "how much" interest; we normalise because the weights are shown to people
-  as shares of attention, and we give the head the history length so "how much" is not lost;
+* pooling as in DIN: interest = sum over real positions of sigmoid(score) * h. DIN leaves the
+  weights un-normalised so the interest vector keeps "how much" as well as "what"; it also makes
+  each past event's part of the interest its own term, so taking an event out removes its term and
+  leaves the others' weights alone (only the earlier events' recency rank and the history length
+  move). (A softmax would hand the removed event's weight to its near-copies:
+  on Online Retail, whose histories are runs of similar wholesale lines, removing the three most
+  attributed events then changed the score less than removing three random ones.) The sigmoid
+  keeps each weight in 0..1, read as "how strongly this behaviour counts for this item";
 * head: MLP over [interest, t, interest * t, log(1 + history length)] plus a per-item bias.
 
 Training is next-behaviour prediction inside the history table: every position's item is a target
@@ -26,11 +31,12 @@ per-item bias learns popularity). Early stopping watches each user's last behavi
 table, held out, ranked against a fixed uniform sample of items.
 
 Explanations (Captum): ``network.history_embedding`` outputs one vector per history position, so
-``LayerIntegratedGradients(network, network.history_embedding)`` summed over the last axis gives
-one contribution per past event; use ``AttentionModel.reference_inputs`` as the baseline (same
-positions, anonymous events) and completeness holds to float precision. ``forward_embedded``
-takes precomputed behaviour embeddings for plain ``IntegratedGradients``; ``attention_weights``
-gives the softmax weight of every position for the same pairs.
+Integrated Gradients on that layer's output (``forward_embedded``) summed over the last axis gives
+one contribution per past event. The baseline is a zero behaviour vector at every real position
+(``TargetAttentionNetwork.baseline_history``): its pooled term is sigmoid(.) * 0 = 0, so the
+baseline is the history with every event's term taken out and the padding mask (hence the history
+length) kept. ``forward_embedded`` takes precomputed behaviour embeddings for plain
+``IntegratedGradients``; ``attention_weights`` gives the pooling weight of every position.
 
 Threads: two by default (``AttentionConfig.threads``), the fastest on an idle 2-core machine
 (Beauty epoch 34 s vs 59 s with one). When other jobs keep the cores busy, two OpenMP threads
@@ -68,7 +74,7 @@ __all__ = ["AttentionConfig", "AttentionModel", "PairInputs", "TargetAttentionNe
 log = logging.getLogger(__name__)
 
 _FORMAT = "recsight-attention"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2   # 2: DIN sum pooling (1 was softmax pooling; its weights mean something else)
 _SCORING_THREADS = 1          # score() batches are small: a second thread risks more than it gains
 _RANKING_BLOCK = 32_000_000   # floats in one activation-unit block while ranking the catalogue
 
@@ -231,10 +237,8 @@ class TargetAttentionNetwork(nn.Module):
     # -- scoring ------------------------------------------------------------------------------
 
     def attend(self, history: torch.Tensor, mask: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Attention weights (B, L, M) over real positions; all zero for an empty history."""
-        scores = self.attention_unit(history, targets).masked_fill(~mask.unsqueeze(-1), float("-inf"))
-        weights = torch.softmax(scores, dim=1)
-        return torch.nan_to_num(weights, nan=0.0)
+        """Pooling weights (B, L, M) in 0..1, one per real position and target; 0 on padding."""
+        return torch.sigmoid(self.attention_unit(history, targets)) * mask.unsqueeze(-1)
 
     def logits(self, history: torch.Tensor, mask: torch.Tensor, targets: torch.Tensor,
                target_items: torch.Tensor) -> torch.Tensor:
@@ -243,6 +247,16 @@ class TargetAttentionNetwork(nn.Module):
         interest = weights.transpose(1, 2) @ history                  # (B, M, d)
         n_history = mask.sum(1).to(history.dtype)
         return self.head(interest, targets, n_history) + self.item_bias(target_items).squeeze(-1)
+
+    @staticmethod
+    def baseline_history(history: torch.Tensor) -> torch.Tensor:
+        """The Integrated Gradients baseline for embedded ``history``: a zero vector per position.
+
+        Its pooled term is weight * 0 = 0 whatever the weight, so the network on the baseline is the
+        history with every event's contribution taken out, while the padding mask (and so the
+        history length the head reads) stays: the path never crosses the empty-history case.
+        """
+        return torch.zeros_like(history)
 
     def forward_embedded(self, history: torch.Tensor, hist_items: torch.Tensor,
                          target_items: torch.Tensor) -> torch.Tensor:
@@ -260,7 +274,7 @@ class TargetAttentionNetwork(nn.Module):
 
     def attention_weights(self, hist_items: torch.Tensor, hist_categories: torch.Tensor, hist_brands: torch.Tensor,
                           hist_events: torch.Tensor, target_items: torch.Tensor) -> torch.Tensor:
-        """(B, L) weight of each history position for its pair's target (rows sum to 1, or 0 if empty)."""
+        """(B, L) pooling weight in 0..1 of each history position for its pair's target (0 on padding)."""
         history = self.embed_history(hist_items, hist_categories, hist_brands, hist_events)
         targets = self.embed_targets(target_items).unsqueeze(1)
         return self.attend(history, hist_items != PAD, targets).squeeze(-1)
@@ -330,21 +344,6 @@ class AttentionModel:
         targets = self.vocab.item_index(list(item_ids))
         return PairInputs(*(torch.from_numpy(a) for a in arrays), torch.from_numpy(targets))
 
-    @staticmethod
-    def reference_inputs(inputs: PairInputs) -> PairInputs:
-        """The Integrated Gradients baseline for ``inputs``: every real history event replaced by
-        an unknown one (zero item, category, brand and event embeddings; its recency kept).
-
-        The padding mask is unchanged, so the network evaluated on the baseline is exactly the
-        end of the attribution path and the completeness gap is only numerical. (An all-padding
-        baseline would switch to the cold-start score, which the path never passes through.)
-        """
-        def anonymous(t: torch.Tensor) -> torch.Tensor:
-            return torch.where(t != PAD, torch.full_like(t, UNKNOWN), t)
-
-        return PairInputs(anonymous(inputs.hist_items), anonymous(inputs.hist_categories),
-                          anonymous(inputs.hist_brands), anonymous(inputs.hist_events), inputs.target_items)
-
     def scoring_runtime(self) -> AbstractContextManager[None]:
         """The torch setting :meth:`score` runs under (one thread, deterministic kernels), for
         callers that run the network themselves, such as Integrated Gradients in explanations:
@@ -392,7 +391,7 @@ class AttentionModel:
 
     def attention_weights(self, histories: Histories, user_ids: Sequence[str],
                           item_ids: Sequence[str]) -> np.ndarray:
-        """(pairs, max_history) attention weight per history column (0 on padding; rows sum to 1)."""
+        """(pairs, max_history) pooling weight in 0..1 per history column (0 on padding)."""
         batch = self.inputs(histories, user_ids, item_ids)
         with _torch_runtime(_SCORING_THREADS), torch.inference_mode():
             return self.network.attention_weights(*batch).numpy()

@@ -48,7 +48,7 @@ def test_integrated_gradients_complete_within_one_percent(recommender: Recommend
             assert pair.score == pytest.approx(feature, abs=1e-4)
             assert pair.attributions.sum() - (pair.score - pair.baseline_score) == pytest.approx(pair.delta, abs=1e-5)
             assert len(pair.attributions) == len(pair.attention) > 0
-            assert pair.attention.sum() == pytest.approx(1.0, abs=1e-5)
+            assert np.all((pair.attention > 0) & (pair.attention < 1))  # DIN pooling weights, not shares
             relative.append(pair.relative_delta)
     assert np.median(relative) < 0.01
     assert max(relative) < 0.01
@@ -92,7 +92,9 @@ def test_removing_top_attributed_events_lowers_the_score_more_than_random_ones(
                 drops.append(pair.score - cut)
     removed, anonymised = np.array(removed), np.array(anonymised)  # columns: top-3, random 3
     assert len(removed) >= 100
-    # taking out what the top events were (IG's own baseline) nearly always costs more than 3 random ones
+    # taking out the top events' terms (IG's own baseline) nearly always costs more than 3 random ones
     assert np.mean(anonymised[:, 0] > anonymised[:, 1]) > 0.9
-    # removing them outright also changes the softmax and the history length: weaker, same direction
-    assert removed[:, 0].mean() > removed[:, 1].mean()
+    # removing them outright, as if they never happened, also shifts the earlier events' recency and
+    # the history length; the network pools events additively, so it still nearly always costs more
+    assert np.mean(removed[:, 0] > removed[:, 1]) > 0.9
+    assert removed[:, 0].mean() > 1.5 * removed[:, 1].mean()

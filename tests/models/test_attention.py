@@ -124,7 +124,7 @@ def test_attention_focuses_on_the_trigger(shop, model):
     rows = histories.rows(users)
     pad = histories.items[rows] == PAD
     assert np.all(weights[pad] == 0)
-    np.testing.assert_allclose(weights.sum(1), 1.0, rtol=1e-5)
+    assert np.all((weights[~pad] > 0) & (weights[~pad] < 1))   # sigmoid pooling weights
     # the trigger is each probe user's most recent behaviour: the last column
     assert np.mean(weights.argmax(1) == CONFIG.max_history - 1) >= 0.8
 
@@ -235,7 +235,7 @@ def test_activation_unit_equals_the_concatenated_mlp():
 
 
 def test_captum_integrated_gradients_on_history_embeddings(shop, model):
-    from captum.attr import LayerIntegratedGradients
+    from captum.attr import IntegratedGradients
 
     con, probes = shop
     histories = model.histories(con, schema.EVENTS)
@@ -245,15 +245,15 @@ def test_captum_integrated_gradients_on_history_embeddings(shop, model):
     embedded = net.embed_history(*inputs[:4])
     torch.testing.assert_close(net.forward_embedded(embedded, inputs.hist_items, inputs.target_items), net(*inputs))
 
-    baselines = model.reference_inputs(inputs)   # same positions, anonymous events
-    lig = LayerIntegratedGradients(net, net.history_embedding)
-    attributions, delta = lig.attribute(tuple(inputs), baselines=tuple(baselines), n_steps=32,
-                                        return_convergence_delta=True)
+    baseline = net.baseline_history(embedded)   # every event's pooled term taken out
+    ig = IntegratedGradients(net.forward_embedded)
+    attributions, delta = ig.attribute(embedded, baselines=baseline, n_steps=32, return_convergence_delta=True,
+                                       additional_forward_args=(inputs.hist_items, inputs.target_items))
     per_event = attributions.sum(-1)                     # one contribution per history position
     assert per_event.shape == inputs.hist_items.shape
     assert torch.all(per_event[inputs.hist_items == PAD] == 0)
     with torch.no_grad():
-        gap = net(*inputs) - net(*baselines)
+        gap = net(*inputs) - net.forward_embedded(baseline, inputs.hist_items, inputs.target_items)
     assert torch.all(gap.abs() > 0.1)                    # the history matters for these pairs
     assert torch.all(delta.abs() <= 0.01 * gap.abs())    # completeness within 1 % of the gap
     # the planted trigger (the latest event) carries the largest share
