@@ -410,7 +410,7 @@ class Faithfulness:
 
     * ``shap_max_error``: largest |base + sum of SHAP - score| over their explained items;
     * ``ig_relative``: per (customer, item), IG's |convergence delta| / |score - baseline score|;
-    * ``drops``: per mode ("removed": the events never happened; "anonymised": replaced by IG's
+    * ``drops``: per mode ("removed": the events never happened; "blanked": replaced by IG's
       baseline), the attention network's score drop when the 3 most attributed events are taken
       out, and when 3 random ones are: faithful attributions make the first larger.
     """
@@ -435,7 +435,7 @@ def measure_faithfulness(recommender: Any, n_users: int = 20, k: int = 10, seed:
                 ORDER BY md5({s.USER_ID} || ?), 1 LIMIT ?""", [MIN_WINDOW, str(seed), n_users]).fetchall()]
     rng = np.random.default_rng(seed)
     shap_error, items, relative = 0.0, 0, []
-    drops: dict[str, list[tuple[float, float]]] = {"removed": [], "anonymised": []}
+    drops: dict[str, list[tuple[float, float]]] = {"removed": [], "blanked": []}
     for user in users:
         result = recommender.recommend(user, k)
         if not result.items:
@@ -452,12 +452,12 @@ def measure_faithfulness(recommender: Any, n_users: int = 20, k: int = 10, seed:
             sets = [pair.columns[np.argsort(-pair.attributions, kind="stable")[:3]],
                     rng.choice(pair.columns, 3, replace=False)]
             for mode in drops:
-                cut = scores_without(recommender.attention, histories, user, pair.item_id, sets, mode == "anonymised")
+                cut = scores_without(recommender.attention, histories, user, pair.item_id, sets, mode == "blanked")
                 drops[mode].append((float(pair.score - cut[0]), float(pair.score - cut[1])))
     return Faithfulness(len(users), items, shap_error, relative, drops)
 
 
-_MODE_LABELS = {"removed": "Events removed", "anonymised": "Events anonymised"}
+_MODE_LABELS = {"removed": "Events removed", "blanked": "Events blanked (IG baseline)"}
 
 
 def deletion_figure(faith: Faithfulness, height: int = 300) -> go.Figure:

@@ -17,7 +17,8 @@ Measures, over the top ``--k`` items of sampled customers with a history:
   worst, and the steps the adaptive rule needed;
 - deletion test: the attention network's score drop when the top-3 attributed history events are
   taken out, against 3 random ones (pairs with at least 6 events in the window), two ways:
-  removed (the positions dropped) and anonymised (replaced by IG's baseline, what IG measures);
+  removed (the positions dropped, as if the events never happened) and blanked (their behaviour
+  vectors replaced by IG's zero baseline, which is what IG measures);
 - counterfactuals: found and verified by re-scoring, for the top item of a few customers;
 - planted truth (synthetic shop only): the share of brand/category reasons that name one of the
   customer's planted favourites, beside two chance rates (a uniform brand or category of the
@@ -67,7 +68,7 @@ class Result:
     ig_relative: list[float] = field(default_factory=list)
     ig_steps: list[int] = field(default_factory=list)
     drops: dict[str, list[tuple[float, float]]] = field(
-        default_factory=lambda: {"removed": [], "anonymised": []})  # (top-3 drop, random-3 drop) per pair
+        default_factory=lambda: {"removed": [], "blanked": []})  # (top-3 drop, random-3 drop) per pair
     counterfactuals: int = 0
     verified: int = 0
     removed_sizes: list[int] = field(default_factory=list)
@@ -151,7 +152,7 @@ def _faithfulness(recommender: Recommender, user: str, result, explained, out: R
         sets = [pair.columns[np.argsort(-pair.attributions, kind="stable")[:3]],
                 rng.choice(pair.columns, 3, replace=False)]
         for mode in out.drops:
-            cut = scores_without(recommender.attention, histories, user, pair.item_id, sets, mode == "anonymised")
+            cut = scores_without(recommender.attention, histories, user, pair.item_id, sets, mode == "blanked")
             out.drops[mode].append((pair.score - cut[0], pair.score - cut[1]))
 
 
@@ -214,7 +215,7 @@ def report(results: list[Result]) -> str:
                          f"{rnd.mean():.4f}" if len(drops) else "-",
                          f"{np.mean(top > rnd):.3f}" if len(drops) else "-"])
     lines += ["## Deletion test: the attention network's score drop, top-3 attributed events vs 3 random ones",
-              "(removed: positions dropped, as if the events never happened; anonymised: replaced by IG's baseline)",
+              "(removed: positions dropped, as if the events never happened; blanked: set to IG's zero baseline)",
               format_table(["dataset", "events", "pairs", "top-3 drop (mean)", "random-3 drop (mean)",
                             "pairs where top-3 drops more"], rows), ""]
     rows = [[r.name, r.counterfactuals, r.verified,

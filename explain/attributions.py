@@ -162,11 +162,11 @@ def history_evidence(histories: Histories, user_id: str, pair: PairAttribution, 
 
 
 def scores_without(model: AttentionModel, histories: Histories, user_id: str, item_id: str,
-                   removals: Sequence[Sequence[int]], anonymise: bool = False) -> np.ndarray:
+                   removals: Sequence[Sequence[int]], blank: bool = False) -> np.ndarray:
     """The network's logit for (user, item) with each set of window columns taken out.
 
     By default the events are removed: their positions become padding, as if they never happened,
-    so the earlier events' recency rank and the history length change too. With ``anonymise``
+    so the earlier events' recency rank and the history length change too. With ``blank``
     their behaviour vectors become IG's baseline (zero) and the positions stay: only their terms
     are taken out, which is exactly what the attributions measure.
     """
@@ -176,7 +176,7 @@ def scores_without(model: AttentionModel, histories: Histories, user_id: str, it
         drop[i, list(columns)] = True
     net = model.network
     with model.scoring_runtime(), torch.inference_mode():
-        if anonymise:
+        if blank:
             embedded = net.embed_history(*inputs[:4])
             cut = torch.where(drop.unsqueeze(-1), net.baseline_history(embedded), embedded)
             return net.forward_embedded(cut, inputs.hist_items, inputs.target_items).numpy().astype(np.float64)

@@ -208,7 +208,7 @@ def update_faithfulness(version: str | None, settings: Settings) -> Faithfulness
     importance, _ = _importance(settings, version)
     if importance is not None:
         rows.insert(2, _additivity_row(mi.shap_additivity(importance), "global sample"))
-    for mode, label in (("removed", "removed"), ("anonymised", "anonymised")):
+    for mode, label in (("removed", "removed"), ("blanked", "blanked to IG's baseline")):
         share = faith.top_beats_random(mode)
         if share is not None:
             rows.append((f"Top-3 events beat 3 random ones ({label})", f"{share:.0%} of {len(faith.drops[mode])} items"))

@@ -78,7 +78,7 @@ def test_split_keeps_signs_and_stays_bounded_when_events_cancel() -> None:
 def test_removing_top_attributed_events_lowers_the_score_more_than_random_ones(
         recommender: Recommender, explained, active_users: list[str]) -> None:
     rng = np.random.default_rng(0)
-    removed, anonymised = [], []
+    removed, blanked = [], []
     for user in active_users[:16]:
         result = explained(user).result
         histories = recommender.histories([user])
@@ -87,13 +87,13 @@ def test_removing_top_attributed_events_lowers_the_score_more_than_random_ones(
                 continue
             sets = [pair.columns[np.argsort(-pair.attributions, kind="stable")[:3]],
                     rng.choice(pair.columns, 3, replace=False)]
-            for drops, anonymise in ((removed, False), (anonymised, True)):
-                cut = scores_without(recommender.attention, histories, user, pair.item_id, sets, anonymise)
+            for drops, blank in ((removed, False), (blanked, True)):
+                cut = scores_without(recommender.attention, histories, user, pair.item_id, sets, blank)
                 drops.append(pair.score - cut)
-    removed, anonymised = np.array(removed), np.array(anonymised)  # columns: top-3, random 3
+    removed, blanked = np.array(removed), np.array(blanked)  # columns: top-3, random 3
     assert len(removed) >= 100
     # taking out the top events' terms (IG's own baseline) nearly always costs more than 3 random ones
-    assert np.mean(anonymised[:, 0] > anonymised[:, 1]) > 0.9
+    assert np.mean(blanked[:, 0] > blanked[:, 1]) > 0.9
     # removing them outright, as if they never happened, also shifts the earlier events' recency and
     # the history length; the network pools events additively, so it still nearly always costs more
     assert np.mean(removed[:, 0] > removed[:, 1]) > 0.9
