@@ -410,20 +410,20 @@ class Faithfulness:
 
     * ``shap_max_error``: largest |base + sum of SHAP - score| over their explained items;
     * ``ig_relative``: per (customer, item), IG's |convergence delta| / |score - baseline score|;
-    * ``drops``: per mode ("removed": the events never happened; "blanked": replaced by IG's
-      baseline), the attention network's score drop when the 3 most attributed events are taken
-      out, and when 3 random ones are: faithful attributions make the first larger.
+    * ``drops``: per (customer, item), the attention network's score drop when its 3 most
+      attributed history events are removed, and when 3 random ones are: faithful attributions
+      make the first larger.
     """
 
     customers: int
     items: int
     shap_max_error: float
     ig_relative: list[float]
-    drops: dict[str, list[tuple[float, float]]]
+    drops: list[tuple[float, float]]
 
-    def top_beats_random(self, mode: str) -> float | None:
-        pairs = self.drops.get(mode) or []
-        return float(np.mean([top > rnd for top, rnd in pairs])) if pairs else None
+    def top_beats_random(self) -> float | None:
+        """Share of (customer, item) pairs where removing the top-3 events costs more than 3 random ones."""
+        return float(np.mean([top > rnd for top, rnd in self.drops])) if self.drops else None
 
 
 def measure_faithfulness(recommender: Any, n_users: int = 20, k: int = 10, seed: int = 7) -> Faithfulness:
@@ -435,7 +435,7 @@ def measure_faithfulness(recommender: Any, n_users: int = 20, k: int = 10, seed:
                 ORDER BY md5({s.USER_ID} || ?), 1 LIMIT ?""", [MIN_WINDOW, str(seed), n_users]).fetchall()]
     rng = np.random.default_rng(seed)
     shap_error, items, relative = 0.0, 0, []
-    drops: dict[str, list[tuple[float, float]]] = {"removed": [], "blanked": []}
+    drops: list[tuple[float, float]] = []
     for user in users:
         result = recommender.recommend(user, k)
         if not result.items:
@@ -451,27 +451,21 @@ def measure_faithfulness(recommender: Any, n_users: int = 20, k: int = 10, seed:
                 continue
             sets = [pair.columns[np.argsort(-pair.attributions, kind="stable")[:3]],
                     rng.choice(pair.columns, 3, replace=False)]
-            for mode in drops:
-                cut = scores_without(recommender.attention, histories, user, pair.item_id, sets, mode == "blanked")
-                drops[mode].append((float(pair.score - cut[0]), float(pair.score - cut[1])))
+            cut = scores_without(recommender.attention, histories, user, pair.item_id, sets)
+            drops.append((float(pair.score - cut[0]), float(pair.score - cut[1])))
     return Faithfulness(len(users), items, shap_error, relative, drops)
-
-
-_MODE_LABELS = {"removed": "Events removed", "blanked": "Events blanked (IG baseline)"}
 
 
 def deletion_figure(faith: Faithfulness, height: int = 300) -> go.Figure:
     """Mean score drop of the attention network: top-3 attributed events against 3 random ones."""
-    modes = [mode for mode, pairs in faith.drops.items() if pairs]
-    if not modes:
+    if not faith.drops:
         return empty_figure("No customer had enough history for the deletion test", height)
     fig = go.Figure()
     for name, index, colour in (("3 most attributed events", 0, PRIMARY), ("3 random events", 1, DIMMED)):
+        mean = float(np.mean([pair[index] for pair in faith.drops]))
         fig.add_trace(go.Bar(
-            name=name, x=[_MODE_LABELS.get(m, m) for m in modes], marker=dict(color=colour),
-            y=[float(np.mean([pair[index] for pair in faith.drops[m]])) for m in modes],
-            text=[f"{np.mean([pair[index] for pair in faith.drops[m]]):.3f}" for m in modes], textposition="outside",
-            hovertemplate="%{x}<br>" + name + ": mean drop %{y:.4f}<extra></extra>",
+            name=name, x=["Events removed"], y=[mean], marker=dict(color=colour), text=[f"{mean:.3f}"],
+            textposition="outside", hovertemplate="%{x}<br>" + name + ": mean drop %{y:.4f}<extra></extra>",
         ))
     style(fig, height)
     fig.update_layout(barmode="group", showlegend=True, legend=dict(orientation="h", y=1.12, x=0),

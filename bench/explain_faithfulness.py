@@ -13,12 +13,10 @@ model used. ``demo`` reads the demo shop (data/shop.duckdb, data/models) and nev
 Measures, over the top ``--k`` items of sampled customers with a history:
 
 - SHAP additivity: max |base + sum(contributions) - score| over every explained item;
-- Integrated Gradients completeness: |convergence delta| / |score - baseline score|, median and
+- Integrated Gradients completeness: |convergence delta| / |score - cold-start score|, median and
   worst, and the steps the adaptive rule needed;
 - deletion test: the attention network's score drop when the top-3 attributed history events are
-  taken out, against 3 random ones (pairs with at least 6 events in the window), two ways:
-  removed (the positions dropped, as if the events never happened) and blanked (their behaviour
-  vectors replaced by IG's zero baseline, which is what IG measures);
+  removed, against 3 random ones (pairs with at least 6 events in the window);
 - counterfactuals: found and verified by re-scoring, for the top item of a few customers;
 - planted truth (synthetic shop only): the share of brand/category reasons that name one of the
   customer's planted favourites, beside two chance rates (a uniform brand or category of the
@@ -67,8 +65,7 @@ class Result:
     shap_max_error: float = 0.0
     ig_relative: list[float] = field(default_factory=list)
     ig_steps: list[int] = field(default_factory=list)
-    drops: dict[str, list[tuple[float, float]]] = field(
-        default_factory=lambda: {"removed": [], "blanked": []})  # (top-3 drop, random-3 drop) per pair
+    drops: list[tuple[float, float]] = field(default_factory=list)  # (top-3 drop, random-3 drop) per pair
     counterfactuals: int = 0
     verified: int = 0
     removed_sizes: list[int] = field(default_factory=list)
@@ -151,9 +148,8 @@ def _faithfulness(recommender: Recommender, user: str, result, explained, out: R
             continue
         sets = [pair.columns[np.argsort(-pair.attributions, kind="stable")[:3]],
                 rng.choice(pair.columns, 3, replace=False)]
-        for mode in out.drops:
-            cut = scores_without(recommender.attention, histories, user, pair.item_id, sets, mode == "blanked")
-            out.drops[mode].append((pair.score - cut[0], pair.score - cut[1]))
+        cut = scores_without(recommender.attention, histories, user, pair.item_id, sets)
+        out.drops.append((pair.score - cut[0], pair.score - cut[1]))
 
 
 def _truth(recommender: Recommender, user: str, explained, truth: dict[str, set[str]], out: Result) -> None:
@@ -208,15 +204,14 @@ def report(results: list[Result]) -> str:
                            "IG |delta|/gap median", "IG worst", "IG steps med/max"], rows), ""]
     rows = []
     for r in results:
-        for mode, pairs in r.drops.items():
-            drops = np.array(pairs).reshape(-1, 2)
-            top, rnd = drops[:, 0], drops[:, 1]
-            rows.append([r.name, mode, len(drops), f"{top.mean():.4f}" if len(drops) else "-",
-                         f"{rnd.mean():.4f}" if len(drops) else "-",
-                         f"{np.mean(top > rnd):.3f}" if len(drops) else "-"])
-    lines += ["## Deletion test: the attention network's score drop, top-3 attributed events vs 3 random ones",
-              "(removed: positions dropped, as if the events never happened; blanked: set to IG's zero baseline)",
-              format_table(["dataset", "events", "pairs", "top-3 drop (mean)", "random-3 drop (mean)",
+        drops = np.array(r.drops).reshape(-1, 2)
+        top, rnd = drops[:, 0], drops[:, 1]
+        rows.append([r.name, len(drops), f"{top.mean():.4f}" if len(drops) else "-",
+                     f"{rnd.mean():.4f}" if len(drops) else "-",
+                     f"{top.mean() / rnd.mean():.1f}" if len(drops) and rnd.mean() > 0 else "-",
+                     f"{np.mean(top > rnd):.3f}" if len(drops) else "-"])
+    lines += ["## Deletion test: the attention network's score drop, top-3 attributed events removed vs 3 random ones",
+              format_table(["dataset", "pairs", "top-3 drop (mean)", "random-3 drop (mean)", "ratio",
                             "pairs where top-3 drops more"], rows), ""]
     rows = [[r.name, r.counterfactuals, r.verified,
              f"{_median(r.removed_sizes):.0f}" if r.removed_sizes else "-"] for r in results]

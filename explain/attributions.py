@@ -1,14 +1,14 @@
 """Integrated Gradients on the attention network: how much each past event drove its score.
 
 Item ids cannot be differentiated, so the attribution runs on the behaviour embeddings (one
-d-dimensional vector per history position, the output of ``network.embed_history``) and is summed
-over each vector: one number per past view, cart or purchase. The baseline is the network's own
-``baseline_history``: a zero behaviour vector at every real position, whose pooled term is zero,
-so an event's attribution measures what its term in the interest vector does to the score; the
-network pools its events additively (DIN), so taking an event out of the history removes that term
-and nothing else about the other events' terms (their recency rank and the history length do move).
-Completeness ``sum(attributions) == score - baseline_score`` holds up to the integral's numerical
-error, which is reported per pair as the convergence delta.
+d-dimensional vector per history position, ``network.embed_history``) together with each event's
+presence (1 = it happened), through ``network.forward_presence``. The path starts at the empty
+history (zero embeddings and presence: the cold-start score) and fades every event in; an event's
+attribution is its embedding's part summed over dimensions plus its presence's part, so it counts
+what the event was and that it happened (the history length included): what goes when the event
+is removed, which the deletion test checks. Completeness ``sum(attributions) == score -
+baseline_score`` (baseline = cold start) holds up to the integral's numerical error, reported per
+pair as the convergence delta.
 
 Captum's Gauss-Legendre rule converges fast on this small network; steps double for the pairs
 still above ``tolerance`` (relative to the score difference) until ``max_steps``.
@@ -50,9 +50,9 @@ class PairAttribution:
 
     item_id: str
     score: float  # the network's logit: the ranker's ``attention_score`` feature
-    baseline_score: float  # the logit with every event's term taken out (IG's baseline)
+    baseline_score: float  # the logit with no history at all (IG's baseline, the cold-start score)
     columns: np.ndarray  # window columns of the real events (oldest first)
-    attributions: np.ndarray  # per event, summed over the embedding dimensions
+    attributions: np.ndarray  # per event: its embedding's attribution summed over dimensions, plus its presence's
     attention: np.ndarray  # the activation unit's pooling weight (0..1) per event
     delta: float  # sum(attributions) - (score - baseline_score)
     steps: int
@@ -91,24 +91,25 @@ def attribute_items(model: AttentionModel, histories: Histories, user_id: str, i
     keep = real[0]
     with model.scoring_runtime():
         with torch.no_grad():
-            embedded = net.embed_history(*inputs[:4])
-            baseline = net.baseline_history(embedded)
-            scores = net.forward_embedded(embedded, inputs.hist_items, inputs.target_items).numpy()
-            base_scores = net.forward_embedded(baseline, inputs.hist_items, inputs.target_items).numpy()
+            events = net.embed_history(*inputs[:4])
+            presence = torch.from_numpy(real).to(events.dtype)
+            zero = (torch.zeros_like(events), torch.zeros_like(presence))
+            scores = net.forward_presence(events, presence, inputs.target_items).numpy()
+            base_scores = net.forward_presence(*zero, inputs.target_items).numpy()
             attention = net.attention_weights(*inputs).numpy()
         attributions = np.zeros(real.shape, dtype=np.float64)
         deltas = np.zeros(len(item_ids))
         used_steps = np.zeros(len(item_ids), dtype=int)
         pending = np.arange(len(item_ids))
         n_steps = steps
-        ig = IntegratedGradients(net.forward_embedded)
+        ig = IntegratedGradients(net.forward_presence)
         while len(pending):
             idx = torch.from_numpy(pending)
-            attr, delta = ig.attribute(
-                embedded[idx], baselines=baseline[idx],
-                additional_forward_args=(inputs.hist_items[idx], inputs.target_items[idx]),
+            (attr_events, attr_presence), delta = ig.attribute(
+                (events[idx], presence[idx]), baselines=(zero[0][idx], zero[1][idx]),
+                additional_forward_args=(inputs.target_items[idx],),
                 n_steps=n_steps, return_convergence_delta=True)
-            attributions[pending] = attr.sum(-1).detach().numpy()
+            attributions[pending] = (attr_events.sum(-1) + attr_presence).detach().numpy()
             deltas[pending] = delta.detach().numpy()
             used_steps[pending] = n_steps
             gap = np.abs(scores[pending] - base_scores[pending])
@@ -162,26 +163,17 @@ def history_evidence(histories: Histories, user_id: str, pair: PairAttribution, 
 
 
 def scores_without(model: AttentionModel, histories: Histories, user_id: str, item_id: str,
-                   removals: Sequence[Sequence[int]], blank: bool = False) -> np.ndarray:
-    """The network's logit for (user, item) with each set of window columns taken out.
-
-    By default the events are removed: their positions become padding, as if they never happened,
-    so the earlier events' recency rank and the history length change too. With ``blank``
-    their behaviour vectors become IG's baseline (zero) and the positions stay: only their terms
-    are taken out, which is exactly what the attributions measure.
-    """
+                   removals: Sequence[Sequence[int]]) -> np.ndarray:
+    """The network's logit for (user, item) with each set of window columns removed: their
+    positions become padding, as if the events never happened (so the earlier events' recency
+    ranks and the history length change with them)."""
     inputs = model.inputs(histories, [user_id] * len(removals), [item_id] * len(removals))
     drop = torch.zeros(inputs.hist_items.shape, dtype=torch.bool)
     for i, columns in enumerate(removals):
         drop[i, list(columns)] = True
-    net = model.network
+    removed = PairInputs(*(t.masked_fill(drop, PAD) for t in inputs[:4]), inputs.target_items)
     with model.scoring_runtime(), torch.inference_mode():
-        if blank:
-            embedded = net.embed_history(*inputs[:4])
-            cut = torch.where(drop.unsqueeze(-1), net.baseline_history(embedded), embedded)
-            return net.forward_embedded(cut, inputs.hist_items, inputs.target_items).numpy().astype(np.float64)
-        removed = PairInputs(*(t.masked_fill(drop, PAD) for t in inputs[:4]), inputs.target_items)
-        return net(*removed).numpy().astype(np.float64)
+        return model.network(*removed).numpy().astype(np.float64)
 
 
 def _as_datetime(value: np.datetime64) -> datetime:

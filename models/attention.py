@@ -8,7 +8,7 @@ an explanation ("this score comes mostly from your views of X").
 Shape of the network (``TargetAttentionNetwork``):
 
 * behaviour embedding per history position = item + category + brand + event type + recency
-  embeddings (summed by the ``history_embedding`` module, the layer Captum attributes to);
+  embeddings (recency: the place in the right-aligned window, 1 = latest);
 * target embedding = item + category + brand (the same tables);
 * activation unit: MLP over [h, t, h - t, h * t] -> one score per history position; the first
   layer is evaluated algebraically, W[h, t, h-t, h*t] = (A+C)h + (B-C)t + D(h*t), so ranking a
@@ -16,8 +16,7 @@ Shape of the network (``TargetAttentionNetwork``):
 * pooling as in DIN: interest = sum over real positions of sigmoid(score) * h. DIN leaves the
   weights un-normalised so the interest vector keeps "how much" as well as "what"; it also makes
   each past event's part of the interest its own term, so taking an event out removes its term and
-  leaves the others' weights alone (only the earlier events' recency rank and the history length
-  move). (A softmax would hand the removed event's weight to its near-copies:
+  leaves the others' alone (only the history length moves). (A softmax would hand the removed event's weight to its near-copies:
   on Online Retail, whose histories are runs of similar wholesale lines, removing the three most
   attributed events then changed the score less than removing three random ones.) The sigmoid
   keeps each weight in 0..1, read as "how strongly this behaviour counts for this item";
@@ -30,13 +29,11 @@ catalogue, shared by the batch (uniform so popular items are not pushed down art
 per-item bias learns popularity). Early stopping watches each user's last behaviour of the history
 table, held out, ranked against a fixed uniform sample of items.
 
-Explanations (Captum): ``network.history_embedding`` outputs one vector per history position, so
-Integrated Gradients on that layer's output (``forward_embedded``) summed over the last axis gives
-one contribution per past event. The baseline is a zero behaviour vector at every real position
-(``TargetAttentionNetwork.baseline_history``): its pooled term is sigmoid(.) * 0 = 0, so the
-baseline is the history with every event's term taken out and the padding mask (hence the history
-length) kept. ``forward_embedded`` takes precomputed behaviour embeddings for plain
-``IntegratedGradients``; ``attention_weights`` gives the pooling weight of every position.
+Explanations (Captum): ``forward_presence`` takes the behaviour embeddings and a presence per
+position in 0..1; presence 0 is exactly the event removed. Integrated Gradients over both, from
+zero (the empty history, the cold-start score) to the real history, gives each past event one
+number, what it was plus that it happened, and they add up to score minus cold-start score.
+``attention_weights`` gives the pooling weight of every position beside them.
 
 Threads: two by default (``AttentionConfig.threads``), the fastest on an idle 2-core machine
 (Beauty epoch 34 s vs 59 s with one). When other jobs keep the cores busy, two OpenMP threads
@@ -113,19 +110,6 @@ class PairInputs(NamedTuple):
 # --------------------------------------------------------------------------- network
 
 
-class BehaviourSum(nn.Module):
-    """Adds one behaviour's lookups into its embedding.
-
-    A module of its own so ``captum.attr.LayerIntegratedGradients(net, net.history_embedding)``
-    attributes to exactly one vector per history position; summing over the last axis gives one
-    contribution per past event.
-    """
-
-    def forward(self, item: torch.Tensor, category: torch.Tensor, brand: torch.Tensor,
-                event: torch.Tensor, recency: torch.Tensor) -> torch.Tensor:
-        return item + category + brand + event + recency
-
-
 class ActivationUnit(nn.Module):
     """DIN's activation unit: Linear(4d -> H), SiLU, Linear(H -> 1) over [h, t, h - t, h * t].
 
@@ -196,7 +180,6 @@ class TargetAttentionNetwork(nn.Module):
         self.event_embedding = nn.Embedding(vocab.n_events(), d, padding_idx=PAD)
         self.recency_embedding = nn.Embedding(config.max_history + 1, d, padding_idx=PAD)
         self.item_bias = nn.Embedding(vocab.n_items, 1, padding_idx=PAD)
-        self.history_embedding = BehaviourSum()
         self.attention_unit = ActivationUnit(d, config.attention_hidden)
         self.head = Head(d, config.head_hidden)
         self.dropout = nn.Dropout(config.dropout)
@@ -220,14 +203,18 @@ class TargetAttentionNetwork(nn.Module):
 
     def embed_history(self, hist_items: torch.Tensor, hist_categories: torch.Tensor,
                       hist_brands: torch.Tensor, hist_events: torch.Tensor) -> torch.Tensor:
-        """(B, L) indexes -> (B, L, d) behaviour embeddings (the attribution layer's output)."""
-        mask = hist_items != PAD
-        recency = torch.flip(torch.cumsum(torch.flip(mask, [1]).long(), 1), [1]) * mask  # 1 = latest
-        return self.history_embedding(
-            self.item_embedding(hist_items), self.category_embedding(hist_categories),
-            self.brand_embedding(hist_brands), self.event_embedding(hist_events),
-            self.recency_embedding(recency),
-        )
+        """(B, L) indexes -> (B, L, d) behaviour embeddings: item + category + brand + event type +
+        recency, the event's place in the right-aligned window (1 = latest).
+
+        Recency is the place, not the rank among the real events: the two agree on every window
+        the network is trained and served on (no gaps), and with the place an event taken out
+        (padding, or presence 0 in ``forward_presence``) leaves the other events' recency alone.
+        """
+        places = torch.arange(hist_items.shape[1], 0, -1, device=hist_items.device)
+        recency = places * (hist_items != PAD)
+        return (self.item_embedding(hist_items) + self.category_embedding(hist_categories)
+                + self.brand_embedding(hist_brands) + self.event_embedding(hist_events)
+                + self.recency_embedding(recency))
 
     def embed_targets(self, items: torch.Tensor) -> torch.Tensor:
         """Item indexes (any shape) -> item + category + brand embeddings."""
@@ -242,35 +229,31 @@ class TargetAttentionNetwork(nn.Module):
 
     def logits(self, history: torch.Tensor, mask: torch.Tensor, targets: torch.Tensor,
                target_items: torch.Tensor) -> torch.Tensor:
-        """Logits (B, M) of targets (B, M, d) per row or (M, d) shared, given embedded history."""
+        """Logits (B, M) of targets (B, M, d) per row or (M, d) shared, given embedded history and
+        its (B, L) mask: booleans, or presences in 0..1 (see ``forward_presence``)."""
         weights = self.attend(history, mask, targets)
         interest = weights.transpose(1, 2) @ history                  # (B, M, d)
         n_history = mask.sum(1).to(history.dtype)
         return self.head(interest, targets, n_history) + self.item_bias(target_items).squeeze(-1)
 
-    @staticmethod
-    def baseline_history(history: torch.Tensor) -> torch.Tensor:
-        """The Integrated Gradients baseline for embedded ``history``: a zero vector per position.
-
-        Its pooled term is weight * 0 = 0 whatever the weight, so the network on the baseline is the
-        history with every event's contribution taken out, while the padding mask (and so the
-        history length the head reads) stays: the path never crosses the empty-history case.
-        """
-        return torch.zeros_like(history)
-
-    def forward_embedded(self, history: torch.Tensor, hist_items: torch.Tensor,
+    def forward_presence(self, history: torch.Tensor, presence: torch.Tensor,
                          target_items: torch.Tensor) -> torch.Tensor:
-        """Logits (B,) from precomputed behaviour embeddings (B, L, d), e.g. for Integrated Gradients.
+        """Logits (B,) from behaviour embeddings (``embed_history``) and a presence per position.
 
-        ``hist_items`` only supplies the padding mask, so attributions flow to ``history`` alone.
+        Presence 1 on the real positions and 0 on padding is the ordinary forward; presence 0 on a
+        real position is the event removed, exactly as padding it would be (its term leaves the
+        interest vector and the history length drops by one); in between, the event fades. So
+        Integrated Gradients can run from the empty history (zero embeddings and presence: the
+        cold-start score) to the customer's real one.
         """
         targets = self.embed_targets(target_items).unsqueeze(1)
-        return self.logits(history, hist_items != PAD, targets, target_items.unsqueeze(1)).squeeze(1)
+        return self.logits(history, presence, targets, target_items.unsqueeze(1)).squeeze(1)
 
     def forward(self, hist_items: torch.Tensor, hist_categories: torch.Tensor, hist_brands: torch.Tensor,
                 hist_events: torch.Tensor, target_items: torch.Tensor) -> torch.Tensor:
         history = self.embed_history(hist_items, hist_categories, hist_brands, hist_events)
-        return self.forward_embedded(history, hist_items, target_items)
+        targets = self.embed_targets(target_items).unsqueeze(1)
+        return self.logits(history, hist_items != PAD, targets, target_items.unsqueeze(1)).squeeze(1)
 
     def attention_weights(self, hist_items: torch.Tensor, hist_categories: torch.Tensor, hist_brands: torch.Tensor,
                           hist_events: torch.Tensor, target_items: torch.Tensor) -> torch.Tensor:

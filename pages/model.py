@@ -208,10 +208,9 @@ def update_faithfulness(version: str | None, settings: Settings) -> Faithfulness
     importance, _ = _importance(settings, version)
     if importance is not None:
         rows.insert(2, _additivity_row(mi.shap_additivity(importance), "global sample"))
-    for mode, label in (("removed", "removed"), ("blanked", "blanked to IG's baseline")):
-        share = faith.top_beats_random(mode)
-        if share is not None:
-            rows.append((f"Top-3 events beat 3 random ones ({label})", f"{share:.0%} of {len(faith.drops[mode])} items"))
+    share = faith.top_beats_random()
+    if share is not None:
+        rows.append(("Removing the top-3 events costs more than 3 random ones", f"{share:.0%} of {len(faith.drops)} items"))
     return FaithfulnessView(_checks_table(rows), mi.deletion_figure(faith, 300), mi.completeness_figure(faith, 300))
 
 

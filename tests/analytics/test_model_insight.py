@@ -135,9 +135,8 @@ def test_metadata_rows_name_the_data_the_training_and_the_packages():
 
 def test_faithfulness_figures_compare_top_and_random_deletions():
     faith = mi.Faithfulness(customers=12, items=3, shap_max_error=1e-16, ig_relative=[1e-7, 1e-4, 0.02],
-                            drops={"removed": [(0.5, 0.1), (0.3, 0.4), (0.7, 0.0)], "blanked": []})
-    assert faith.top_beats_random("removed") == pytest.approx(2 / 3)
-    assert faith.top_beats_random("blanked") is None
+                            drops=[(0.5, 0.1), (0.3, 0.4), (0.7, 0.0)])
+    assert faith.top_beats_random() == pytest.approx(2 / 3)
     bars = mi.deletion_figure(faith)
     assert [trace.name for trace in bars.data] == ["3 most attributed events", "3 random events"]
     assert list(bars.data[0].x) == ["Events removed"]
@@ -145,7 +144,8 @@ def test_faithfulness_figures_compare_top_and_random_deletions():
     histogram = mi.completeness_figure(faith)
     assert list(histogram.data[0].x) == pytest.approx([-7, -4, np.log10(0.02)])
     assert histogram.layout.shapes[0].x0 == pytest.approx(-2)  # the 1% tolerance line
-    nothing = mi.Faithfulness(0, 0, 0.0, [], {"removed": [], "blanked": []})
+    nothing = mi.Faithfulness(0, 0, 0.0, [], [])
+    assert nothing.top_beats_random() is None
     assert "No customer" in mi.deletion_figure(nothing).layout.annotations[0].text
     assert "No customer" in mi.completeness_figure(nothing).layout.annotations[0].text
 

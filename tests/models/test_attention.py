@@ -243,17 +243,19 @@ def test_captum_integrated_gradients_on_history_embeddings(shop, model):
     inputs = model.inputs(histories, users, [probes[u][1] for u in users])
     net = model.network
     embedded = net.embed_history(*inputs[:4])
-    torch.testing.assert_close(net.forward_embedded(embedded, inputs.hist_items, inputs.target_items), net(*inputs))
+    presence = (inputs.hist_items != PAD).float()
+    torch.testing.assert_close(net.forward_presence(embedded, presence, inputs.target_items), net(*inputs))
 
-    baseline = net.baseline_history(embedded)   # every event's pooled term taken out
-    ig = IntegratedGradients(net.forward_embedded)
-    attributions, delta = ig.attribute(embedded, baselines=baseline, n_steps=32, return_convergence_delta=True,
-                                       additional_forward_args=(inputs.hist_items, inputs.target_items))
-    per_event = attributions.sum(-1)                     # one contribution per history position
+    baselines = (torch.zeros_like(embedded), torch.zeros_like(presence))   # the empty history
+    ig = IntegratedGradients(net.forward_presence)
+    (on_embedding, on_presence), delta = ig.attribute(
+        (embedded, presence), baselines=baselines, n_steps=32, return_convergence_delta=True,
+        additional_forward_args=(inputs.target_items,))
+    per_event = on_embedding.sum(-1) + on_presence       # one contribution per history position
     assert per_event.shape == inputs.hist_items.shape
     assert torch.all(per_event[inputs.hist_items == PAD] == 0)
     with torch.no_grad():
-        gap = net(*inputs) - net.forward_embedded(baseline, inputs.hist_items, inputs.target_items)
+        gap = net(*inputs) - net.forward_presence(*baselines, inputs.target_items)
     assert torch.all(gap.abs() > 0.1)                    # the history matters for these pairs
     assert torch.all(delta.abs() <= 0.01 * gap.abs())    # completeness within 1 % of the gap
     # the planted trigger (the latest event) carries the largest share
