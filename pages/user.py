@@ -293,19 +293,19 @@ def explanation_for(settings: Settings, user_id: str, version: str | None = None
 def _counterfactual(settings: Settings, user_id: str, item: ItemExplanation) -> Any:
     """The counterfactual box: the explanation's own sentence, else one computed now (verified by
     re-scoring the customer without the removed events)."""
-    sentence, hint, verified = item.counterfactual, None, None
-    if not sentence:
+    text, hint, verified = item.counterfactual, None, None
+    if not text:
         try:
             found = api.counterfactual_for(recommender_for(settings), user_id, item.item_id, k=K)
-            sentence, hint, verified = found.sentence, found.raise_hint, found.verified
+            text, hint, verified = found.sentence, found.raise_hint, found.verified
         except RecsightError as exc:
-            sentence = f"No counterfactual for this item: {sentence(str(exc))}"
+            text = f"No counterfactual for this item: {sentence(str(exc))}"
     badge = None if verified is None else dbc.Badge("verified by re-scoring" if verified else "estimate",
                                                     color="success" if verified else "secondary",
                                                     className="ms-2 fw-normal")
     return html.Div(className="rs-counterfactual", id="cu-why-counterfactual", children=[
         html.Div(["What would change it", badge], className="rs-field-label mb-1"),
-        html.Div(sentence),
+        html.Div(text),
         html.Div(hint, className="rs-table-note mt-1") if hint else None,
     ])
 

@@ -18,6 +18,7 @@ import io
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Iterator
 
 import duckdb
@@ -214,6 +215,16 @@ def test_why_shows_the_waterfall_the_history_and_a_counterfactual(pu, shop, foun
     assert _text(_find(view.body, "cu-why-reasons"))
     assert "What would change it" in _text(_find(view.body, "cu-why-counterfactual"))
     assert record == [(audit.EXPLANATION_VIEW, found.customer["user_id"], f"why #{rank} {item_id}")]
+
+
+def test_counterfactual_box_says_why_when_the_search_fails(pu, shop, monkeypatch):
+    def fail(*args, **kwargs):
+        raise RecsightError("the model files are being replaced")
+
+    monkeypatch.setattr(pu.api, "counterfactual_for", fail)
+    item = SimpleNamespace(item_id="I00001", counterfactual="")
+    box = _text(pu._counterfactual(shop, "c_anyone", item))
+    assert "No counterfactual for this item: The model files are being replaced." in box
 
 
 def test_why_refuses_other_items_and_stale_lookups_without_auditing(pu, shop, found):
