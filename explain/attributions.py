@@ -91,10 +91,10 @@ def attribute_items(model: AttentionModel, histories: Histories, user_id: str, i
     keep = real[0]
     with model.scoring_runtime():
         with torch.no_grad():
-            events = net.embed_history(*inputs[:4])
-            presence = torch.from_numpy(real).to(events.dtype)
-            zero = (torch.zeros_like(events), torch.zeros_like(presence))
-            scores = net.forward_presence(events, presence, inputs.target_items).numpy()
+            history = net.embed_history(*inputs[:4])
+            presence = torch.from_numpy(real).to(history.dtype)
+            zero = (torch.zeros_like(history), torch.zeros_like(presence))
+            scores = net.forward_presence(history, presence, inputs.target_items).numpy()
             base_scores = net.forward_presence(*zero, inputs.target_items).numpy()
             attention = net.attention_weights(*inputs).numpy()
         attributions = np.zeros(real.shape, dtype=np.float64)
@@ -105,11 +105,11 @@ def attribute_items(model: AttentionModel, histories: Histories, user_id: str, i
         ig = IntegratedGradients(net.forward_presence)
         while len(pending):
             idx = torch.from_numpy(pending)
-            (attr_events, attr_presence), delta = ig.attribute(
-                (events[idx], presence[idx]), baselines=(zero[0][idx], zero[1][idx]),
+            (attr_history, attr_presence), delta = ig.attribute(
+                (history[idx], presence[idx]), baselines=(zero[0][idx], zero[1][idx]),
                 additional_forward_args=(inputs.target_items[idx],),
                 n_steps=n_steps, return_convergence_delta=True)
-            attributions[pending] = (attr_events.sum(-1) + attr_presence).detach().numpy()
+            attributions[pending] = (attr_history.sum(-1) + attr_presence).detach().numpy()
             deltas[pending] = delta.detach().numpy()
             used_steps[pending] = n_steps
             gap = np.abs(scores[pending] - base_scores[pending])
@@ -165,8 +165,8 @@ def history_evidence(histories: Histories, user_id: str, pair: PairAttribution, 
 def scores_without(model: AttentionModel, histories: Histories, user_id: str, item_id: str,
                    removals: Sequence[Sequence[int]]) -> np.ndarray:
     """The network's logit for (user, item) with each set of window columns removed: their
-    positions become padding, as if the events never happened (so the earlier events' recency
-    ranks and the history length change with them)."""
+    positions become padding, so their terms leave the interest vector and the history length
+    drops; the other events keep their places (and so their recency)."""
     inputs = model.inputs(histories, [user_id] * len(removals), [item_id] * len(removals))
     drop = torch.zeros(inputs.hist_items.shape, dtype=torch.bool)
     for i, columns in enumerate(removals):

@@ -15,11 +15,12 @@ Shape of the network (``TargetAttentionNetwork``):
   whole catalogue needs one matrix product per user batch instead of a 4d-wide layer per pair;
 * pooling as in DIN: interest = sum over real positions of sigmoid(score) * h. DIN leaves the
   weights un-normalised so the interest vector keeps "how much" as well as "what"; it also makes
-  each past event's part of the interest its own term, so taking an event out removes its term and
-  leaves the others' alone (only the history length moves). (A softmax would hand the removed event's weight to its near-copies:
-  on Online Retail, whose histories are runs of similar wholesale lines, removing the three most
-  attributed events then changed the score less than removing three random ones.) The sigmoid
-  keeps each weight in 0..1, read as "how strongly this behaviour counts for this item";
+  each past event's part of the interest its own term, so taking an event out removes its term
+  and leaves the others alone (only the history length moves). A softmax would hand the removed
+  event's weight to its near-copies: on Online Retail, whose histories are runs of similar
+  wholesale lines, removing the three most attributed events then changed the score less than
+  removing three random ones. The sigmoid keeps each weight in 0..1, read as "how strongly this
+  behaviour counts for this item";
 * head: MLP over [interest, t, interest * t, log(1 + history length)] plus a per-item bias.
 
 Training is next-behaviour prediction inside the history table: every position's item is a target
@@ -252,8 +253,7 @@ class TargetAttentionNetwork(nn.Module):
     def forward(self, hist_items: torch.Tensor, hist_categories: torch.Tensor, hist_brands: torch.Tensor,
                 hist_events: torch.Tensor, target_items: torch.Tensor) -> torch.Tensor:
         history = self.embed_history(hist_items, hist_categories, hist_brands, hist_events)
-        targets = self.embed_targets(target_items).unsqueeze(1)
-        return self.logits(history, hist_items != PAD, targets, target_items.unsqueeze(1)).squeeze(1)
+        return self.forward_presence(history, (hist_items != PAD).to(history.dtype), target_items)
 
     def attention_weights(self, hist_items: torch.Tensor, hist_categories: torch.Tensor, hist_brands: torch.Tensor,
                           hist_events: torch.Tensor, target_items: torch.Tensor) -> torch.Tensor:
