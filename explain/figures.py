@@ -161,8 +161,9 @@ def history_attributions(item: ItemExplanation, top: int = 10) -> go.Figure:
     """Each past event's Integrated Gradients attribution (left) beside the attention weight the
     network gave it (right), for the ``top`` events with the largest attribution.
 
-    Attribution says how much an event moved the deep-interest score; attention says how much the
-    network looked at it. They usually agree; when they do not, the attribution is the faithful one.
+    Attribution says how much an event moved the deep-interest score (against no history at all);
+    attention (0..1) says how strongly the network weighs the event for this item. They usually
+    agree; when they do not, the attribution is the faithful one: it also counts what the event is.
     """
     if top < 1:
         raise ValueError(f"top must be at least 1, got {top}")
