@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+import torch
 
 import cli
 from errors import RecsightError
@@ -28,6 +29,14 @@ def _truncate(path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
 
 
+def _older_format(path: Path) -> None:
+    """An attention network saved by the code before DIN pooling (format 1): its weights would load
+    but mean something else, so it must be refused, not served."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload["version"] = 1
+    torch.save(payload, path)
+
+
 BREAKAGES: dict[str, tuple[Callable[[Shop], None], str]] = {
     "no CURRENT pointer": (lambda shop: (shop.models / CURRENT_FILE).unlink(), "no trained model"),
     "pointer to a deleted version": (lambda shop: (shop.models / CURRENT_FILE).write_text("20990101-000000-gone\n"),
@@ -38,6 +47,8 @@ BREAKAGES: dict[str, tuple[Callable[[Shop], None], str]] = {
     "garbled ranker": (lambda shop: _garble(_version(shop) / "ranker.txt"), "corrupt"),
     "missing hybrid ranker": (lambda shop: (_version(shop) / "hybrid.txt").unlink(), "missing"),
     "truncated attention network": (lambda shop: _truncate(_version(shop) / "attention.pt"), "corrupt"),
+    "attention network of the previous format": (lambda shop: _older_format(_version(shop) / "attention.pt"),
+                                                 "has format version 1, this code reads 2: retrain"),
     "missing serving table": (lambda shop: (_version(shop) / "serving" / "serve_items.parquet").unlink(), "missing"),
     "garbled serving table": (lambda shop: _garble(_version(shop) / "serving" / "serve_ix_popular.parquet"),
                               "retrain"),
