@@ -25,7 +25,7 @@ import plotly.graph_objects as go
 from analytics import schema as s
 from analytics.overview_figures import DIMMED, INK, MUTED, PRIMARY, PRIMARY_LIGHT, empty_figure, style
 from errors import RecsightError
-from explain.attributions import attribute_items, scores_without
+from explain.attributions import MIN_DELETION_WINDOW, attribute_items, deletion_drops
 from explain.tree_shap import shap_rows
 from models import registry
 
@@ -400,7 +400,6 @@ def shap_additivity(importance: Any) -> float:
 # --------------------------------------------------------------------------- faithfulness
 
 
-MIN_WINDOW = 6  # history events a customer needs for the deletion test (3 top + 3 random, disjoint enough)
 IG_TOLERANCE = 0.01  # the relative completeness error Integrated Gradients aims for
 
 
@@ -426,13 +425,19 @@ class Faithfulness:
         return float(np.mean([top > rnd for top, rnd in self.drops])) if self.drops else None
 
 
-def measure_faithfulness(recommender: Any, n_users: int = 20, k: int = 10, seed: int = 7) -> Faithfulness:
-    """The checks of ``bench/explain_faithfulness.py`` on ``n_users`` customers with at least
-    ``MIN_WINDOW`` events (a fixed pseudo-random sample), for the dashboard. Seconds, not minutes."""
+def faithfulness_sample(recommender: Any, n_users: int, seed: int) -> list[str]:
+    """Up to ``n_users`` customers with enough history for the deletion test, in a fixed
+    pseudo-random order (the same customers for the same seed and history)."""
     with recommender.connection() as con:
-        users = [row[0] for row in con.execute(
+        return [row[0] for row in con.execute(
             f"""SELECT {s.USER_ID} FROM {recommender.tables.history} GROUP BY 1 HAVING count(*) >= ?
-                ORDER BY md5({s.USER_ID} || ?), 1 LIMIT ?""", [MIN_WINDOW, str(seed), n_users]).fetchall()]
+                ORDER BY md5({s.USER_ID} || ?), 1 LIMIT ?""", [MIN_DELETION_WINDOW, str(seed), n_users]).fetchall()]
+
+
+def measure_faithfulness(recommender: Any, n_users: int = 20, k: int = 10, seed: int = 7) -> Faithfulness:
+    """The checks of ``bench/explain_faithfulness.py`` on the customers of :func:`faithfulness_sample`,
+    for the dashboard. Seconds, not minutes."""
+    users = faithfulness_sample(recommender, n_users, seed)
     rng = np.random.default_rng(seed)
     shap_error, items, relative = 0.0, 0, []
     drops: list[tuple[float, float]] = []
@@ -447,12 +452,9 @@ def measure_faithfulness(recommender: Any, n_users: int = 20, k: int = 10, seed:
             if not len(pair.columns):
                 continue
             relative.append(float(pair.relative_delta))
-            if len(pair.columns) < MIN_WINDOW:
-                continue
-            sets = [pair.columns[np.argsort(-pair.attributions, kind="stable")[:3]],
-                    rng.choice(pair.columns, 3, replace=False)]
-            cut = scores_without(recommender.attention, histories, user, pair.item_id, sets)
-            drops.append((float(pair.score - cut[0]), float(pair.score - cut[1])))
+            drop = deletion_drops(recommender.attention, histories, user, pair, rng)
+            if drop is not None:
+                drops.append(drop)
     return Faithfulness(len(users), items, shap_error, relative, drops)
 
 

@@ -45,14 +45,14 @@ from analytics.privacy import pseudonymise  # noqa: E402
 from bench._common import format_table, load_line, machine_line  # noqa: E402
 from bench.train_engine import SECRET, load  # noqa: E402
 from explain import api  # noqa: E402
-from explain.attributions import attribute_items, scores_without  # noqa: E402
+from analytics.model_insight import faithfulness_sample  # noqa: E402
+from explain.attributions import attribute_items, deletion_drops  # noqa: E402
 from explain.counterfactual import counterfactual_for  # noqa: E402
 from models import registry  # noqa: E402
 from models.hybrid import Recommender  # noqa: E402
 from models.pipeline import train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-MIN_WINDOW = 6  # history events a pair needs for the deletion test
 
 
 @dataclass
@@ -89,15 +89,6 @@ def _model(name: str, workdir: Path, synth_users: int, quick: bool) -> tuple[Pat
     return db, models
 
 
-def _sample(recommender: Recommender, n: int, seed: int) -> list[str]:
-    """Customers with at least MIN_WINDOW events, in a fixed pseudo-random order."""
-    with recommender.connection() as con:
-        rows = con.execute(
-            f"""SELECT {s.USER_ID} FROM {recommender.tables.history} GROUP BY 1 HAVING count(*) >= ?
-                ORDER BY md5({s.USER_ID} || ?), 1 LIMIT ?""", [MIN_WINDOW, str(seed), n]).fetchall()
-    return [r[0] for r in rows]
-
-
 def measure(name: str, db: Path, models: Path, n_users: int, k: int, n_counterfactuals: int,
             truth: dict[str, set[str]] | None, seed: int) -> Result:
     recommender = Recommender.load(db, models)
@@ -105,7 +96,7 @@ def measure(name: str, db: Path, models: Path, n_users: int, k: int, n_counterfa
     out = Result(name, "quick" if meta.get("quick") else "full", meta["protocol"])
     rng = np.random.default_rng(seed)
     try:
-        users = _sample(recommender, n_users, seed)
+        users = faithfulness_sample(recommender, n_users, seed)
         recommender.recommend(users[0], k)  # warm-up: first-query costs are not per-customer costs
         for user in users:
             t0 = time.perf_counter()
@@ -144,12 +135,9 @@ def _faithfulness(recommender: Recommender, user: str, result, explained, out: R
             continue
         out.ig_relative.append(pair.relative_delta)
         out.ig_steps.append(pair.steps)
-        if len(pair.columns) < MIN_WINDOW:
-            continue
-        sets = [pair.columns[np.argsort(-pair.attributions, kind="stable")[:3]],
-                rng.choice(pair.columns, 3, replace=False)]
-        cut = scores_without(recommender.attention, histories, user, pair.item_id, sets)
-        out.drops.append((pair.score - cut[0], pair.score - cut[1]))
+        drop = deletion_drops(recommender.attention, histories, user, pair, rng)
+        if drop is not None:
+            out.drops.append(drop)
 
 
 def _truth(recommender: Recommender, user: str, explained, truth: dict[str, set[str]], out: Result) -> None:
@@ -204,12 +192,12 @@ def report(results: list[Result]) -> str:
                            "IG |delta|/gap median", "IG worst", "IG steps med/max"], rows), ""]
     rows = []
     for r in results:
-        drops = np.array(r.drops).reshape(-1, 2)
-        top, rnd = drops[:, 0], drops[:, 1]
-        rows.append([r.name, len(drops), f"{top.mean():.4f}" if len(drops) else "-",
-                     f"{rnd.mean():.4f}" if len(drops) else "-",
-                     f"{top.mean() / rnd.mean():.1f}" if len(drops) and rnd.mean() > 0 else "-",
-                     f"{np.mean(top > rnd):.3f}" if len(drops) else "-"])
+        if not r.drops:
+            rows.append([r.name, 0, "-", "-", "-", "-"])
+            continue
+        top, rnd = np.array(r.drops).T
+        rows.append([r.name, len(r.drops), f"{top.mean():.4f}", f"{rnd.mean():.4f}",
+                     f"{top.mean() / rnd.mean():.1f}" if rnd.mean() > 0 else "-", f"{np.mean(top > rnd):.3f}"])
     lines += ["## Deletion test: the attention network's score drop, top-3 attributed events removed vs 3 random ones",
               format_table(["dataset", "pairs", "top-3 drop (mean)", "random-3 drop (mean)", "ratio",
                             "pairs where top-3 drops more"], rows), ""]

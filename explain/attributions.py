@@ -34,7 +34,8 @@ from explain.types import HistoryEvidence
 from models.attention import AttentionModel, PairInputs
 from models.sequences import PAD, Histories
 
-__all__ = ["PairAttribution", "attribute_items", "split_attention_shap", "history_evidence", "scores_without"]
+__all__ = ["MIN_DELETION_WINDOW", "PairAttribution", "attribute_items", "deletion_drops", "history_evidence",
+           "scores_without", "split_attention_shap"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ DEFAULT_STEPS = 16
 MAX_STEPS = 256
 TOLERANCE = 0.01  # |convergence delta| / |score - baseline score|
 GAP_FLOOR = 1e-3  # below this score gap, float32 noise would make any relative tolerance unreachable
+DELETED_EVENTS = 3  # events the deletion test removes: the most attributed ones, or random ones
+MIN_DELETION_WINDOW = 2 * DELETED_EVENTS  # fewer events and the two sets would mostly be the same
 
 
 @dataclass(frozen=True)
@@ -174,6 +177,20 @@ def scores_without(model: AttentionModel, histories: Histories, user_id: str, it
     removed = PairInputs(*(t.masked_fill(drop, PAD) for t in inputs[:4]), inputs.target_items)
     with model.scoring_runtime(), torch.inference_mode():
         return model.network(*removed).numpy().astype(np.float64)
+
+
+def deletion_drops(model: AttentionModel, histories: Histories, user_id: str, pair: PairAttribution,
+                   rng: np.random.Generator) -> tuple[float, float] | None:
+    """The deletion test for one (customer, item) pair: the network's score drop when the pair's
+    ``DELETED_EVENTS`` most attributed events are removed, and when as many random ones are.
+    Faithful attributions make the first larger. None when the window holds fewer than
+    ``MIN_DELETION_WINDOW`` events."""
+    if len(pair.columns) < MIN_DELETION_WINDOW:
+        return None
+    sets = [pair.columns[np.argsort(-pair.attributions, kind="stable")[:DELETED_EVENTS]],
+            rng.choice(pair.columns, DELETED_EVENTS, replace=False)]
+    top, random_ = pair.score - scores_without(model, histories, user_id, pair.item_id, sets)
+    return float(top), float(random_)
 
 
 def _as_datetime(value: np.datetime64) -> datetime:

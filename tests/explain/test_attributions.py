@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from explain.attributions import attribute_items, scores_without, split_attention_shap
+from explain.attributions import attribute_items, deletion_drops, scores_without, split_attention_shap
 from explain.tree_shap import ADDITIVITY_TOLERANCE, contributions_of, shap_rows
 from models.features import ATTENTION_SCORE, feature_spec
 from models.hybrid import Recommender
@@ -85,11 +85,9 @@ def test_removing_top_attributed_events_lowers_the_score_more_than_random_ones(
         result = explained(user).result
         histories = recommender.histories([user])
         for pair in attribute_items(recommender.attention, histories, user, [i.item_id for i in result.items]):
-            if len(pair.columns) < 6:
-                continue
-            sets = [pair.columns[np.argsort(-pair.attributions, kind="stable")[:3]],
-                    rng.choice(pair.columns, 3, replace=False)]
-            drops.append(pair.score - scores_without(recommender.attention, histories, user, pair.item_id, sets))
+            drop = deletion_drops(recommender.attention, histories, user, pair, rng)
+            if drop is not None:
+                drops.append(drop)
     drops = np.array(drops)  # columns: top-3, random 3
     assert len(drops) >= 100
     assert np.mean(drops[:, 0] > drops[:, 1]) > 0.9
