@@ -2,8 +2,9 @@
 
 Pages live in ``pages/`` (Dash ``use_pages``), one thin module each; this module only builds the
 frame around them (sidebar with the registered pages, content area) and serves the Flask server
-with a real WSGI server. Pages read the settings of the app serving the request through
-:func:`current_settings`, so several apps (tests) can live in one process.
+with a real WSGI server. Pages read the settings of the app serving the request from its Flask
+config (``settings.SETTINGS_KEY``, read by ``pages._parts.current_settings``), so several apps
+(tests) can live in one process and no page imports this module.
 
 The shop database is never held open here: pages open short-lived read-only connections per
 request (``analytics.db.connect_read_only``), so an ingest or training run can replace the file
@@ -29,16 +30,16 @@ import dash_bootstrap_components as dbc
 import flask
 from dash import html
 
-from service import access, web
+from pages._parts import current_settings
+from service import access, api, web
 from service.users import User, list_users
-from settings import Settings, load_settings
+from settings import SETTINGS_KEY, Settings, load_settings
 
-__all__ = ["create_app", "serve", "current_settings", "nav_pages", "SETTINGS_KEY", "THREADS"]
+__all__ = ["create_app", "serve", "nav_pages", "THREADS"]
 
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent
-SETTINGS_KEY = "RECSIGHT_SETTINGS"
 THREADS = 8  # waitress worker threads: a few analysts and agents at once, each request short
 _NOT_FOUND_MODULE = "not_found_404"
 
@@ -64,16 +65,9 @@ def create_app(settings: Settings) -> dash.Dash:
     app.server.config[SETTINGS_KEY] = settings
     app.layout = _shell
     web.install(app, settings, nav_pages, shell_module=__name__)
+    # After the guard, so the API's own checks run behind it (Flask runs them in this order).
+    app.server.register_blueprint(api.blueprint(settings))
     return app
-
-
-def current_settings() -> Settings:
-    """The settings of the app serving the current request (the environment's outside one)."""
-    if flask.has_app_context():
-        settings = flask.current_app.config.get(SETTINGS_KEY)
-        if isinstance(settings, Settings):
-            return settings
-    return load_settings()
 
 
 def nav_pages(registry: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:

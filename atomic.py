@@ -1,11 +1,17 @@
 """Writing a file so that readers see the old content or the new, never half of either.
 
-Every file the product writes for someone else to read (model pointers and metadata, the users
-file, reports, the global-importance summary) goes through here: the content is written to a
-temporary file in the same folder, flushed to disk, and renamed over the target in one step
-(``os.replace`` is atomic within a file system). A crash, a kill or a full disk leaves the old
-file and no temporary one. The temporary file is created with mode 0600 and keeps it: these files
-hold password hashes, customer reports or model internals.
+Every file the product writes for someone else to read goes through here: model pointers and
+metadata, the rankers and the attention network of a model version, the users file, reports,
+the global-importance summary, the synthetic shop. The content is written to a temporary file
+in the same folder, flushed to disk (``fsync`` of the file, always, before the rename), and
+renamed over the target in one step (``os.replace`` is atomic within a file system). A crash, a
+kill or a full disk leaves the old file and no temporary one. The folder itself is not synced:
+the rename is atomic either way; after a power loss the old file may come back, never a torn one.
+
+Permissions: by default the file keeps the mode 0600 the temporary file is created with, since
+most of these files hold password hashes, customer reports or model internals. ``private=False``
+gives it the ordinary mode a plain ``open`` would (0666 less the umask), for data meant to be
+shared, such as the synthetic shop's files.
 
 Errors are ``OSError`` as the system raised them: each caller turns them into its own one-line
 message, since only it knows what the file is for.
@@ -15,14 +21,17 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 __all__ = ["replace_with", "write_bytes", "write_text"]
 
 
-def replace_with(path: Path | str, write: Callable[[Path], None]) -> None:
-    """Let ``write`` fill a temporary path beside ``path``, then rename it over ``path``."""
+def replace_with(path: Path | str, write: Callable[[Path], None], *, private: bool = True) -> None:
+    """Let ``write`` fill a temporary path beside ``path``, then rename it over ``path``.
+
+    ``private`` keeps the file readable by its owner only; False gives it ordinary permissions.
+    """
     path = Path(path)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -31,14 +40,25 @@ def replace_with(path: Path | str, write: Callable[[Path], None]) -> None:
         write(tmp)
         with open(tmp, "rb+") as handle:  # what ``write`` wrote, on disk before the rename
             os.fsync(handle.fileno())
+        if not private:
+            os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def write_bytes(path: Path | str, data: bytes) -> None:
-    replace_with(path, lambda tmp: tmp.write_bytes(data))
+def write_bytes(path: Path | str, data: bytes, *, private: bool = True) -> None:
+    """``data`` as the new content of ``path``, atomically (see :func:`replace_with`)."""
+    replace_with(path, lambda tmp: tmp.write_bytes(data), private=private)
 
 
-def write_text(path: Path | str, text: str) -> None:
-    replace_with(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+def write_text(path: Path | str, text: str, *, private: bool = True) -> None:
+    """``text`` (UTF-8) as the new content of ``path``, atomically (see :func:`replace_with`)."""
+    replace_with(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), private=private)
+
+
+def _umask() -> int:
+    """The process umask (reading it means setting it; it is put straight back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,8 +1,10 @@
 """Recsight's command line: the public interface described in DESIGN.md.
 
-Each sub-command parses its arguments and calls one library function; the logic lives in
-analytics/, models/ and explain/. A ``RecsightError`` becomes one line on stderr and exit code 2;
-any other exception is logged in full to ``recsight-error.log`` and reported as one line.
+Each sub-command parses its arguments and calls one library function: a use case of workflows/
+(train, evaluate, recommend, report), the ingest and synthetic shop of analytics/, or the users
+file of service/; it never reaches into models/ or explain/ for a step. A ``RecsightError``
+becomes one line on stderr and exit code 2; any other exception is logged in full to
+``recsight-error.log`` and reported as one line.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import json
 import logging
 import sys
 import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from errors import RecsightError
 from settings import Settings, load_settings
@@ -44,23 +46,24 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    from models.pipeline import train
+    from models.config import QUICK
+    from workflows.training import train_shop
 
-    result = train(args.db, args.models, protocol=args.protocol, quick=args.quick)
+    result = train_shop(args.db, args.models, protocol=args.protocol, config=QUICK if args.quick else None)
     print(json.dumps(result, indent=2, default=str))
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    from models.pipeline import evaluate, format_evaluation
+    from workflows.training import evaluate_shop, evaluation_text
 
-    result = evaluate(args.db, args.models, k=args.k)
-    print(json.dumps(result, default=float) if args.json else format_evaluation(result))
+    result = evaluate_shop(args.db, args.models, k=args.k)
+    print(json.dumps(result, default=float) if args.json else evaluation_text(result))
     return 0
 
 
 def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
-    from models.pipeline import format_recommendations, recommend
+    from workflows.explaining import format_recommendations, recommend
 
     result = recommend(args.db, args.models, args.user, k=args.k, explain=args.explain, secret=settings.secret)
     print(json.dumps(result, default=float) if args.json else format_recommendations(result))
@@ -68,7 +71,7 @@ def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    from explain.report import write_report
+    from workflows.reports import write_report
 
     written = write_report(args.db, args.models, args.user, fmt=args.format, out=args.out, secret=settings.secret)
     print(f"wrote {written}")
@@ -208,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # a bug: keep the traceback out of the user's face but on disk
+    except Exception as exc:  # noqa: BLE001 - a bug: keep the traceback out of the user's face but on disk
         try:
             ERROR_LOG.write_text(traceback.format_exc())
             where = f"details in {ERROR_LOG}"

@@ -14,12 +14,17 @@ from pathlib import Path
 
 from errors import RecsightError
 
-__all__ = ["Settings", "load_settings", "SESSION_KEY_CONTEXT"]
+__all__ = ["Settings", "load_settings", "SESSION_KEY_CONTEXT", "SETTINGS_KEY"]
 
 # Domain separation: the session-signing key derived from RECSIGHT_SECRET is
 # HMAC-SHA256(key=RECSIGHT_SECRET, msg=SESSION_KEY_CONTEXT), hex, so the pseudonymisation key
 # itself never signs cookies and one leaked cookie key reveals nothing about pseudonyms.
 SESSION_KEY_CONTEXT = b"recsight/session-cookie-key/v1"
+
+# Where an app keeps its Settings in its Flask config: ``app.create_app`` puts them there and the
+# pages read them back per request (``pages._parts.current_settings``), so several apps (tests)
+# can live in one process and no page imports the app.
+SETTINGS_KEY = "RECSIGHT_SETTINGS"
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,7 @@ class Settings:
             "(make run creates one for the demo in .env.local)"
         )
 
-    def with_overrides(self, **changes) -> "Settings":
+    def with_overrides(self, **changes) -> Settings:
         """A copy with command-line overrides applied (None values are ignored)."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 

@@ -44,8 +44,8 @@ from analytics.adapters._files import file_sha256
 from analytics.adapters._sources import MARKER, one, sql_str
 from analytics.adapters.base import Adapter, Staged, Unit
 from analytics.db import rewriting
-from analytics.profiles import build_profiles
 from analytics.privacy import pseudonymise
+from analytics.profile_build import build_profiles
 from errors import RecsightError
 
 __all__ = ["ingest_paths", "IngestSummary", "FileReport", "INGESTED_FILES"]

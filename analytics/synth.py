@@ -39,12 +39,11 @@ in ~3 s (0.5 GB); ``--users 130000`` gives ~10.2M events in 16-25 s (2.7 GB). Us
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -52,6 +51,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from analytics import schema as S
+from atomic import replace_with
 from errors import RecsightError
 
 __all__ = ["SynthSummary", "generate_shop", "TRUTH_README", "PERIOD_START"]
@@ -767,28 +767,17 @@ def _truth_table(cat: _Catalogue, users: _Users, uid: pa.Array) -> pa.Table:
 
 
 def _write(table: pa.Table, path: Path) -> None:
-    _atomic(path, lambda tmp: pq.write_table(table, tmp))
+    _atomic(path, lambda tmp: pq.write_table(table, str(tmp)))
 
 
 def _write_text(text: str, path: Path) -> None:
-    _atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    _atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def _atomic(path: Path, write) -> None:
-    """Write through a temp file in the same folder, then rename: readers never see half a file."""
+def _atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """Write through :mod:`atomic` (readers never see half a file), with ordinary permissions:
+    the shop's files are data to share, not secrets."""
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise RecsightError(f"cannot write into {path.parent}: {exc.strerror}") from exc
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file ordinary permissions
-        os.replace(tmp, path)
+        replace_with(path, write, private=False)
     except OSError as exc:
         raise RecsightError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analytics import schema  # noqa: E402
 from bench._common import format_table, machine_line  # noqa: E402
-from models.attention import AttentionConfig, AttentionModel, train_attention  # noqa: E402
+from models.attention import AttentionConfig, AttentionModel  # noqa: E402
+from models.attention_training import train_attention  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "amazon_beauty"
 HISTORY = "beauty_test_history"

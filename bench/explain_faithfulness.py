@@ -5,7 +5,7 @@
     .venv/bin/python bench/explain_faithfulness.py --workdir /tmp/recsight-bench    # reuse train_engine.py's models
 
 Datasets are ingested with ``bench/train_engine.py``'s ``load`` into ``--workdir`` and trained
-with ``models.pipeline.train`` into ``<workdir>/<name>-models`` unless a model is already there
+with ``workflows.training.train_shop`` into ``<workdir>/<name>-models`` unless a model is already there
 (so models trained by ``train_engine.py`` in the same workdir, full configuration, are reused;
 otherwise ``--quick`` picks the quick configuration). The table says which configuration each
 model used. ``demo`` reads the demo shop (data/shop.duckdb, data/models) and never trains.
@@ -40,17 +40,18 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analytics import schema as s  # noqa: E402
-from analytics.privacy import pseudonymise  # noqa: E402
-from bench._common import format_table, load_line, machine_line  # noqa: E402
-from bench.train_engine import SECRET, load  # noqa: E402
-from explain import api  # noqa: E402
-from analytics.model_insight import faithfulness_sample  # noqa: E402
-from explain.attributions import attribute_items, deletion_drops  # noqa: E402
-from explain.counterfactual import counterfactual_for  # noqa: E402
-from models import registry  # noqa: E402
-from models.hybrid import Recommender  # noqa: E402
-from models.pipeline import train  # noqa: E402
+from analytics import schema as s
+from analytics.privacy import pseudonymise
+from bench._common import format_table, load_line, machine_line
+from bench.train_engine import SECRET, load
+from explain.explainer import explain_with_reasons
+from explain.faithfulness import faithfulness_sample
+from models import registry
+from models.config import QUICK
+from models.serving import Recommender
+from workflows.explaining import counterfactual
+from workflows.faithfulness import check_faithfulness
+from workflows.training import train_shop
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,9 +82,9 @@ def _model(name: str, workdir: Path, synth_users: int, quick: bool) -> tuple[Pat
         return ROOT / "data" / "shop.duckdb", ROOT / "data" / "models"
     db = load(name, workdir, synth_users)
     models = workdir / f"{name}-models"
-    if not (models / "CURRENT").exists():
+    if registry.current(models) is None:
         started = time.perf_counter()
-        train(db, models, quick=quick)
+        train_shop(db, models, config=QUICK if quick else None)
         print(f"[{name}] trained ({'quick' if quick else 'full'} configuration) in "
               f"{time.perf_counter() - started:.0f} s", flush=True)
     return db, models
@@ -91,10 +92,10 @@ def _model(name: str, workdir: Path, synth_users: int, quick: bool) -> tuple[Pat
 
 def measure(name: str, db: Path, models: Path, n_users: int, k: int, n_counterfactuals: int,
             truth: dict[str, set[str]] | None, seed: int) -> Result:
+    """Every measure of one dataset's model, on the customers of ``faithfulness_sample``."""
     recommender = Recommender.load(db, models)
     meta = recommender.artifact.metadata
     out = Result(name, "quick" if meta.get("quick") else "full", meta["protocol"])
-    rng = np.random.default_rng(seed)
     try:
         users = faithfulness_sample(recommender, n_users, seed)
         recommender.recommend(users[0], k)  # warm-up: first-query costs are not per-customer costs
@@ -102,42 +103,35 @@ def measure(name: str, db: Path, models: Path, n_users: int, k: int, n_counterfa
             t0 = time.perf_counter()
             result = recommender.recommend(user, k)
             t1 = time.perf_counter()
-            explained = api.explain_with_reasons(recommender, result)
+            explained = explain_with_reasons(recommender, result)
             t2 = time.perf_counter()
             out.recommend_ms.append(1000 * (t1 - t0))
             out.explain_ms.append(1000 * (t2 - t1))
             out.users += 1
-            _faithfulness(recommender, user, result, explained, out, rng)
+            _additivity(explained, out)
             if truth is not None:
                 _truth(recommender, user, explained, truth, out)
+        # IG completeness and the deletion test: the same checks (and customers) as the model page.
+        faith = check_faithfulness(recommender, n_users=n_users, k=k, seed=seed)
+        out.ig_relative, out.ig_steps, out.drops = faith.ig_relative, faith.ig_steps, faith.drops
         for user in users[:n_counterfactuals]:
             top = recommender.recommend(user, 1).items[0].item_id
-            counterfactual = counterfactual_for(recommender, user, top, k=k)
+            found = counterfactual(recommender, user, top, k=k)
             out.counterfactuals += 1
-            if counterfactual.verified:
+            if found.verified:
                 out.verified += 1
-                out.removed_sizes.append(len({h.item_id for h in counterfactual.removed}))
+                out.removed_sizes.append(len({h.item_id for h in found.removed}))
     finally:
         recommender.close()
     return out
 
 
-def _faithfulness(recommender: Recommender, user: str, result, explained, out: Result,
-                  rng: np.random.Generator) -> None:
+def _additivity(explained, out: Result) -> None:
+    """SHAP additivity of the explanations themselves: base value plus contributions against the score."""
     for explanation, _ in explained:
         total = explanation.base_value + sum(c.contribution for c in explanation.contributions)
         out.shap_max_error = max(out.shap_max_error, abs(total - explanation.score))
         out.pairs += 1
-    histories = recommender.histories([user])
-    pairs = attribute_items(recommender.attention, histories, user, [i.item_id for i in result.items])
-    for pair in pairs:
-        if not len(pair.columns):
-            continue
-        out.ig_relative.append(pair.relative_delta)
-        out.ig_steps.append(pair.steps)
-        drop = deletion_drops(recommender.attention, histories, user, pair, rng)
-        if drop is not None:
-            out.drops.append(drop)
 
 
 def _truth(recommender: Recommender, user: str, explained, truth: dict[str, set[str]], out: Result) -> None:
@@ -184,6 +178,7 @@ def _median(values: list[float]) -> float:
 
 
 def report(results: list[Result]) -> str:
+    """The tables, one per measure, one row per dataset (what BENCHMARKS.md quotes)."""
     rows = [[r.name, r.config, r.protocol, r.users, r.pairs, f"{r.shap_max_error:.1e}",
              f"{_median(r.ig_relative):.1e}", f"{max(r.ig_relative, default=float('nan')):.1e}",
              f"{int(_median(r.ig_steps)) if r.ig_steps else 0}/{max(r.ig_steps, default=0)}"] for r in results]
@@ -221,6 +216,7 @@ def report(results: list[Result]) -> str:
 
 
 def main() -> None:
+    """Measure each dataset named on the command line and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["beauty", "online-retail", "synthetic"],
                         choices=["beauty", "online-retail", "synthetic", "demo"])

@@ -1,7 +1,7 @@
 """Benchmark: ingest time, DuckDB profile-build time and peak memory, against the same profiles in pandas.
 
 For each size it generates a synthetic shop, ingests it into a fresh DuckDB file, builds
-``user_profiles`` and ``item_stats`` with ``analytics.profiles.build_profiles`` (--repeat runs),
+``user_profiles`` and ``item_stats`` with ``analytics.profile_build.build_profiles`` (--repeat runs),
 then computes the very same columns with pandas (``pandas_profiles`` below, a faithful port of the
 SQL), checks that both agree, and prints the times and the pandas/DuckDB ratio from the same run.
 
@@ -36,6 +36,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 from analytics import profiles as P  # noqa: E402
 from analytics import schema as S  # noqa: E402
 from analytics.ingest import ingest_paths  # noqa: E402
+from analytics.profile_build import build_profiles  # noqa: E402
 from analytics.synth import generate_shop  # noqa: E402
 from bench._common import Timing, format_table, human_count, in_child, load_line, machine_line, time_runs  # noqa: E402
 
@@ -79,7 +80,7 @@ def step_duckdb(db_path: str, repeat: int, threads: int | None) -> tuple[Timing,
         con.execute(f"SET threads = {int(threads)}")
 
     def build() -> None:
-        P.build_profiles(con)
+        build_profiles(con)
         con.execute("CHECKPOINT")
 
     timing = time_runs(build, repeat)

@@ -1,6 +1,6 @@
 """Benchmark: how fast the customer lookup answers on the demo shop (target: under 300 ms).
 
-Times the body of the lookup callback (``pages.user.lookup``: hash the typed shop id, find the
+Times the body of the lookup callback (``pages._user_callbacks.lookup``: hash the typed shop id, find the
 customer, rank their list, read the profile card and the timeline, build the page, append the
 audit row) for many customers, after one warm-up lookup (the server loads the model once per
 process). Also times the lookup's parts on their own, and the slower steps that run after the
@@ -29,11 +29,13 @@ from typing import Any, Callable
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analytics import customer_view as cv  # noqa: E402
 from analytics import schema as S  # noqa: E402
+from analytics.profile_card import profile_card  # noqa: E402
 from bench._common import format_table, load_line, machine_line  # noqa: E402
+from dashboard import customer_view as cv  # noqa: E402
 from service import audit  # noqa: E402
 from settings import load_settings  # noqa: E402
+from workflows import lookup as lookup_work  # noqa: E402
 
 TARGET_MS = 300.0
 
@@ -64,7 +66,7 @@ def _typed_ids(settings: Any, demo: Path, n: int, seed: int) -> list[str]:
 
         ids = sorted(set(pq.read_table(events, columns=[S.USER_ID]).column(0).to_pylist()))
     else:
-        with cv.shop_cursor(settings.db_path) as con:
+        with lookup_work.shop_cursor(settings.db_path) as con:
             ids = [row[0] for row in con.execute(f"SELECT DISTINCT {S.USER_ID} FROM {S.EVENTS}").fetchall()]
     return random.Random(seed).sample(ids, min(n, len(ids)))
 
@@ -85,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
 
         app = create_app(settings)  # page modules need an app; serve once so it owns their callbacks
         app.server.test_client().get("/health")
-        import pages.user as page
-        from service.engine import recommender_for
+        import pages._user_callbacks as page
+        from workflows.recommenders import recommender_for, resolve_customer
 
         def record(action: str, customer: str | None = None, detail: str | None = None) -> None:
             audit.record(settings.audit_db, "bench", "support", action, customer=customer, detail=detail)
@@ -107,12 +109,12 @@ def main(argv: list[str] | None = None) -> int:
         for text in typed[1:]:
             view = _timed(lambda: page.lookup(text, settings, record), whole)
             assert view.customer is not None, f"lookup of {text!r} found nobody"
-            user = _timed(lambda: cv.find_customer(rec, text, settings.secret), parts["find (hash + check)"])
+            user = _timed(lambda: resolve_customer(rec, text, settings.secret), parts["find (hash + check)"])
             _timed(lambda: rec.recommend(user, page.K), parts["recommend (rank top 10)"])
 
             def read() -> Any:
-                with cv.shop_cursor(settings.db_path) as con:
-                    cv.profile_card(con, user)
+                with lookup_work.shop_cursor(settings.db_path) as con:
+                    profile_card(con, user)
                     return cv.timeline(con, user)
 
             frame, total = _timed(read, parts["profile card + timeline"])
@@ -124,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         for text in typed[1:1 + args.explain]:
             store = page.lookup(text, settings, record).customer
             ids = [row[0] for row in store["items"]]
-            page._cache.clear()  # time the explanation itself, not the cache
+            lookup_work._cache.clear()  # time the explanation itself, not the cache
             _timed(lambda: page.reasons(store, ids, settings), later["reasons (whole explanation)"])
             _timed(lambda: page.why(store, ids[0], settings, record), later["Why? dialog (with counterfactual)"])
             _timed(lambda: page.export(store, "csv", settings, record), later["CSV export"])

@@ -13,7 +13,7 @@ loads the model once,
 - ``recommend (live path)``: ``Recommender.recommend_live(user, k=10)``, the same list computed
   now (candidates, features, attention, ranker): what a cold start, a larger ``k`` or a model
   version without precomputed lists costs, measured in the same run for the ratio;
-- ``explain``: ``explain.api.explain_recommendation`` on that result (TreeSHAP, attention
+- ``explain``: ``explain.explainer.explanation_payload`` on that result (TreeSHAP, attention
   attributions, reason sentences: what ``recommend --explain`` and the API's ``explain=true`` add);
 - ``recommend + explain``: the two together, the figure the target (median < 100 ms) is about;
 - ``explain_customer``: the lookup page's and report's whole explanation (profile card included),
@@ -57,8 +57,9 @@ def percentile(values: list[float], q: float) -> float:
 
 def measure(db: str, models: str, n_customers: int, n_full: int, seed: int) -> dict:
     """In a child process: load once, then time every stage per customer (seconds)."""
-    from explain.api import explain_customer, explain_recommendation
-    from models.hybrid import Recommender
+    from explain.explainer import explanation_payload
+    from models.serving import Recommender
+    from workflows.explaining import explain_customer
 
     logging.basicConfig(level=logging.WARNING)
     started = time.perf_counter()
@@ -76,7 +77,7 @@ def measure(db: str, models: str, n_customers: int, n_full: int, seed: int) -> d
         t0 = time.perf_counter()
         result = recommender.recommend(user, K)
         t1 = time.perf_counter()
-        explain_recommendation(recommender, result, result.to_dict())
+        explanation_payload(recommender, result, result.to_dict())
         t2 = time.perf_counter()
         timed = {"recommend": t1 - t0, "explain": t2 - t1, "recommend + explain": t2 - t0}
         t3 = time.perf_counter()

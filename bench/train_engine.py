@@ -13,7 +13,7 @@ Datasets (read from ../shared/data, loaded with analytics.ingest into DuckDB fil
 - ``taobao``: the Taobao UserBehavior prefix, temporal, the last day is the test window;
 - ``synthetic``: the synthetic shop of ``cli.py synth``, temporal, the last week.
 
-Each run is ``models.pipeline.train`` (what ``cli.py train`` runs: attention network, two rankers,
+Each run is ``workflows.training.train_shop`` (what ``cli.py train`` runs: attention network, two rankers,
 evaluation on the held-out stage, serving tables), timed once: a full training is minutes, so the
 figure is one run, printed with the machine and its load (the machine is shared).
 """
@@ -31,7 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from analytics.ingest import ingest_paths  # noqa: E402
 from analytics.synth import generate_shop  # noqa: E402
 from bench._common import format_table, load_line, machine_line  # noqa: E402
-from models.pipeline import MODEL_NAMES, format_evaluation, train  # noqa: E402
+from models.config import QUICK  # noqa: E402
+from models.evaluation import MODEL_NAMES, format_evaluation  # noqa: E402
+from workflows.training import train_shop  # noqa: E402
 from models.registry import load_current  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -63,7 +65,7 @@ def run(name: str, workdir: Path, synth_users: int, quick: bool) -> str:
     db = load(name, workdir, synth_users)
     models = workdir / f"{name}-models"
     started = time.perf_counter()
-    summary = train(db, models, quick=quick)
+    summary = train_shop(db, models, config=QUICK if quick else None)
     wall = time.perf_counter() - started
     meta = load_current(models).metadata
     evaluation = meta["metrics"]

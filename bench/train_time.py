@@ -4,7 +4,7 @@
     .venv/bin/python bench/train_time.py --configs quick --repeat 1        # what `run_all.py --quick` runs
     .venv/bin/python bench/train_time.py --datasets beauty --threads 1     # one thread for torch and LightGBM
 
-Each run is ``models.pipeline.train`` (what ``cli.py train`` runs) in a fresh child process, so
+Each run is ``workflows.training.train_shop`` (what ``cli.py train`` runs) in a fresh child process, so
 the peak resident memory is that run's own; the phase times are the ones training records in
 the model's ``timings_s``. ``quick`` is ``train --quick`` (the demo), ``full`` the default
 configuration. The datasets are read from ../shared/data and ingested once into --workdir
@@ -41,7 +41,7 @@ PHASES = ("split", "attention", "training features", "rankers", "evaluation", "s
 
 def engine_config(kind: str, threads: int | None = None):
     """The engine configuration ``kind`` ('quick' or 'full'), optionally with another thread count."""
-    from models.hybrid import QUICK, EngineConfig
+    from models.config import QUICK, EngineConfig
 
     config = QUICK if kind == "quick" else EngineConfig()
     if threads:
@@ -57,13 +57,12 @@ def models_dir(workdir: Path, dataset: str, kind: str, threads: int | None = Non
 
 def train_once(db: str, models: str, kind: str, threads: int | None) -> dict:
     """One training run (in a child process): the pipeline's phase times, wall and CPU seconds."""
-    from models import pipeline
+    from workflows.training import train_shop
 
     logging.basicConfig(level=logging.WARNING)
     config = engine_config(kind, threads)
-    pipeline.QUICK = config  # train(quick=True) reads the module's QUICK: the configuration under test
     started, cpu0 = time.perf_counter(), _cpu_seconds()
-    summary = pipeline.train(Path(db), Path(models), quick=True)
+    summary = train_shop(Path(db), Path(models), config=config)
     return {"timings": summary["timings_s"], "wall": time.perf_counter() - started, "cpu": _cpu_seconds() - cpu0}
 
 
@@ -75,9 +74,11 @@ def _cpu_seconds() -> float:
 def trained_models(dataset: str, workdir: Path, kind: str = "quick", synth_users: int = 5000,
                    threads: int | None = None) -> tuple[Path, Path]:
     """(database, models folder) of ``dataset``, ingesting and training once if not there yet."""
+    from models import registry
+
     db = load(dataset, workdir, synth_users)
     models = models_dir(workdir, dataset, kind, threads)
-    if not (models / "CURRENT").exists():
+    if registry.current(models) is None:
         in_child(train_once, str(db), str(models), kind, threads)
     return db, models
 
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(["dataset config", "attention s", "rankers s", "features s", "evaluation s",
                         "whole pipeline s", "CPU s", "peak MiB", "runs"], rows))
     print("(median, with [min-max] over the runs; rankers = the ranker and the hybrid; "
-          "whole = pipeline.train wall time incl. split, evaluation and serving tables)")
+          "whole = train_shop wall time incl. split, evaluation and serving tables)")
     print(f"load average at the end: {load_line()}")
     return 0
 

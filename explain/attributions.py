@@ -21,9 +21,9 @@ spreads it over the events in proportion to their attributions.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd

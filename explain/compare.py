@@ -3,55 +3,60 @@
 Both items are scored by the same ranker with the same base value, so the per-feature
 differences of their SHAP values add up exactly to the score gap: the sorted list says which
 features put A ahead and which pulled the other way, in raw-score units.
+
+The two items' explanations are computed once, by :mod:`explain.explainer`; a comparison only
+reads their contributions and feature values, so it runs no SHAP of its own.
 """
 
 from __future__ import annotations
 
-import math
-
-from analytics import schema as s
 from errors import RecsightError
-from explain.tree_shap import shap_rows
-from explain.types import Comparison, Difference
-from models.features import feature_spec
-from models.hybrid import Recommender
+from explain.types import Comparison, Difference, ItemExplanation
 
-__all__ = ["compare_items", "ALL_CANDIDATES"]
+__all__ = ["compare_items", "require_distinct"]
 
-ALL_CANDIDATES = 1_000_000  # a k larger than any candidate set: rank every candidate
 _SENTENCES = 3
 
 
-def compare_items(recommender: Recommender, user_id: str, item_a: str, item_b: str) -> Comparison:
-    """The contribution differences (A minus B) and a few sentences, largest drivers first."""
+def require_distinct(item_a: str, item_b: str) -> None:
+    """Refuse to compare an item with itself (checked before any explanation is computed)."""
     if item_a == item_b:
         raise RecsightError("choose two different items to compare")
-    full = recommender.recommend(user_id, ALL_CANDIDATES)
-    ranks = {item.item_id: item for item in full.items}
-    for item in (item_a, item_b):
-        if item not in ranks:
-            raise RecsightError(f"item {item!r} is not among this customer's candidates, "
-                                "so the ranker does not score it")
-    frame = full.features.set_index(s.ITEM_ID, drop=False).loc[[item_a, item_b]].reset_index(drop=True)
-    rows = shap_rows(recommender.ranker, frame)
+
+
+def compare_items(a: ItemExplanation, b: ItemExplanation) -> Comparison:
+    """The contribution differences (A minus B) and a few sentences, largest drivers first.
+
+    ``a`` and ``b`` are one customer's explanations of the two items, ranked in the same list
+    (their ``rank`` and ``score`` are what the sentences cite).
+    """
+    require_distinct(a.item_id, b.item_id)
+    by_feature_a = {c.feature: c for c in a.contributions}
+    by_feature_b = {c.feature: c for c in b.contributions}
     differences = []
-    for j, name in enumerate(rows.features):
-        ca, cb = float(rows.values[0, j]), float(rows.values[1, j])
+    # A feature missing from both has a zero contribution to both: no difference.
+    for name in dict.fromkeys([*by_feature_a, *by_feature_b]):
+        found_a, found_b = by_feature_a.get(name), by_feature_b.get(name)
+        ca = found_a.contribution if found_a is not None else 0.0
+        cb = found_b.contribution if found_b is not None else 0.0
         if ca == cb:
             continue
-        differences.append(Difference(name, feature_spec(name).label, _value(rows.inputs[0, j]),
-                                      _value(rows.inputs[1, j]), ca, cb))
+        label = (found_a or found_b).label
+        differences.append(Difference(name, label, _value(a, name), _value(b, name), ca, cb))
     differences.sort(key=lambda d: (-abs(d.difference), d.feature))
-    a, b = ranks[item_a], ranks[item_b]
     return Comparison(
-        user_id=user_id, item_a=item_a, item_b=item_b, title_a=a.title, title_b=b.title,
+        user_id=a.user_id, item_a=a.item_id, item_b=b.item_id, title_a=a.title, title_b=b.title,
         score_a=a.score, score_b=b.score, differences=differences,
         summary=_summary(a.title, b.title, a.rank, b.rank, a.score, b.score, differences),
     )
 
 
-def _value(x: float) -> float | None:
-    return None if math.isnan(x) else float(x)
+def _value(item: ItemExplanation, feature: str) -> float | None:
+    """The feature's value for the item (None where missing), from the explanation's full row, or
+    from its contribution where the row was not kept."""
+    if feature in item.feature_values:
+        return item.feature_values[feature]
+    return next((c.value for c in item.contributions if c.feature == feature), None)
 
 
 def _show(value: float | None) -> str:

@@ -19,15 +19,12 @@ from datetime import timedelta
 
 from analytics import schema as s
 from errors import RecsightError
-from explain.attributions import attribute_items, history_evidence, split_attention_shap
-from explain.compare import ALL_CANDIDATES
-from explain.reasons import Event, covis_links, event_phrase, load_customer
-from explain.tree_shap import shap_rows
-from explain.types import Counterfactual, HistoryEvidence
-from models.features import ATTENTION_SCORE
-from models.hybrid import Recommendation, Recommender
+from explain.explainer import ALL_CANDIDATES
+from explain.reasons import CustomerData, Event, covis_links, event_phrase, load_customer
+from explain.types import Counterfactual, HistoryEvidence, ItemExplanation
+from models.serving import Recommendation, Recommender
 
-__all__ = ["counterfactual_for", "rank_of"]
+__all__ = ["counterfactual_for", "rank_of", "require_positive"]
 
 
 MAX_REMOVED = 8  # past items tried for the drop (each try is one re-scoring)
@@ -35,21 +32,30 @@ RAISE_TRIES = 3  # candidate changes of each kind tried for the raise hint
 
 
 def rank_of(result: Recommendation, item_id: str) -> int | None:
+    """The item's rank in ``result``, or None when the list does not hold it (re-scoring checks this)."""
     return next((item.rank for item in result.items if item.item_id == item_id), None)
 
 
-def counterfactual_for(recommender: Recommender, user_id: str, item_id: str, k: int = 10,
-                       max_removed: int = MAX_REMOVED) -> Counterfactual:
-    """The smallest verified removal that drops ``item_id`` out of the top ``k``, and a raise hint."""
+def require_positive(k: int) -> None:
+    """Refuse a top ``k`` that holds nothing (checked before any explanation is computed)."""
     if k <= 0:
         raise RecsightError("k must be a positive number of items")
-    full = recommender.recommend(user_id, ALL_CANDIDATES)
-    rank_before = rank_of(full, item_id)
-    if rank_before is None:
-        raise RecsightError(f"item {item_id!r} is not among this customer's candidates, "
-                            "so the ranker does not score it")
-    customer = load_customer(recommender, user_id)
-    history = _history(recommender, full, user_id, item_id, customer.events)
+
+
+def counterfactual_for(recommender: Recommender, explanation: ItemExplanation, k: int = 10,
+                       max_removed: int = MAX_REMOVED, *, customer: CustomerData | None = None) -> Counterfactual:
+    """The smallest verified removal that drops the explained item out of the top ``k``, and a raise hint.
+
+    ``explanation`` is the item's explanation at its rank in the customer's full candidate list
+    (its ``history`` guides the search); ``customer`` the customer's data where the caller has
+    loaded it already. No SHAP or Integrated Gradients run here: only re-scorings.
+    """
+    require_positive(k)
+    user_id, item_id = explanation.user_id, explanation.item_id
+    rank_before = explanation.rank
+    if customer is None:
+        customer = load_customer(recommender, user_id)
+    history = explanation.history
     order = _removal_order(recommender, customer.events, history, item_id)[:max_removed]
 
     def rank_without(items: list[str]) -> int | None:
@@ -79,18 +85,6 @@ def counterfactual_for(recommender: Recommender, user_id: str, item_id: str, k: 
         verified=verified, raise_hint=hint,
         sentence=_sentence(evidence, verified, rank_before, rank_after, k, len(order)),
     )
-
-
-def _history(recommender: Recommender, full: Recommendation, user_id: str, item_id: str,
-             events: list[Event]) -> list[HistoryEvidence]:
-    """The item's history evidence (IG attributions and SHAP shares), as in its explanation."""
-    frame = full.features[full.features[s.ITEM_ID] == item_id]
-    rows = shap_rows(recommender.ranker, frame)
-    phi = float(rows.values[0, rows.features.index(ATTENTION_SCORE)]) if ATTENTION_SCORE in rows.features else 0.0
-    histories = recommender.histories([user_id])
-    pair = attribute_items(recommender.attention, histories, user_id, [item_id])[0]
-    titles = {e.item_id: e.title for e in events}
-    return history_evidence(histories, user_id, pair, split_attention_shap(phi, pair.attributions), titles)
 
 
 def _removal_order(recommender: Recommender, events: list[Event], history: list[HistoryEvidence],

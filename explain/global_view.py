@@ -6,7 +6,7 @@ affinity matters most" describes the lists the shop shows.
 
 Computing it means running the serving SQL for a few hundred customers (seconds), too slow for a
 dashboard page, so it is written next to the model version at training time
-(:func:`write_global_importance`, called at the end of ``models.pipeline.train``):
+(:func:`write_global_importance`, run by ``workflows.training.train_shop``):
 ``global_importance.json`` (the summaries) and ``global_shap.parquet`` (one row per explained
 item: segment, feature values and SHAP values, for dependence plots). No customer ids are
 stored. :func:`global_importance` reads them back, or computes them for a model without them.
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +27,9 @@ from analytics import schema as s
 from atomic import replace_with, write_text
 from errors import RecsightError
 from models import registry
+from models.batch import HistoryTables, Models, feature_frame
 from models.features import feature_spec
-from models.hybrid import HistoryTables, Models, Recommender, feature_frame
+from models.serving import Recommender
 from models.splits import TEMPORAL
 
 __all__ = ["GlobalImportance", "compute_global_importance", "sample_users", "write_global_importance",
@@ -218,7 +218,7 @@ def global_importance(source: Recommender | Path, n_users: int = DEFAULT_USERS, 
             save_global_importance(computed, source.artifact.path)
         return computed
     folder = Path(source)
-    if (folder / registry.CURRENT_FILE).exists():
+    if registry.current(folder) is not None:  # a models folder, not a version folder
         folder = registry.load_current(folder).path
     loaded = load_global_importance(folder)
     if loaded is None:

@@ -16,9 +16,10 @@ sentence cites a date or a time window there, only counts and order.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -26,7 +27,7 @@ import pandas as pd
 from analytics import schema as s
 from explain.types import Contribution, HistoryEvidence
 from models.features import ATTENTION_SCORE
-from models.hybrid import Recommender
+from models.serving import Recommender
 from models.splits import TEMPORAL
 
 __all__ = ["Reason", "Event", "CustomerData", "ItemFacts", "load_customer", "load_items", "covis_links",

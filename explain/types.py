@@ -1,6 +1,6 @@
 """The one explanation type that reasons, figures, reports, the API and the dashboard all read.
 
-An explanation is built once per recommended item (:mod:`explain.api`) and then only rendered, so
+An explanation is built once per recommended item (:mod:`explain.explainer`) and then only rendered, so
 every surface shows the same numbers: the SHAP contributions that add up to the ranker's score,
 the history events that drove the attention network, and the sentences derived from both.
 Everything here is plain data (no models, no connections), cheap to cache and to serialise.
@@ -70,6 +70,9 @@ class ItemExplanation:
     attention_share: float  # share of sum(|SHAP|) carried by the attention-score feature, 0..1
     reasons: list[str] = field(default_factory=list)
     counterfactual: str | None = None  # e.g. "Without your views of X and Y it would drop out of the top 10."
+    # Every ranker feature's value for this pair (None where missing), also those with no
+    # contribution: comparing two items needs them. Not part of ``to_dict``.
+    feature_values: dict[str, float | None] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``"explanation"`` object of ``recommend --explain --json`` and the API."""

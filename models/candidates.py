@@ -109,7 +109,8 @@ class CandidateIndex:
             con.execute(f"COPY {table} TO '{folder / (table + '.parquet')}' (FORMAT PARQUET)")
 
     @classmethod
-    def load(cls, folder: Path, con: duckdb.DuckDBPyConnection, prefix: str, config: CandidateConfig) -> "CandidateIndex":
+    def load(cls, folder: Path, con: duckdb.DuckDBPyConnection, prefix: str,
+             config: CandidateConfig) -> CandidateIndex:
         """Read tables written by :meth:`save` back into TEMP tables."""
         index = _names(prefix, config)
         for table in index.tables:
@@ -199,7 +200,8 @@ def _build_covis(con: duckdb.DuckDBPyConnection, seq: str, covis: Covis, out: st
         JOIN {seq} b ON b.{s.USER_ID} = a.{s.USER_ID} AND b.pos = a.pos + o.d
         WHERE a.{s.ITEM_ID} <> b.{s.ITEM_ID}"""
     if covis.per_user:
-        weighted = f"SELECT src, dst, count(*)::DOUBLE AS w FROM (SELECT DISTINCT user_id, src, dst FROM ({pairs})) GROUP BY ALL"
+        weighted = (f"SELECT src, dst, count(*)::DOUBLE AS w "
+                    f"FROM (SELECT DISTINCT user_id, src, dst FROM ({pairs})) GROUP BY ALL")
     else:
         weighted = f"SELECT src, dst, sum(w) AS w FROM ({pairs}) GROUP BY ALL"
     # p = the share of the source's co-visitation mass going to dst: comparable across sources.
@@ -230,33 +232,7 @@ def generate(
         SELECT {s.USER_ID}, {s.ITEM_ID}, min(step) AS step FROM {seq}
         WHERE step <= {cfg.n_recent} GROUP BY ALL"""
     )
-    # One row per (user, candidate, source) then a single pivot: cheaper than a join per variant.
-    parts = []
-    for i, covis in enumerate(cfg.covis):
-        parts.append(
-            f"""SELECT r.{s.USER_ID}, c.dst AS {s.ITEM_ID}, {i} AS v, r.step, r.{s.ITEM_ID} AS src, c.w, c.p
-                FROM {recent} r JOIN {index.covis_tables[covis.name]} c ON c.src = r.{s.ITEM_ID}"""
-        )
-    aggregates = []
-    for i, covis in enumerate(cfg.covis):
-        n = covis.name
-        decay = f"pow({cfg.decay}, step - 1)"
-        aggregates += [
-            f"sum(w * {decay}) FILTER (WHERE v = {i}) AS {n}_sum",
-            f"sum(p * {decay}) FILTER (WHERE v = {i}) AS {n}_psum",
-            f"max(w) FILTER (WHERE v = {i}) AS {n}_max",
-            f"count(*) FILTER (WHERE v = {i}) AS {n}_nsrc",
-        ]
-        aggregates += [
-            f"sum(w) FILTER (WHERE v = {i} AND step = {step}) AS {n}_s{step}"
-            for step in range(1, cfg.position_features + 1)
-        ]
-    covis_scores = f"{out}_covis"
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {covis_scores} AS
-        SELECT {s.USER_ID}, {s.ITEM_ID}, {', '.join(aggregates)}
-        FROM ({' UNION ALL '.join(parts)}) GROUP BY ALL"""
-    )
+    covis_scores = _covis_scores(con, index, recent, f"{out}_covis")
     attr = index.attributes
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {out}_pool AS
@@ -305,6 +281,38 @@ def generate(
     return out
 
 
+def _covis_scores(con: duckdb.DuckDBPyConnection, index: CandidateIndex, recent: str, covis_scores: str) -> str:
+    """Per (user, candidate): each co-visitation variant's scores from the user's recent items."""
+    cfg = index.config
+    # One row per (user, candidate, source) then a single pivot: cheaper than a join per variant.
+    parts = []
+    for i, covis in enumerate(cfg.covis):
+        parts.append(
+            f"""SELECT r.{s.USER_ID}, c.dst AS {s.ITEM_ID}, {i} AS v, r.step, r.{s.ITEM_ID} AS src, c.w, c.p
+                FROM {recent} r JOIN {index.covis_tables[covis.name]} c ON c.src = r.{s.ITEM_ID}"""
+        )
+    aggregates = []
+    for i, covis in enumerate(cfg.covis):
+        n = covis.name
+        decay = f"pow({cfg.decay}, step - 1)"
+        aggregates += [
+            f"sum(w * {decay}) FILTER (WHERE v = {i}) AS {n}_sum",
+            f"sum(p * {decay}) FILTER (WHERE v = {i}) AS {n}_psum",
+            f"max(w) FILTER (WHERE v = {i}) AS {n}_max",
+            f"count(*) FILTER (WHERE v = {i}) AS {n}_nsrc",
+        ]
+        aggregates += [
+            f"sum(w) FILTER (WHERE v = {i} AND step = {step}) AS {n}_s{step}"
+            for step in range(1, cfg.position_features + 1)
+        ]
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {covis_scores} AS
+        SELECT {s.USER_ID}, {s.ITEM_ID}, {', '.join(aggregates)}
+        FROM ({' UNION ALL '.join(parts)}) GROUP BY ALL"""
+    )
+    return covis_scores
+
+
 def popularity_ranking(
     con: duckdb.DuckDBPyConnection, index: CandidateIndex, users: str, seen: str, n: int
 ) -> dict[str, list[str]]:
@@ -327,7 +335,8 @@ def covisit_ranking(
     rows = con.execute(
         f"""SELECT c.{s.USER_ID}, c.{s.ITEM_ID} FROM {candidates}_covis c
             WHERE c.{variant}_sum IS NOT NULL
-              AND NOT EXISTS (SELECT 1 FROM {seen} h WHERE h.{s.USER_ID} = c.{s.USER_ID} AND h.{s.ITEM_ID} = c.{s.ITEM_ID})
+              AND NOT EXISTS (SELECT 1 FROM {seen} h
+                              WHERE h.{s.USER_ID} = c.{s.USER_ID} AND h.{s.ITEM_ID} = c.{s.ITEM_ID})
             QUALIFY row_number() OVER (PARTITION BY c.{s.USER_ID} ORDER BY c.{variant}_sum DESC, c.{s.ITEM_ID}) <= {n}
             ORDER BY c.{s.USER_ID}, c.{variant}_sum DESC, c.{s.ITEM_ID}"""
     ).fetchall()

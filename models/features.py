@@ -25,6 +25,7 @@ import pandas as pd
 
 from analytics import profiles as prof
 from analytics import schema as s
+from analytics.profile_build import build_profiles
 from models.candidates import DEFAULT_COVIS, CandidateIndex
 
 __all__ = [
@@ -62,7 +63,8 @@ def _covis_specs() -> list[FeatureSpec]:
         group = "co-visitation"
         specs += [
             FeatureSpec(f"{covis.name}_sum", f"Often {words} your recent items", group,
-                        f"co-visitation ({short}, {covis.window} steps) from the recent items, recent steps weigh more"),
+                        f"co-visitation ({short}, {covis.window} steps) from the recent items, "
+                        "recent steps weigh more"),
             FeatureSpec(f"{covis.name}_psum", f"Share of shoppers' next steps ({short}) from your recent items", group,
                         "as above with each source item's weights normalised to sum to 1"),
             FeatureSpec(f"{covis.name}_max", f"Strongest link ({short}) to one of your recent items", group,
@@ -155,8 +157,8 @@ def build_item_table(
     con: duckdb.DuckDBPyConnection, history: str, index: CandidateIndex, as_of: datetime | None, out: str
 ) -> str:
     """Item-level features of ``history`` as of ``as_of`` (profiles' item stats + popularity)."""
-    prof.build_profiles(con, _as_of(con, history, as_of), events_table=history,
-                        user_table=f"{out}_unused_users", item_table=f"{out}_stats", temporary=True)
+    build_profiles(con, _as_of(con, history, as_of), events_table=history,
+                   user_table=f"{out}_unused_users", item_table=f"{out}_stats", temporary=True)
     con.execute(f"DROP TABLE IF EXISTS {out}_unused_users")
     cutoff = _as_of(con, history, as_of)
     con.execute(
@@ -196,8 +198,8 @@ def build_user_tables(
         f"""CREATE OR REPLACE TEMP TABLE {user_events} AS
         SELECT h.* FROM {history} h WHERE h.{s.USER_ID} IN (SELECT {s.USER_ID} FROM {users})"""
     )
-    prof.build_profiles(con, cutoff, events_table=user_events, user_table=f"{out}_profile_raw",
-                        item_table=f"{out}_unused_items", temporary=True)
+    build_profiles(con, cutoff, events_table=user_events, user_table=f"{out}_profile_raw",
+                   item_table=f"{out}_unused_items", temporary=True)
     con.execute(f"DROP TABLE IF EXISTS {out}_unused_items")
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {out}_profile AS

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from analytics import schema as s
+from atomic import replace_with
 from errors import RecsightError
 
 __all__ = ["RankerConfig", "Ranker", "train_ranker", "validation_users"]
@@ -49,6 +48,7 @@ class RankerConfig:
     threads: int = 2
 
     def params(self) -> dict:
+        """LightGBM's parameters: deterministic, row-wise and seeded, so a retrain is byte-identical."""
         return {
             "objective": "lambdarank",
             "metric": "ndcg",
@@ -87,6 +87,7 @@ class Ranker:
         self.features = list(features)
 
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        """The feature columns in the booster's order; a missing one is an error, never a silent NaN."""
         missing = [f for f in self.features if f not in frame.columns]
         if missing:
             raise RecsightError(f"feature {missing[0]!r} is missing from the feature rows")
@@ -103,23 +104,18 @@ class Ranker:
         return self.booster.predict(self.matrix(frame), pred_contrib=True, num_threads=2)
 
     def importance(self) -> dict[str, float]:
+        """Total split gain per feature (the booster's own view; explanations use TreeSHAP)."""
         gains = self.booster.feature_importance(importance_type="gain")
         return {name: float(g) for name, g in zip(self.features, gains)}
 
     def save(self, path: Path) -> None:
-        """Write the model text atomically (temp file in the same folder, then rename)."""
+        """Write the model text atomically (:mod:`atomic`: a reader never sees half a booster)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".ranker-", suffix=".tmp")
-        os.close(fd)
-        try:
-            self.booster.save_model(tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        replace_with(path, lambda tmp: self.booster.save_model(str(tmp)))
 
     @classmethod
-    def load(cls, path: Path, features: list[str]) -> "Ranker":
+    def load(cls, path: Path, features: list[str]) -> Ranker:
+        """A booster saved by :meth:`save`; missing or corrupt files are one-line errors."""
         if not path.exists():
             raise RecsightError(f"ranker model {path} is missing; run `python cli.py train`")
         try:

@@ -22,10 +22,10 @@ import platform
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Callable
 
 import duckdb
 
@@ -35,7 +35,8 @@ from errors import RecsightError
 
 __all__ = [
     "FORMAT_VERSION", "RANKER_FILE", "HYBRID_FILE", "ATTENTION_FILE", "METADATA_FILE",
-    "Artifact", "fingerprint", "package_versions", "write_version", "load_current",
+    "Artifact", "fingerprint", "package_versions", "write_version", "load_current", "current", "versions",
+    "metadata",
 ]
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,8 @@ def fingerprint(con: duckdb.DuckDBPyConnection) -> str:
     """A short hash of the events and items tables' contents (order-independent)."""
     events = con.execute(
         f"""SELECT count(*), min({s.TS})::VARCHAR, max({s.TS})::VARCHAR,
-                   sum(hash({s.USER_ID}, {s.ITEM_ID}, {s.EVENT_TYPE}, {s.TS}, {s.QUANTITY}, {s.PRICE})::HUGEINT)::VARCHAR
+                   sum(hash({s.USER_ID}, {s.ITEM_ID}, {s.EVENT_TYPE}, {s.TS}, {s.QUANTITY},
+                            {s.PRICE})::HUGEINT)::VARCHAR
             FROM {s.EVENTS}"""
     ).fetchone()
     items = con.execute(
@@ -73,6 +75,7 @@ def fingerprint(con: duckdb.DuckDBPyConnection) -> str:
 
 
 def package_versions() -> dict[str, str]:
+    """The versions of the packages that shape a model, stored with it to explain a changed result."""
     versions = {"python": platform.python_version()}
     for name in _PACKAGES:
         try:
@@ -139,25 +142,79 @@ def _prune(versions: Path, keep: str) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
+def current(models_dir: Path | str) -> str | None:
+    """The name of the version in use, or None when nothing was trained yet (no pointer, or an
+    empty one). An unreadable pointer is an error, not "no model": the operator must see it."""
+    name = _read_pointer(Path(models_dir))
+    return name or None
+
+
+def versions(models_dir: Path | str) -> list[str]:
+    """The published versions in ``models_dir``, newest first (staging folders are not versions).
+
+    Names start with the training time, so their order is the training order. A version may
+    still be unreadable: :func:`metadata` says so for each.
+    """
+    folder = Path(models_dir) / VERSIONS_DIR
+    if not folder.is_dir():
+        return []
+    return sorted((p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")), reverse=True)
+
+
+def metadata(models_dir: Path | str, version: str | None = None) -> dict:
+    """The metadata of ``version`` (default: the one in use, checked as :func:`load_current` does).
+
+    Only a listed version is read: a typo or a path such as ``../..`` is refused.
+    """
+    models_dir = Path(models_dir)
+    if version is None:
+        return load_current(models_dir).metadata
+    if version not in versions(models_dir):
+        raise RecsightError(f"model version {str(version)[:60]!r} is not in {models_dir}")
+    return _read_metadata(models_dir / VERSIONS_DIR / version)
+
+
+def _read_pointer(models_dir: Path) -> str | None:
+    """The pointer's text (stripped; may be empty), or None when there is no pointer."""
+    pointer = models_dir / CURRENT_FILE
+    try:
+        return pointer.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not a version name"
+        raise RecsightError(f"cannot read {pointer}: {reason}") from None
+
+
+def _read_metadata(folder: Path) -> dict:
+    """A version folder's metadata as a dict; missing or garbled is one clear line."""
+    try:
+        meta = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecsightError(f"model version {folder.name} has no {METADATA_FILE}; retrain") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise RecsightError(f"model metadata {folder / METADATA_FILE} is corrupt; retrain") from None
+    except OSError as exc:
+        raise RecsightError(f"cannot read {folder / METADATA_FILE}: {exc.strerror}") from None
+    if not isinstance(meta, dict):
+        raise RecsightError(f"model metadata {folder / METADATA_FILE} is corrupt; retrain")
+    return meta
+
+
 def load_current(models_dir: Path, con: duckdb.DuckDBPyConnection | None = None) -> Artifact:
     """The current version; with ``con``, also checks it was trained on this database's data."""
     models_dir = Path(models_dir)
     pointer = models_dir / CURRENT_FILE
-    if not pointer.exists():
+    name = _read_pointer(models_dir)
+    if name is None:
         raise RecsightError(f"no trained model in {models_dir}: run `python cli.py train` first")
-    name = pointer.read_text(encoding="utf-8").strip()
     folder = models_dir / VERSIONS_DIR / name
     if not name or "/" in name or not folder.is_dir():
         raise RecsightError(f"model pointer {pointer} names a missing version {name!r}; retrain")
-    try:
-        meta = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RecsightError(f"model version {name} has no {METADATA_FILE}; retrain") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise RecsightError(f"model metadata {folder / METADATA_FILE} is corrupt; retrain") from None
-    if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
-        found = meta.get("format_version") if isinstance(meta, dict) else None
-        raise RecsightError(f"model version {name} has format {found}, this code reads {FORMAT_VERSION}; retrain")
+    meta = _read_metadata(folder)
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise RecsightError(f"model version {name} has format {meta.get('format_version')}, "
+                            f"this code reads {FORMAT_VERSION}; retrain")
     for required in ("fingerprint", "protocol", "features", "config"):
         if required not in meta:
             raise RecsightError(f"model metadata of {name} lacks {required!r}; retrain")

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import duckdb
 import numpy as np
@@ -111,7 +111,7 @@ class Vocabulary:
         }
 
     @classmethod
-    def from_state(cls, state: dict) -> "Vocabulary":
+    def from_state(cls, state: dict) -> Vocabulary:
         return cls(
             items=tuple(state["items"]), categories=tuple(state["categories"]), brands=tuple(state["brands"]),
             item_category=np.asarray(state["item_category"], dtype=np.int64),

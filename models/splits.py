@@ -129,7 +129,8 @@ def _leave_one_out(con: duckdb.DuckDBPyConnection, events_table: str, prefix: st
     stages = []
     for name, hold_out in (("train", 2), ("test", 1)):
         history, labels = f"{prefix}_{name}_history", f"{prefix}_{name}_labels"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {history} AS SELECT {columns} FROM {ordered} WHERE from_end > {hold_out}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {history} AS "
+                    f"SELECT {columns} FROM {ordered} WHERE from_end > {hold_out}")
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE {labels} AS
                 SELECT o.{s.USER_ID}, o.{s.ITEM_ID}, greatest({_relevance_case('o.' + s.EVENT_TYPE)}, 1) AS relevance

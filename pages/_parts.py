@@ -1,25 +1,51 @@
-"""Pieces every page module shares: the page frame, message wording and the callback boundary.
+"""Pieces every page module shares: the page frame, cards, graphs and toggles, message wording,
+the settings of the serving app, and the callback boundary.
 
-The leading underscore keeps Dash's page scanner from registering this module as a page.
+One definition each, so every page looks and behaves alike (the browser tests find the same ids
+and class names on each). The leading underscore keeps Dash's page scanner from registering this
+module as a page.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from dash import html
+import dash_bootstrap_components as dbc
+import flask
+import plotly.graph_objects as go
+from dash import dcc, html
 from dash.exceptions import PreventUpdate
 
+from dashboard.theme import PRIMARY, empty_figure
 from errors import RecsightError
+from settings import SETTINGS_KEY, Settings, load_settings
 
-__all__ = ["UNEXPECTED", "page", "sentence", "capitalised", "guarded"]
+__all__ = [
+    "UNEXPECTED", "GRAPH_CONFIG", "page", "card", "graph", "toggle", "field", "sentence", "capitalised", "guarded",
+    "current_settings",
+]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 UNEXPECTED = "Something went wrong on the server; the error has been logged."
+GRAPH_CONFIG: dict[str, Any] = {"displayModeBar": False, "responsive": True}
+
+
+def current_settings() -> Settings:
+    """The settings of the app serving the current request (the environment's outside one).
+
+    Read from the Flask config (``settings.SETTINGS_KEY``, set by ``app.create_app``) rather than
+    imported from ``app``: pages sit below the app shell and must not import it.
+    """
+    if flask.has_app_context():
+        settings = flask.current_app.config.get(SETTINGS_KEY)
+        if isinstance(settings, Settings):
+            return settings
+    return load_settings()
 
 
 def page(title: str, lead: str, *children: Any, title_id: str | None = None) -> html.Div:
@@ -28,6 +54,49 @@ def page(title: str, lead: str, *children: Any, title_id: str | None = None) -> 
     return html.Div(className="rs-page", children=[
         html.Header(className="rs-page-head", children=[heading, html.P(lead, className="rs-page-lead")]),
         *children,
+    ])
+
+
+def card(title: str, subtitle: str | None, body: Any, *, tools: Any = None, footer: Any = None) -> dbc.Card:
+    """A titled card around ``body``; ``tools`` (a toggle) sit in its head, ``footer`` under the body."""
+    head = [html.Div([html.H3(title, className="rs-card-title"),
+                      html.Div(subtitle, className="rs-card-subtitle") if subtitle else None])]
+    if tools is not None:
+        head.append(html.Div(tools, className="rs-card-tools"))
+    return dbc.Card(className="rs-card", children=[
+        html.Div(head, className="rs-card-head"),
+        dbc.CardBody([body, footer] if footer is not None else body, className="rs-card-body"),
+    ])
+
+
+def graph(graph_id: str, height: int | None = None, figure: go.Figure | None = None) -> dcc.Graph | dcc.Loading:
+    """A graph. With ``figure``: drawn now, ``height`` pixels tall (default: the figure's own
+    height). Without: a "Loading…" placeholder (default 320 px) that a callback fills, inside a
+    loading indicator shown only when the work takes a moment."""
+    if figure is not None:
+        size = height or figure.layout.height or 400
+        return dcc.Graph(id=graph_id, figure=figure, config=GRAPH_CONFIG, style={"height": f"{size}px"})
+    size = height or 320
+    return dcc.Loading(
+        dcc.Graph(id=graph_id, config=GRAPH_CONFIG, style={"height": f"{size}px"},
+                  figure=empty_figure("Loading…", size)),
+        type="dot", color=PRIMARY, delay_show=150,
+    )
+
+
+def toggle(toggle_id: str, options: dict[str, str], value: str) -> dbc.RadioItems:
+    """A row of buttons choosing one of ``options`` (value -> label), ``value`` chosen."""
+    return dbc.RadioItems(
+        id=toggle_id, options=[{"label": label, "value": key} for key, label in options.items()], value=value,
+        inline=True, className="btn-group rs-toggle", inputClassName="btn-check",
+        labelClassName="btn btn-sm btn-outline-secondary", labelCheckedClassName="active",
+    )
+
+
+def field(label: str, target: str, control: Any) -> html.Div:
+    """A labelled filter control that takes the row's free width (``target`` is the control's id)."""
+    return html.Div(className="rs-field rs-field-grow", children=[
+        html.Label(label, className="rs-field-label", htmlFor=target), control,
     ])
 
 
@@ -52,6 +121,6 @@ def guarded(where: str, fn: Callable[[], T], on_error: Callable[[str], T]) -> T:
         raise
     except RecsightError as exc:
         return on_error(sentence(str(exc)))
-    except Exception:  # noqa: BLE001 - the page boundary: log the bug, show one line
+    except Exception:
         log.exception("%s failed", where)
         return on_error(UNEXPECTED)

@@ -17,9 +17,8 @@ import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 from dash import Input, Output, callback, dcc, html
 
-from app import current_settings
 from errors import RecsightError
-from pages._parts import page
+from pages._parts import current_settings, field, page
 from service import audit
 from settings import Settings
 
@@ -55,6 +54,7 @@ class AuditView(NamedTuple):
 
 
 def layout(**_query: str) -> Any:
+    """Dash calls this per visit (query-string values arrive as keyword arguments, unused)."""
     return build_layout(current_settings())
 
 
@@ -72,10 +72,10 @@ def build_layout(settings: Settings) -> Any:
         "Customers appear as pseudonyms; entries can be added, never changed.",
         dbc.Alert(problem, color="warning", className="rs-alert", id="au-problem") if problem else None,
         html.Div(className="rs-filters", children=[
-            _field("User", "au-user", dcc.Dropdown(
+            field("User", "au-user", dcc.Dropdown(
                 id="au-user", value=ALL, clearable=False,
                 options=[{"label": "All users", "value": ALL}] + [{"label": u, "value": u} for u in users])),
-            _field("Action", "au-action", dcc.Dropdown(
+            field("Action", "au-action", dcc.Dropdown(
                 id="au-action", value=ALL, clearable=False,
                 options=[{"label": "All actions", "value": ALL}]
                 + [{"label": ACTION_LABELS.get(a, a), "value": a} for a in actions])),
@@ -101,12 +101,6 @@ def build_layout(settings: Settings) -> Any:
             style={"height": "620px"},
         ),
     )
-
-
-def _field(label: str, target: str, control: Any) -> html.Div:
-    return html.Div(className="rs-field rs-field-grow", children=[
-        html.Label(label, className="rs-field-label", htmlFor=target), control,
-    ])
 
 
 # --------------------------------------------------------------------------- callback body

@@ -4,8 +4,9 @@ what exactly is deployed (data fingerprint, training date, package versions).
 
 Thin like every page: the layout, and callbacks whose bodies are the module-level ``update_*``
 functions (tests call them directly). The numbers come from the stored model version
-(:mod:`analytics.model_insight` reads its ``metadata.json``; :mod:`explain.global_view` its saved
-global SHAP sample), so drawing the page loads no model and reads no customer. Aggregates only:
+(:mod:`dashboard.model_insight` reads its ``metadata.json`` and draws it; :mod:`workflows.insight`
+gives its saved global SHAP sample and runs the faithfulness checks once per process), so drawing
+the page loads no model and reads no customer. Aggregates only:
 no customer id appears here, and segments of fewer than ``settings.k_anonymity`` customers are
 suppressed everywhere (evaluation, importance, dependence).
 """
@@ -13,7 +14,6 @@ suppressed everywhere (evaluation, importance, dependence).
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any, NamedTuple
 
 import dash
@@ -22,17 +22,15 @@ import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
 from dash import Input, Output, callback, dcc, html
 
-from analytics import model_insight as mi
-from analytics.overview_figures import PRIMARY, empty_figure
-from app import current_settings
+from dashboard import model_insight as mi
+from dashboard.explanation_figures import dependence_scatter, global_importance_bars
+from dashboard.theme import PRIMARY, empty_figure
 from errors import RecsightError
-from pages._parts import guarded, page, sentence
-from explain import figures
-from explain.global_view import GlobalImportance, global_importance
-from models import registry
-from models.features import label_of
-from service.engine import recommender_for
+from explain.global_view import GlobalImportance
+from pages._parts import card, current_settings, graph, guarded, page, sentence, toggle
 from settings import Settings
+from workflows import insight
+from workflows.insight import FAITHFULNESS_CUSTOMERS
 
 __all__ = [
     "layout", "build_layout", "update_version", "update_evaluation", "update_importance", "update_dependence",
@@ -44,8 +42,6 @@ dash.register_page(__name__, path="/model", name="Model insight", title="Model i
 log = logging.getLogger(__name__)
 
 ALL_SEGMENTS = "all"
-FAITHFULNESS_CUSTOMERS = 12  # customers the faithfulness checks sample (seconds of work; at least k)
-_GRAPH_CONFIG = {"displayModeBar": False, "responsive": True}
 
 
 class VersionView(NamedTuple):
@@ -74,6 +70,7 @@ class EvaluationView(NamedTuple):
 
 
 def layout(**_query: str) -> Any:
+    """Dash calls this per visit (query-string values arrive as keyword arguments, unused)."""
     return build_layout(current_settings())
 
 
@@ -97,7 +94,6 @@ def build_layout(settings: Settings) -> Any:
     )
 
 
-
 # --------------------------------------------------------------------------- callback bodies
 
 
@@ -119,23 +115,24 @@ def update_version(version: str | None, settings: Settings) -> VersionView:
                              searchable=False, className="rs-metric-dropdown"),
             ]),
         ]),
-        _card("Evaluation", f"{int(metrics.get('users', 0)):,} test customers · protocol {metrics.get('protocol')} "
-                            f"· target {metrics.get('target')} · dataset {metrics.get('dataset', meta.get('dataset'))}",
-              _grid(table) if hidden is None else html.Div(hidden, className="rs-empty"),
-              footer=html.Div([html.Div(line) for line in mi.metric_help()], className="rs-table-note mt-2")),
+        card("Evaluation", f"{int(metrics.get('users', 0)):,} test customers · protocol {metrics.get('protocol')} "
+                           f"· target {metrics.get('target')} · dataset {metrics.get('dataset', meta.get('dataset'))}",
+             _grid(table) if hidden is None else html.Div(hidden, className="rs-empty"),
+             footer=html.Div([html.Div(line) for line in mi.metric_help()], className="rs-table-note mt-2")),
         dbc.Row(className="g-3 mt-1", children=[
-            dbc.Col(_card("Models side by side", None, _graph("mo-bars", 300)), lg=5),
-            dbc.Col(_card(f"By {(metrics.get('segments') or {}).get('by', 'segment')}", None,
-                          [_graph("mo-segments", 320), html.Div(id="mo-segment-note", className="rs-table-note")]),
+            dbc.Col(card("Models side by side", None, graph("mo-bars", 300)), lg=5),
+            dbc.Col(card(f"By {(metrics.get('segments') or {}).get('by', 'segment')}", None,
+                         [graph("mo-segments", 320), html.Div(id="mo-segment-note", className="rs-table-note")]),
                     lg=7),
         ]),
-        html.Div(className="rs-section-head", children=[html.H2("What drives the scores", className="rs-section-title")]),
+        html.Div(className="rs-section-head",
+                 children=[html.H2("What drives the scores", className="rs-section-title")]),
         _importance_section(importance, importance_problem, k),
         html.Div(className="rs-section-head", children=[
             html.H2("Are the explanations faithful?", className="rs-section-title")]),
         _faithfulness_section(version),
         html.Div(className="rs-section-head", children=[html.H2("What is deployed", className="rs-section-title")]),
-        _card("Model metadata", None, _metadata(mi.metadata_rows(meta, version or _current(settings)))),
+        card("Model metadata", None, _metadata(mi.metadata_rows(meta, version or insight.current_version(settings)))),
     ]))
 
 
@@ -161,7 +158,7 @@ def update_importance(version: str | None, by: str | None, segment: str | None, 
         return empty_figure(problem or "No importance to show", 420)
     chosen = None if segment in (None, "", ALL_SEGMENTS) else segment
     frame = mi.importance_view(importance, by or "feature", chosen, settings.k_anonymity)
-    return figures.global_importance_bars(frame[["label", "mean_abs_shap"]], top=15)
+    return global_importance_bars(frame[["label", "mean_abs_shap"]], top=15)
 
 
 def update_dependence(version: str | None, feature: str | None, segment: str | None,
@@ -174,25 +171,17 @@ def update_dependence(version: str | None, feature: str | None, segment: str | N
         return empty_figure("Choose a feature", 380)
     chosen = None if segment in (None, "", ALL_SEGMENTS) else segment
     frame = mi.dependence_view(importance, feature, chosen, settings.k_anonymity)
-    return figures.dependence_scatter(frame["value"], frame["contribution"], label_of(feature))
+    return dependence_scatter(frame["value"], frame["contribution"], mi.feature_label(feature))
 
 
 def update_faithfulness(version: str | None, settings: Settings) -> FaithfulnessView:
     """The faithfulness checks on a sample of customers, run against the model in use (cached
     per model version for this process). Aggregates only, over at least k customers."""
-    current = _current(settings)
-    if version not in (None, current):
+    if version not in (None, insight.current_version(settings)):
         message = "The checks run against the model in use: choose that version to see them."
         return FaithfulnessView(_problem(message, "mo-faithfulness-problem"), empty_figure(message, 300),
                                 empty_figure(message, 300))
-    recommender = recommender_for(settings)
-    key = (str(settings.models_dir.resolve()), recommender.artifact.path.name)
-    with _computed_lock:
-        faith = _faithfulness_cache.get(key)
-    if faith is None:
-        faith = mi.measure_faithfulness(recommender, n_users=FAITHFULNESS_CUSTOMERS)
-        with _computed_lock:
-            _faithfulness_cache[key] = faith
+    faith = insight.faithfulness_of(settings)
     if faith.customers < settings.k_anonymity:
         message = (f"Only {faith.customers} customers have enough history for the checks, fewer than "
                    f"{settings.k_anonymity}: hidden for privacy.")
@@ -210,49 +199,20 @@ def update_faithfulness(version: str | None, settings: Settings) -> Faithfulness
         rows.insert(2, _additivity_row(mi.shap_additivity(importance), "global sample"))
     share = faith.top_beats_random()
     if share is not None:
-        rows.append(("Removing the top-3 events costs more than 3 random ones", f"{share:.0%} of {len(faith.drops)} items"))
+        rows.append(("Removing the top-3 events costs more than 3 random ones",
+                     f"{share:.0%} of {len(faith.drops)} items"))
     return FaithfulnessView(_checks_table(rows), mi.deletion_figure(faith, 300), mi.completeness_figure(faith, 300))
 
 
-# --------------------------------------------------------------------------- global importance, cached
-
-
-_computed: dict[tuple[str, str], GlobalImportance] = {}
-_faithfulness_cache: dict[tuple[str, str], mi.Faithfulness] = {}
-_computed_lock = threading.Lock()
+# --------------------------------------------------------------------------- global importance
 
 
 def _importance(settings: Settings, version: str | None) -> tuple[GlobalImportance | None, str | None]:
-    """The version's saved global SHAP sample; for the version in use without one, computed once
-    from the loaded model (seconds) and kept for this process. (None, why) when unavailable."""
-    current = _current(settings)
-    name = version or current
+    """The version's global SHAP sample (:func:`workflows.insight.importance_of`), or (None, why)."""
     try:
-        if name is None:
-            raise RecsightError(f"no trained model in {settings.models_dir}: run `python cli.py train` first")
-        folder = mi.version_folder(settings.models_dir, name)
-        key = (str(folder.resolve()), name)
-        with _computed_lock:
-            if key in _computed:
-                return _computed[key], None
-        try:
-            importance = global_importance(folder)
-        except RecsightError:
-            if name != current:
-                raise
-            importance = global_importance(recommender_for(settings))
-        with _computed_lock:
-            _computed[key] = importance
-        return importance, None
+        return insight.importance_of(settings, version), None
     except RecsightError as exc:
         return None, sentence(str(exc))
-
-
-def _current(settings: Settings) -> str | None:
-    try:
-        return (settings.models_dir / registry.CURRENT_FILE).read_text(encoding="utf-8").strip() or None
-    except OSError:
-        return None
 
 
 # --------------------------------------------------------------------------- pieces
@@ -325,7 +285,7 @@ def _importance_section(importance: GlobalImportance | None, problem: str | None
         html.Div(className="rs-filters", children=[
             html.Div(className="rs-field", children=[
                 html.Span("Show", className="rs-field-label"),
-                _toggle("mo-importance-by", {"feature": "Features", "group": "Feature groups"}, "feature"),
+                toggle("mo-importance-by", {"feature": "Features", "group": "Feature groups"}, "feature"),
             ]),
             html.Div(className="rs-field rs-field-grow", children=[
                 html.Label("Customers", className="rs-field-label", htmlFor="mo-segment"),
@@ -339,9 +299,9 @@ def _importance_section(importance: GlobalImportance | None, problem: str | None
             ]),
         ]),
         dbc.Row(className="g-3", children=[
-            dbc.Col(_card("Global importance", note, _graph("mo-importance", 460)), lg=6),
-            dbc.Col(_card("Dependence", "Each point is one recommended item: the feature's value and what it "
-                                        "added to the score", _graph("mo-dependence", 460)), lg=6),
+            dbc.Col(card("Global importance", note, graph("mo-importance", 460)), lg=6),
+            dbc.Col(card("Dependence", "Each point is one recommended item: the feature's value and what it "
+                                       "added to the score", graph("mo-dependence", 460)), lg=6),
         ]),
     ])
 
@@ -355,13 +315,13 @@ def _faithfulness_section(version: str | None) -> Any:
                "history events the attributions rank highest must lower that score more than taking out "
                "random ones.", className="rs-page-lead mb-2"),
         dbc.Row(className="g-3", children=[
-            dbc.Col(_card("Checks", f"On the lists of {FAITHFULNESS_CUSTOMERS} sampled customers",
-                          dcc.Loading(html.Div(id="mo-faithfulness", children=_checks_table([])),
-                                      type="dot", color=PRIMARY)), lg=4),
-            dbc.Col(_card("Deletion test", "Attention-score drop when 3 events are taken out",
-                          _graph("mo-deletion", 300)), lg=4),
-            dbc.Col(_card("Attribution completeness", "Integrated Gradients' error per recommended item",
-                          _graph("mo-completeness", 300)), lg=4),
+            dbc.Col(card("Checks", f"On the lists of {FAITHFULNESS_CUSTOMERS} sampled customers",
+                         dcc.Loading(html.Div(id="mo-faithfulness", children=_checks_table([])),
+                                     type="dot", color=PRIMARY)), lg=4),
+            dbc.Col(card("Deletion test", "Attention-score drop when 3 events are taken out",
+                         graph("mo-deletion", 300)), lg=4),
+            dbc.Col(card("Attribution completeness", "Integrated Gradients' error per recommended item",
+                         graph("mo-completeness", 300)), lg=4),
         ]),
     ])
 
@@ -391,34 +351,8 @@ def _metadata(rows: list[tuple[str, str]]) -> html.Dl:
     return html.Dl(items, className="rs-metadata", id="mo-metadata")
 
 
-def _card(title: str, subtitle: str | None, body: Any, footer: Any = None) -> dbc.Card:
-    return dbc.Card(className="rs-card", children=[
-        html.Div(className="rs-card-head", children=[html.Div([
-            html.H3(title, className="rs-card-title"),
-            html.Div(subtitle, className="rs-card-subtitle") if subtitle else None,
-        ])]),
-        dbc.CardBody([body, footer] if footer is not None else body, className="rs-card-body"),
-    ])
-
-
-def _graph(graph_id: str, height: int) -> dcc.Loading:
-    return dcc.Loading(dcc.Graph(id=graph_id, config=_GRAPH_CONFIG, style={"height": f"{height}px"},
-                                 figure=empty_figure("Loading…", height)),
-                       type="dot", color=PRIMARY, delay_show=150)
-
-
-def _toggle(toggle_id: str, options: dict[str, str], value: str) -> dbc.RadioItems:
-    return dbc.RadioItems(
-        id=toggle_id, options=[{"label": label, "value": key} for key, label in options.items()], value=value,
-        inline=True, className="btn-group rs-toggle", inputClassName="btn-check",
-        labelClassName="btn btn-sm btn-outline-secondary", labelCheckedClassName="active",
-    )
-
-
 def _problem(message: str, problem_id: str = "mo-problem") -> dbc.Alert:
     return dbc.Alert(sentence(message), color="warning", className="rs-alert", id=problem_id)
-
-
 
 
 # --------------------------------------------------------------------------- wiring

@@ -3,8 +3,8 @@ segments, all under one date range and segment filter.
 
 The page is thin: the layout, and callbacks whose bodies are the module-level ``update_*``
 functions below, which take the filter values and the settings and return what the outputs
-show. Tests call them directly. Queries live in :mod:`analytics.shop_overview`, figures in
-:mod:`analytics.overview_figures`. Every callback opens its own short-lived read-only connection.
+show. Tests call them directly. Queries live in :mod:`dashboard.shop_overview`, figures in
+:mod:`dashboard.overview_figures`. Every callback opens its own short-lived read-only connection.
 Aggregates only: no customer id appears on this page, and selections or segments of fewer than
 ``settings.k_anonymity`` customers are refused or hidden.
 """
@@ -12,8 +12,9 @@ Aggregates only: no customer id appears on this page, and selections or segments
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import date, timedelta
-from typing import Any, Callable, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import dash
 import dash_bootstrap_components as dbc
@@ -22,13 +23,13 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, callback, dcc, html
 from dash.exceptions import PreventUpdate
 
-from analytics import overview_figures as figs
-from analytics import shop_overview as so
-from analytics.db import connect_read_only
-from app import current_settings
+from dashboard import overview_figures as figs
+from dashboard import shop_overview as so
+from dashboard.theme import PRIMARY, empty_figure
 from errors import RecsightError
-from pages._parts import capitalised, page, sentence
+from pages._parts import capitalised, card, current_settings, graph, page, sentence, toggle
 from settings import Settings
+from workflows.overview import run_overview_query, shop_choices
 
 __all__ = [
     "layout", "build_layout", "preset_dates", "update_overview", "update_activity", "update_rankings",
@@ -43,7 +44,6 @@ T = TypeVar("T")
 ALL_CUSTOMERS = "all"
 PRESETS: dict[str, int | None] = {"7": 7, "30": 30, "90": 90, "all": None}
 KPI_IDS: dict[str, str] = {name: f"ov-kpi-{name}" for name in ("users", "items", "events", "revenue", "conversion")}
-_GRAPH_CONFIG = {"displayModeBar": False, "responsive": True}
 
 
 class OverviewView(NamedTuple):
@@ -65,53 +65,46 @@ def layout(**_query: str) -> Any:
 def build_layout(settings: Settings) -> Any:
     """The page for ``settings``' shop, or a clear message when there is nothing to show yet."""
     try:
-        with connect_read_only(settings.db_path) as con:
-            so.require_shop(con)
-            bounds = so.date_bounds(con)
-            segments = so.segment_choices(con, settings.k_anonymity)
-            has_profiles = so.profiles_available(con)
+        choices = shop_choices(settings)
     except RecsightError as exc:
         return _overview_page(_problem(str(exc)))
-    except duckdb.Error as exc:
-        log.warning("overview: cannot read %s: %s", settings.db_path, exc)
-        return _overview_page(_problem(f"the shop database {settings.db_path} could not be read"))
+    bounds, segments, has_profiles = choices.bounds, choices.segments, choices.has_profiles
     if bounds is None:
         return _overview_page(_problem("the shop has no events yet: run `python cli.py ingest` to load some"))
     first, last = (day.isoformat() for day in bounds)
     return _overview_page(
         _filters(first, last, segments, has_profiles, settings.k_anonymity),
         html.Div(id="ov-notice"),
-        dcc.Loading(html.Div(id="ov-kpis", className="rs-kpis"), type="dot", color=figs.PRIMARY, delay_show=150),
+        dcc.Loading(html.Div(id="ov-kpis", className="rs-kpis"), type="dot", color=PRIMARY, delay_show=150),
         dbc.Row(className="g-3", children=[
-            dbc.Col(_card("Conversion funnel", "Events at each step and the share of the step before",
-                          _graph("ov-funnel")), lg=5),
-            dbc.Col(_card("Activity over time", None, _graph("ov-activity", 340),
-                          tools=_toggle("ov-freq", {"day": "Daily", "week": "Weekly"}, "day")), lg=7),
+            dbc.Col(card("Conversion funnel", "Events at each step and the share of the step before",
+                         graph("ov-funnel")), lg=5),
+            dbc.Col(card("Activity over time", None, graph("ov-activity", 340),
+                         tools=toggle("ov-freq", {"day": "Daily", "week": "Weekly"}, "day")), lg=7),
         ]),
         html.Div(className="rs-section-head", children=[
             html.H2("What sells", className="rs-section-title"),
             html.Div(className="rs-inline-field", children=[
                 html.Span("Rank by", className="rs-field-label"),
-                _toggle("ov-rank-by", {"events": "Events", "revenue": "Revenue"}, "events"),
+                toggle("ov-rank-by", {"events": "Events", "revenue": "Revenue"}, "events"),
             ]),
         ]),
         dbc.Row(className="g-3", children=[
-            dbc.Col(_card("Top categories", None, _graph("ov-categories", 380),
-                          tools=_toggle("ov-cat-level", {"top": "Top level", "full": "Full path"}, "top")), lg=6),
-            dbc.Col(_card("Top brands", None, _graph("ov-brands", 380)), lg=6),
+            dbc.Col(card("Top categories", None, graph("ov-categories", 380),
+                         tools=toggle("ov-cat-level", {"top": "Top level", "full": "Full path"}, "top")), lg=6),
+            dbc.Col(card("Top brands", None, graph("ov-brands", 380)), lg=6),
         ]),
         html.Div(className="rs-section-head", children=[html.H2("Customer segments", className="rs-section-title")]),
         dbc.Row(className="g-3", children=[
-            dbc.Col(_card("Customers per RFM segment",
-                          "Recency and frequency of purchases, as of the last profile build",
-                          _graph("ov-segments", 300)), lg=7),
-            dbc.Col(_card("Segment activity in the selected dates", None,
-                          dcc.Loading(html.Div(id="ov-segment-table"), type="dot", color=figs.PRIMARY,
-                                      delay_show=150)), lg=5),
+            dbc.Col(card("Customers per RFM segment",
+                         "Recency and frequency of purchases, as of the last profile build",
+                         graph("ov-segments", 300)), lg=7),
+            dbc.Col(card("Segment activity in the selected dates", None,
+                         dcc.Loading(html.Div(id="ov-segment-table"), type="dot", color=PRIMARY,
+                                     delay_show=150)), lg=5),
         ]),
         dcc.Store(id="ov-bounds", data={"first": first, "last": last}),
     )
-
 
 
 def _problem(message: str) -> dbc.Alert:
@@ -150,33 +143,6 @@ def _filters(first: str, last: str, segments: list[str], has_profiles: bool, k: 
     ])
 
 
-def _card(title: str, subtitle: str | None, body: Any, tools: Any = None) -> dbc.Card:
-    head = [html.Div([html.H3(title, className="rs-card-title"),
-                      html.Div(subtitle, className="rs-card-subtitle") if subtitle else None])]
-    if tools is not None:
-        head.append(html.Div(tools, className="rs-card-tools"))
-    return dbc.Card(className="rs-card", children=[
-        html.Div(head, className="rs-card-head"),
-        dbc.CardBody(body, className="rs-card-body"),
-    ])
-
-
-def _graph(graph_id: str, height: int = 320) -> dcc.Loading:
-    return dcc.Loading(
-        dcc.Graph(id=graph_id, config=_GRAPH_CONFIG, style={"height": f"{height}px"},
-                  figure=figs.empty_figure("Loading…", height)),
-        type="dot", color=figs.PRIMARY, delay_show=150,
-    )
-
-
-def _toggle(toggle_id: str, options: dict[str, str], value: str) -> dbc.RadioItems:
-    return dbc.RadioItems(
-        id=toggle_id, options=[{"label": label, "value": key} for key, label in options.items()], value=value,
-        inline=True, className="btn-group rs-toggle", inputClassName="btn-check",
-        labelClassName="btn btn-sm btn-outline-secondary", labelCheckedClassName="active",
-    )
-
-
 def _kpi_card(name: str, label: str, value: str, caption: str) -> html.Div:
     return html.Div(className="rs-kpi", children=[
         html.Div(label, className="rs-kpi-label"),
@@ -207,7 +173,7 @@ def update_overview(start_date: str | None, end_date: str | None, segment: str |
     result, problem = _run(settings, start_date, end_date, segment,
                            lambda con, flt: (so.kpis(con, flt), so.funnel(con, flt)))
     if result is None:
-        return OverviewView(_kpi_cards(None), figs.empty_figure(problem), _notice(problem))
+        return OverviewView(_kpi_cards(None), empty_figure(problem), _notice(problem))
     numbers, funnel = result
     notice = _notice("there are no events in this selection", color="info") if numbers["events"] == 0 else None
     return OverviewView(_kpi_cards(numbers), figs.funnel_figure(funnel), notice)
@@ -218,7 +184,7 @@ def update_activity(start_date: str | None, end_date: str | None, segment: str |
     """Events and revenue per day or week."""
     frame, problem = _run(settings, start_date, end_date, segment,
                           lambda con, flt: so.activity_over_time(con, flt, freq=freq))
-    return figs.empty_figure(problem, 340) if frame is None else figs.activity_figure(frame, freq, 340)
+    return empty_figure(problem, 340) if frame is None else figs.activity_figure(frame, freq, 340)
 
 
 def update_rankings(start_date: str | None, end_date: str | None, segment: str | None, level: str, by: str,
@@ -235,7 +201,7 @@ def update_rankings(start_date: str | None, end_date: str | None, segment: str |
 
     result, problem = _run(settings, start_date, end_date, segment, query)
     if result is None:
-        return figs.empty_figure(problem, 380), figs.empty_figure(problem, 380)
+        return empty_figure(problem, 380), empty_figure(problem, 380)
     categories, brands = result
     return (figs.ranking_figure(categories, "category", by, 380, "No category has enough customers to show"),
             figs.ranking_figure(brands, "brand", by, 380, "No brand has enough customers to show"))
@@ -248,7 +214,7 @@ def update_segments(start_date: str | None, end_date: str | None, segment: str |
     result, problem = _run(settings, start_date, end_date, segment,
                            lambda con, flt: (flt, so.segment_breakdown(con, flt, k=k)))
     if result is None:
-        return figs.empty_figure(problem, 300), html.Div(sentence(problem), className="rs-empty")
+        return empty_figure(problem, 300), html.Div(sentence(problem), className="rs-empty")
     flt, breakdown = result
     return figs.segments_figure(breakdown.table, flt.segment, 300), _segment_table(breakdown, k, flt.segment)
 
@@ -258,18 +224,12 @@ def update_segments(start_date: str | None, end_date: str | None, segment: str |
 
 def _run(settings: Settings, start: str | None, end: str | None, segment: str | None,
          query: Callable[[duckdb.DuckDBPyConnection, so.OverviewFilter], T]) -> tuple[T | None, str]:
-    """Open the shop read-only for one query; return (result, "") or (None, a one-line reason)."""
+    """Run one query under the page's filter; return (result, "") or (None, a one-line reason)."""
     try:
-        with connect_read_only(settings.db_path) as con:
-            so.require_shop(con)
-            chosen = None if segment in (None, "", ALL_CUSTOMERS) else segment
-            flt = so.resolve_filter(con, start, end, chosen, settings.k_anonymity)
-            return query(con, flt), ""
+        chosen = None if segment in (None, "", ALL_CUSTOMERS) else segment
+        return run_overview_query(settings, start, end, chosen, query), ""
     except RecsightError as exc:
         return None, sentence(str(exc))
-    except duckdb.Error as exc:
-        log.warning("overview query on %s failed: %s", settings.db_path, exc)
-        return None, f"The shop database {settings.db_path} could not be read."
 
 
 def _kpi_cards(numbers: dict[str, Any] | None) -> list[html.Div]:
@@ -322,8 +282,6 @@ def _segment_table(breakdown: so.SegmentBreakdown, k: int, selected: str | None 
 
 def _notice(message: str, color: str = "warning") -> dbc.Alert:
     return dbc.Alert(sentence(message), color=color, className="rs-alert", id="ov-notice-text")
-
-
 
 
 def _count(value: Any) -> str:

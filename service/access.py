@@ -6,7 +6,8 @@ Three kinds of thing are guarded, each by a table below:
   Dash's own resolver, so the guard and the router always agree on which page a URL shows; a
   URL that is no page shows the not-found page, which every signed-in user may see.
 * **Dash callbacks** (``/_dash-update-component``, which also carries every ``dcc.Download``)
-  belong to the page whose module defines them and are allowed to exactly the roles of that
+  belong to the page whose module defines them (or a module the page names as its own with
+  ``register_page(..., callback_modules=(...))``) and are allowed to exactly the roles of that
   page. The pages router (the callback that renders a page for a URL) is judged by the URL it is
   asked to render. Callbacks of the app shell are open to every signed-in user; any other
   callback is admin-only until it is given an owner.
@@ -25,8 +26,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import flask
 
@@ -159,9 +161,12 @@ def _first_match(rules: tuple[Rule, ...], path: str) -> frozenset[str]:
 
 
 def _page_of_module(module: str) -> dict[str, Any] | None:
+    """The page a module's callbacks belong to: the page module itself, or the page that names
+    the module in its ``callback_modules`` (a page whose callbacks live beside it)."""
     import dash
 
-    return next((page for page in dash.page_registry.values() if page["module"] == module), None)
+    return next((page for page in dash.page_registry.values()
+                 if page["module"] == module or module in page.get("callback_modules", ())), None)
 
 
 def _input_value(body: dict[str, Any], component_id: str, prop: str) -> Any:

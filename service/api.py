@@ -1,9 +1,9 @@
 """The JSON API under ``/api/v1``: one customer's recommendations, explanations, profile and report.
 
 For support tools and other systems that want an explanation lookup without the dashboard. It is
-a Flask blueprint on the dashboard's own server (``service.web.install`` registers it), so the
-guard in front of it is the same: sign-in (HTTP basic or the session cookie) and the role matrix
-(``access.ROUTE_RULES``: support and admin). The contract is :mod:`service.openapi`.
+a Flask blueprint on the dashboard's own server (``app.create_app`` registers it right after
+``service.web.install``), so the guard in front of it is the same: sign-in (HTTP basic or the
+session cookie) and the role matrix (``access.ROUTE_RULES``: support and admin). The contract is :mod:`service.openapi`.
 
 Every request goes the same way, and each step has its own status code:
 
@@ -30,32 +30,42 @@ import json
 import logging
 import math
 import re
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import flask
 import numpy as np
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from analytics.customers import ID_PATTERN, MAX_ID_LENGTH
+from dashboard.reports import render_report
 from errors import RecsightError
-from explain import api as explanations
-from explain import report as reports
 from service import access, audit, openapi
-from service.engine import recommender_for
-from service.openapi import (API_BASE, DEFAULT_FORMAT, DEFAULT_K, MAX_K, MAX_PARAM_LENGTH, MIN_K,
-                             REPORT_FORMATS, REPORT_MEDIA_TYPES)
-from service.web import API_PREFIX, error_response
+from service.openapi import (
+    API_BASE,
+    DEFAULT_FORMAT,
+    DEFAULT_K,
+    MAX_K,
+    MAX_PARAM_LENGTH,
+    MIN_K,
+    REPORT_FORMATS,
+    REPORT_MEDIA_TYPES,
+)
+from service.responses import API_PREFIX, error_response
 from settings import Settings
+from workflows import explaining
+from workflows.recommenders import recommender_for, resolve_customer
 
 __all__ = ["API_BLUEPRINT", "blueprint"]
 
 log = logging.getLogger(__name__)
 
 API_BLUEPRINT = "recsight_api"
-_ID = re.compile(openapi.ID_PATTERN)
+_ID = re.compile(ID_PATTERN)
 _K = re.compile(r"[0-9]{1,3}")
 _FLAGS = {"true": True, "false": False}
 _NOT_FOUND = "unknown customer: no customer has this id or pseudonym"
@@ -86,12 +96,9 @@ def blueprint(settings: Settings) -> flask.Blueprint:
         k, explain = _k(args), _flag(args, "explain")
         recommender, user_id = _lookup(settings, typed, "recommendations")
         with _serving():
-            result = recommender.recommend(user_id, k)
-            payload = result.to_dict()
-            if explain:
-                payload = explanations.explain_recommendation(recommender, result, payload)
+            payload = explaining.recommendation_payload(recommender, user_id, k, explain)
         _record(audit.EXPLANATION_VIEW if explain else audit.CUSTOMER_LOOKUP, user_id,
-                f"API recommendations k={k}{' explained' if explain else ''}; {len(result.items)} items")
+                f"API recommendations k={k}{' explained' if explain else ''}; {len(payload['items'])} items")
         return _json(payload)
 
     @api.get(f"{API_BASE}/users/<string:typed>/profile")
@@ -100,7 +107,7 @@ def blueprint(settings: Settings) -> flask.Blueprint:
         _args(set())
         recommender, user_id = _lookup(settings, typed, "profile")
         with _serving():
-            card = explanations.customer_profile(recommender, user_id)
+            card = explaining.customer_card(recommender, user_id).to_dict()
         _record(audit.CUSTOMER_LOOKUP, user_id, "API profile")
         return _json(card)
 
@@ -111,7 +118,7 @@ def blueprint(settings: Settings) -> flask.Blueprint:
         k, fmt = _k(args), _choice(args, "format", REPORT_FORMATS, DEFAULT_FORMAT)
         recommender, user_id = _lookup(settings, typed, "report")
         with _serving():
-            data = reports.render_report(explanations.explain_customer(recommender, user_id, k), fmt, charts="css")
+            data = render_report(explaining.explain_customer(recommender, user_id, k), fmt, charts="css")
         _record(audit.REPORT_EXPORT, user_id, f"API {fmt} report k={k}")
         response = Response(data, mimetype=REPORT_MEDIA_TYPES[fmt])
         response.headers["Content-Disposition"] = f'attachment; filename="{user_id}.{fmt}"'
@@ -213,7 +220,7 @@ def _choice(args: dict[str, str], name: str, choices: tuple[str, ...], default: 
 def _lookup(settings: Settings, typed: str, what: str) -> tuple[Any, str]:
     """The loaded recommender and the pseudonym of the customer ``typed`` names."""
     if not _ID.fullmatch(typed):
-        raise _Refusal(400, f"a customer id is 1 to {openapi.MAX_ID_LENGTH} letters, digits or . _ : @ + - "
+        raise _Refusal(400, f"a customer id is 1 to {MAX_ID_LENGTH} letters, digits or . _ : @ + - "
                             "(look other ids up by their pseudonym)")
     try:
         recommender = recommender_for(settings)
@@ -224,7 +231,7 @@ def _lookup(settings: Settings, typed: str, what: str) -> tuple[Any, str]:
         raise _Refusal(503, "recommendations are unavailable: the model cannot be loaded; "
                             "the server log has the details") from None
     try:
-        user_id = recommender.resolve_user(typed, settings.secret)
+        user_id = resolve_customer(recommender, typed, settings.secret)
     except RecsightError:
         _record(audit.CUSTOMER_LOOKUP, None, f"API {what}: no customer matched")
         raise _Refusal(404, _NOT_FOUND) from None

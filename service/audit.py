@@ -28,7 +28,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -115,7 +115,7 @@ def record(audit_db: Path | str, who: str, role: str | None, action: str, custom
         raise RecsightError(f"unknown audit action {action!r}")
     if customer is not None and not _PSEUDONYM.fullmatch(customer):
         raise RecsightError("the audit log takes customer pseudonyms only, never raw customer ids")
-    row = (datetime.now(timezone.utc).replace(tzinfo=None), _clean(who, _MAX_WHO),
+    row = (datetime.now(UTC).replace(tzinfo=None), _clean(who, _MAX_WHO),
            None if role is None else _clean(role, _MAX_ROLE), action, customer,
            None if detail is None else _clean(detail, _MAX_DETAIL))
     path = Path(audit_db)
@@ -147,7 +147,7 @@ def _write_queued(key: Path, path: Path) -> None:
         except RecsightError as exc:
             for pending in batch:
                 pending.error = exc
-        except BaseException as exc:  # never leave a waiting request hanging
+        except BaseException as exc:  # noqa: BLE001 - never leave a waiting request hanging
             for pending in batch:
                 pending.error = RecsightError(f"the audit log {path} cannot be written: {type(exc).__name__}")
         else:

@@ -14,17 +14,15 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from analytics.customers import ID_PATTERN, MAX_ID_LENGTH
 from analytics.privacy import PSEUDONYM_LENGTH
 
 __all__ = [
-    "API_BASE", "MAX_ID_LENGTH", "ID_PATTERN", "MIN_K", "MAX_K", "DEFAULT_K", "REPORT_FORMATS",
+    "API_BASE", "MIN_K", "MAX_K", "DEFAULT_K", "REPORT_FORMATS",
     "REPORT_MEDIA_TYPES", "DEFAULT_FORMAT", "MAX_PARAM_LENGTH", "document",
 ]
 
 API_BASE = "/api/v1"
-MAX_ID_LENGTH = 128
-# Letters, digits and the punctuation real shop ids use (numbers, UUIDs, e-mail-like ids, ASINs).
-ID_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9._:@+-]{{0,{MAX_ID_LENGTH - 1}}}$"
 MIN_K, MAX_K, DEFAULT_K = 1, 100, 10
 REPORT_MEDIA_TYPES: dict[str, str] = {"html": "text/html", "pdf": "application/pdf", "csv": "text/csv"}
 REPORT_FORMATS: tuple[str, ...] = tuple(REPORT_MEDIA_TYPES)
@@ -173,7 +171,8 @@ _DOCUMENT: dict[str, Any] = {
             [_K_PARAMETER, {"name": "explain", "in": "query", "required": False,
                             "description": "Add each item's explanation (SHAP contributions, history, reasons).",
                             "schema": {"type": "boolean", "default": False}}],
-            {"description": "The customer's list.", "content": {"application/json": {"schema": _ref("Recommendations")}}},
+            {"description": "The customer's list.",
+             "content": {"application/json": {"schema": _ref("Recommendations")}}},
         ),
         f"{API_BASE}/users/{{id}}/profile": _customer_operation(
             "The customer's profile card", "Audited as a customer lookup.", [],

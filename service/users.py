@@ -18,7 +18,7 @@ import os
 import re
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +71,7 @@ def add_user(path: Path | str, name: str, role: str, password: str) -> User:
     records = _load(path)
     if any(existing.lower() == name.lower() for existing in records):
         raise RecsightError(f"user {name!r} already exists in {path}")
-    created = datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    created = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     user = User(name=name, role=role, created=created)
     records[name] = _Record(user, generate_password_hash(password))
     _write(path, records)

@@ -12,10 +12,11 @@
   callback requests and other non-page requests get ``401`` (JSON). A signed-in user who may
   not reach the thing gets ``403`` (a short HTML page for pages, JSON otherwise).
 
-The JSON API (``service.api``, a blueprint under ``/api/``) is registered here too: its paths are judged by
+The JSON API (``service.api``, a blueprint under ``/api/``) is registered by ``app.create_app``
+right after :func:`install`, so it sits behind this guard: its paths are judged by
 ``access.ROUTE_RULES``, and besides the browser session a request may sign in with HTTP basic
 auth against the same users file (a failed try is audited). Its error bodies use the same
-``{"status": ..., "message": ...}`` shape as the guard's.
+``{"status": ..., "message": ...}`` shape as the guard's (:mod:`service.responses`).
 
 Every sign-in attempt (success or failure) appends exactly one audit row; if that row cannot be
 written the sign-in is refused.
@@ -26,8 +27,9 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import dash
 import flask
@@ -35,15 +37,15 @@ from werkzeug.wrappers import Response
 
 from errors import RecsightError
 from service import access, audit, html
+from service.responses import API_PREFIX, error_response
 from service.users import User, get_user, list_users, verify_user
 from settings import Settings
 
-__all__ = ["install", "BLUEPRINT", "API_PREFIX", "error_response"]
+__all__ = ["install", "BLUEPRINT"]
 
 log = logging.getLogger(__name__)
 
 BLUEPRINT = "recsight_auth"
-API_PREFIX = "/api/"
 _PUBLIC_ENDPOINTS = frozenset({f"{BLUEPRINT}.login", f"{BLUEPRINT}.logout", f"{BLUEPRINT}.health"})
 _LOGIN_ASSETS = ("bootstrap.min.css", "recsight.css")
 _MAX_FORM_NAME = 200
@@ -74,9 +76,6 @@ def install(app: dash.Dash, settings: Settings, nav_pages: Callable[[], list[dic
     )
     server.register_blueprint(_blueprint(config, urls))
     server.before_request(lambda: _guard(config, urls))
-    from service import api  # here, not at the top: the API builds on this module's error_response
-
-    server.register_blueprint(api.blueprint(settings))  # after the guard: its own checks run behind it
 
 
 @dataclass(frozen=True)
@@ -89,13 +88,6 @@ class _Urls:
     callback_endpoint: str  # /_dash-update-component
     internal_prefixes: tuple[str, ...]  # Dash's bundle, layout, dependencies and assets
     public_paths: frozenset[str]  # the stylesheets the sign-in form needs, and /health
-
-
-def error_response(status: int, message: str) -> Response:
-    """A JSON error: ``{"status": 403, "message": "..."}`` with that status code."""
-    response = flask.jsonify(status=status, message=message)
-    response.status_code = status
-    return response
 
 
 # --------------------------------------------------------------------------- the guard

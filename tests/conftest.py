@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.shop import TrainedShop
 
 TEST_SECRET = "test-secret-not-for-production"
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -22,3 +25,12 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip(f"real data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def trained_shop(tmp_path_factory: pytest.TempPathFactory) -> TrainedShop:
+    """The session's one trained shop (tests/shop.py), built on first use; never change it:
+    copy it with ``trained_shop.copy_to(tmp_path)`` first."""
+    from tests.shop import build_trained_shop
+
+    return build_trained_shop(tmp_path_factory.mktemp("trained_shop"))

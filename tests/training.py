@@ -1,8 +1,13 @@
-"""The small engine configuration that test fixtures train with, in one place.
+"""The engine configurations tests train with, in one place, and ``fast_train`` (what
+``cli.py train`` runs, with a configuration passed in: ``train_shop(..., config=...)``).
 
-Fixtures that need *a* trained model (the service, the pages, the fault tests) are about files,
-pages and boundaries, not model quality: fewer trees, a smaller validation set and one thread
-per job (two threads per job on a shared 2-core machine run several times slower than one).
+* ``ONE_THREAD`` — the quick configuration on one thread: the session's trained shop
+  (tests/shop.py), whose explanation tests need the real quick model.
+* ``FAST`` — a cut-down one for tests that train again and are about files and processes, not
+  model quality (the fault tests): fewer candidates and trees, a small network and validation set.
+
+Both run one thread per job: two threads per job on a shared 2-core machine run several times
+slower than one.
 """
 
 from __future__ import annotations
@@ -10,15 +15,17 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from models import pipeline
-from models.hybrid import QUICK, EngineConfig
+from models.config import QUICK, EngineConfig
+from workflows.training import train_shop
 
 __all__ = ["FAST", "ONE_THREAD", "fast_train"]
 
 FAST: EngineConfig = dataclasses.replace(
     QUICK,
-    ranker=dataclasses.replace(QUICK.ranker, max_rounds=30, threads=1),
-    attention=dataclasses.replace(QUICK.attention, threads=1, valid_users=200, valid_negatives=100),
+    candidates=dataclasses.replace(QUICK.candidates, n_candidates=50),
+    ranker=dataclasses.replace(QUICK.ranker, max_rounds=10, threads=1),
+    attention=dataclasses.replace(QUICK.attention, threads=1, dim=16, negatives=16, max_history=10,
+                                  valid_users=100, valid_negatives=50),
 )
 
 
@@ -32,9 +39,5 @@ ONE_THREAD: EngineConfig = dataclasses.replace(
 
 
 def fast_train(db: Path, models: Path, config: EngineConfig = FAST) -> dict:
-    """``pipeline.train(quick=True)`` with ``config`` as the quick configuration."""
-    original, pipeline.QUICK = pipeline.QUICK, config
-    try:
-        return pipeline.train(db, models, quick=True)
-    finally:
-        pipeline.QUICK = original
+    """``train_shop`` (what ``cli.py train`` runs) with ``config``."""
+    return train_shop(db, models, config=config)

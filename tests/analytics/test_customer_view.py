@@ -1,4 +1,6 @@
-"""The customer lookup's data: finding a customer, the profile card, the timeline and its figure.
+"""The customer lookup's data: the profile card (``analytics.profile_card``), the timeline and its
+figure (``dashboard.customer_view``), and the shop cursor they read through (``workflows.lookup``).
+Finding a customer is tests/analytics/test_customers.py.
 
 The shop is the twelve-event fixture of tests/analytics/test_shop_overview.py with its customers
 pseudonymised, written to a file and profiled by the real ``refresh_profiles``. Worked out by
@@ -21,13 +23,15 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from analytics import customer_view as cv
 from analytics import schema
 from analytics.privacy import pseudonymise
-from analytics.profiles import refresh_profiles
+from analytics.profile_build import refresh_profiles
+from analytics.profile_card import ProfileCard, profile_card
+from dashboard import customer_view as cv
 from errors import RecsightError
 from tests.analytics.test_shop_overview import EVENTS, ITEMS
 from tests.conftest import TEST_SECRET
+from workflows.lookup import shop_cursor
 
 U = {raw: pseudonymise(raw, TEST_SECRET) for raw in ("u1", "u2", "u3", "u4", "u5")}
 COLD = U["u5"]  # in the users table, without events
@@ -54,59 +58,15 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def con(shop: Path):
-    with cv.shop_cursor(shop) as cursor:
+    with shop_cursor(shop) as cursor:
         yield cursor
-
-
-# --------------------------------------------------------------------------- finding a customer
-
-
-@pytest.mark.parametrize("typed, message", [
-    (None, "type a customer id"), ("   ", "type a customer id"), ("x" * 129, "at most 128 characters"),
-    ("u1\x00; DROP TABLE events", "control characters"), ("u1\n", None),
-])
-def test_typed_ids_are_checked(typed, message):
-    if message is None:
-        assert cv.clean_typed_id(typed) == "u1"
-        return
-    with pytest.raises(RecsightError, match=message):
-        cv.clean_typed_id(typed)
-
-
-def test_find_customer_hands_the_cleaned_id_and_the_secret_to_the_recommender():
-    calls = []
-
-    class FakeRecommender:
-        def resolve_user(self, typed: str, secret: str) -> str:
-            calls.append((typed, secret))
-            if typed != "u1":
-                raise RecsightError(f"unknown customer {typed!r}")
-            return pseudonymise(typed, secret)
-
-    assert cv.find_customer(FakeRecommender(), "  u1 ", TEST_SECRET) == U["u1"]
-    with pytest.raises(RecsightError, match="unknown customer 'u9'"):
-        cv.find_customer(FakeRecommender(), "u9", TEST_SECRET)
-    assert calls == [("u1", TEST_SECRET), ("u9", TEST_SECRET)]
-
-
-def test_suggestions_complete_pseudonym_prefixes_only(con):
-    target = U["u3"]
-    assert cv.suggest_customers(con, target[:8]) == sorted(p for p in U.values() if p.startswith(target[:8])
-                                                         and p != COLD)
-    assert cv.suggest_customers(con, target[:8].upper()) == cv.suggest_customers(con, target[:8])
-    assert cv.suggest_customers(con, "c_") == []  # too short: no slice of the customer base
-    assert cv.suggest_customers(con, "c_12") == []
-    assert cv.suggest_customers(con, "u1") == []  # shop ids are hashed: nothing to complete
-    assert cv.suggest_customers(con, "c_zzzz") == []
-    assert cv.suggest_customers(con, target) == [target]
-    assert cv.suggest_customers(con, "c_", limit=2) == []
 
 
 # --------------------------------------------------------------------------- profile card
 
 
 def test_profile_card_of_a_buyer(con):
-    card = cv.profile_card(con, U["u1"])
+    card = profile_card(con, U["u1"])
     assert card.has_profile and card.user_id == U["u1"]
     assert (card.events, card.segment, card.frequency) == (5, "hibernating", 1)
     assert card.counts == {schema.VIEW: 2, schema.CLICK: 1, schema.CART: 1, schema.PURCHASE: 1}
@@ -121,22 +81,40 @@ def test_profile_card_of_a_buyer(con):
                                               abs=1e-6)
     assert card.rfm[:2] == (1, 1)
     assert card.first_active == datetime(2024, 1, 1, 9, 0) and card.last_active == datetime(2024, 1, 5, 12, 0)
-    data = json.loads(json.dumps(card.to_dict()))  # plain JSON for reports and the API
-    assert data["top_brands"][0] == {"brand": "Acme", "share": pytest.approx(10 / 11)}
-    assert data["first_active"] == "2024-01-01T09:00:00"
+
+
+
+def test_the_cards_json_is_what_the_api_and_the_reports_show(con):
+    data = profile_card(con, U["u1"]).to_dict()
+    assert list(data) == ["user_id", "segment", "n_events", "n_purchases", "recency_days", "frequency", "monetary",
+                          "favourite_categories", "favourite_brands", "price_band", "time_based", "last_active"]
+    assert (data["user_id"], data["segment"], data["n_events"], data["n_purchases"]) == (U["u1"], "hibernating", 5, 1)
+    assert data["favourite_brands"][0] == {"brand": "Acme", "share": pytest.approx(10 / 11)}
+    assert data["favourite_categories"][1] == {"category": "Beauty > Skin > Cream", "share": pytest.approx(1 / 11)}
+    assert data["price_band"] == {"basis": "bought", "p25": 10.0, "median": 10.0, "p75": 10.0}
+    assert data["last_active"] == datetime(2024, 1, 5, 12, 0) and data["frequency"] == 1 and data["time_based"]
+    assert profile_card(con, U["u4"]).to_dict()["price_band"] == {"basis": "viewed", "p25": 10.0, "median": 10.0,
+                                                                  "p75": 10.0}
+    order_only = profile_card(con, U["u1"], time_based=False).to_dict()
+    assert (order_only["recency_days"], order_only["frequency"], order_only["last_active"]) == (None, None, None)
+    assert order_only["monetary"] == pytest.approx(20.0) and not order_only["time_based"]
+    assert json.loads(json.dumps(profile_card(con, COLD).to_dict())) == {
+        "user_id": COLD, "segment": None, "n_events": 0, "n_purchases": 0, "recency_days": None, "frequency": None,
+        "monetary": None, "favourite_categories": [], "favourite_brands": [], "price_band": None, "time_based": True,
+        "last_active": None}
 
 
 def test_profile_card_of_a_browser_has_no_purchase_figures(con):
-    card = cv.profile_card(con, U["u4"])
+    card = profile_card(con, U["u4"])
     assert (card.segment, card.events, card.recency_days, card.buy_prices) == ("browsers", 1, None, None)
     assert card.counts == {schema.VIEW: 1}
 
 
 def test_customer_without_a_profile_gets_an_empty_card(con, tmp_path):
-    assert cv.profile_card(con, COLD) == cv.ProfileCard(COLD, has_profile=False)
+    assert profile_card(con, COLD) == ProfileCard(COLD, has_profile=False)
     bare = _write_shop(tmp_path / "bare.duckdb", profiles=False)
-    with cv.shop_cursor(bare) as cursor:
-        assert not cv.profile_card(cursor, U["u1"]).has_profile
+    with shop_cursor(bare) as cursor:
+        assert not profile_card(cursor, U["u1"]).has_profile
 
 
 # --------------------------------------------------------------------------- timeline
@@ -178,18 +156,16 @@ def test_hostile_titles_are_shown_as_text_in_the_hover(con):
 
 def test_shop_cursor_sees_a_replaced_file_and_reports_a_missing_one(tmp_path):
     path = _write_shop(tmp_path / "shop.duckdb")
-    with cv.shop_cursor(path) as cursor:
+    with shop_cursor(path) as cursor:
         assert cv.timeline(cursor, U["u1"])[1] == 5
     fresh = _write_shop(tmp_path / "next.duckdb", events=EVENTS[:2])
     os.replace(fresh, path)  # what an ingest does
-    with cv.shop_cursor(path) as cursor:
+    with shop_cursor(path) as cursor:
         assert cv.timeline(cursor, U["u1"])[1] == 2
-    with pytest.raises(RecsightError, match="does not exist"):
-        with cv.shop_cursor(tmp_path / "missing.duckdb"):
-            pass
+    with pytest.raises(RecsightError, match="does not exist"), shop_cursor(tmp_path / "missing.duckdb"):
+        pass
 
 
 def test_a_failing_query_is_one_clear_line(shop):
-    with pytest.raises(RecsightError, match="could not be read"):
-        with cv.shop_cursor(shop) as cursor:
-            cursor.execute("SELECT no_such_column FROM events")
+    with pytest.raises(RecsightError, match="could not be read"), shop_cursor(shop) as cursor:
+        cursor.execute("SELECT no_such_column FROM events")

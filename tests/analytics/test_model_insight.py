@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics import model_insight as mi
-from analytics.overview_figures import PRIMARY
+from dashboard import model_insight as mi
+from dashboard.theme import PRIMARY
 from errors import RecsightError
 from explain.global_view import GlobalImportance
 from models import registry

@@ -19,8 +19,10 @@ import duckdb
 import numpy as np
 import pytest
 
+from analytics import profile_build
 from analytics import profiles as P
 from analytics import schema as S
+from analytics.profile_build import build_profiles, refresh_profiles
 from errors import RecsightError
 
 AS_OF = datetime(2024, 3, 1)
@@ -77,7 +79,7 @@ def _rows(con, table: str, key: str) -> dict[str, dict]:
 @pytest.fixture
 def built():
     con = _shop()
-    P.build_profiles(con, AS_OF)
+    build_profiles(con, AS_OF)
     return _rows(con, P.USER_PROFILES, S.USER_ID), _rows(con, P.ITEM_STATS, S.ITEM_ID)
 
 
@@ -87,7 +89,7 @@ def _counts(row: dict) -> dict[str, int]:
 
 def test_tables_have_the_documented_columns():
     con = _shop()
-    P.build_profiles(con, AS_OF)
+    build_profiles(con, AS_OF)
     assert [d[0] for d in con.execute(f"SELECT * FROM {P.USER_PROFILES}").description] == list(P.USER_PROFILE_COLUMNS)
     assert [d[0] for d in con.execute(f"SELECT * FROM {P.ITEM_STATS}").description] == list(P.ITEM_STATS_COLUMNS)
 
@@ -153,7 +155,7 @@ def test_rfm_grid_reaches_every_purchaser_segment():
         last = AS_OF - timedelta(days=6 - r)  # r = 5 bought most recently
         events += [(user, "i1", S.PURCHASE, last - timedelta(days=k), None, 1, 1.0, None) for k in range(f)]
     con = _shop(events)
-    P.build_profiles(con, AS_OF)
+    build_profiles(con, AS_OF)
     users = _rows(con, P.USER_PROFILES, S.USER_ID)
     assert {u: (row[P.R_SCORE], row[P.F_SCORE], row[P.RFM_SEGMENT]) for u, row in users.items()} == wanted
     assert set(P.SEGMENTS) == {P.CHAMPIONS, P.LOYAL, P.POTENTIAL, P.NEW, P.AT_RISK, P.HIBERNATING, P.BROWSERS}
@@ -189,7 +191,7 @@ def test_top_three_keeps_the_heaviest_and_breaks_ties_by_name():
     events += [("u", f"k{i}", S.CLICK, datetime(2024, 1, 2), None, None, None, None) for i in (1, 2, 3)]
     events += [("u", "k4", S.VIEW, datetime(2024, 1, 3), None, None, None, None)]
     con = _shop(events, items)
-    P.build_profiles(con, AS_OF)
+    build_profiles(con, AS_OF)
     row = _rows(con, P.USER_PROFILES, S.USER_ID)["u"]
     assert _shares(row[P.TOP_CATEGORIES], S.CATEGORY) == [("CatE", 4 / 11), ("CatB", 2 / 11), ("CatC", 2 / 11)]
     assert [e[S.BRAND] for e in row[P.TOP_BRANDS]] == ["BE", "BB", "BC"]
@@ -245,7 +247,7 @@ def test_trend_windows_include_their_start_and_exclude_their_end():
     ages = [timedelta(days=7), timedelta(days=7) + us, timedelta(days=14), timedelta(days=14) + us,
             timedelta(days=30), timedelta(days=30) + us, timedelta(days=60), timedelta(days=60) + us]
     con = _shop([("u", "i1", S.VIEW, AS_OF - age, None, None, None, None) for age in ages])
-    P.build_profiles(con, AS_OF)
+    build_profiles(con, AS_OF)
     row = _rows(con, P.ITEM_STATS, S.ITEM_ID)["i1"]
     # last 7 days: the event at exactly 7 days; the 7 before: 7d+1us and 14d
     assert (row[P.N_EVENTS_7D], row[P.TREND_7D]) == (1, pytest.approx(2 / 3))
@@ -255,26 +257,26 @@ def test_trend_windows_include_their_start_and_exclude_their_end():
 
 def test_as_of_ignores_later_events_and_moves_recency():
     con = _shop()
-    P.build_profiles(con, datetime(2024, 3, 2))  # now bob's purchase at 1 Mar 00:00 counts
+    build_profiles(con, datetime(2024, 3, 2))  # now bob's purchase at 1 Mar 00:00 counts
     users = _rows(con, P.USER_PROFILES, S.USER_ID)
     assert users["alice"][P.RECENCY_DAYS] == pytest.approx(10.625)
     assert users["bob"][P.COUNT_COLUMNS[S.PURCHASE]] == 2
     assert users["bob"][P.RECENCY_DAYS] == pytest.approx(1.0)
 
-    P.build_profiles(con, datetime(2024, 2, 15))
+    build_profiles(con, datetime(2024, 2, 15))
     users = _rows(con, P.USER_PROFILES, S.USER_ID)
     assert set(users) == {"alice", "carol", "dave"}  # bob's first event is on 27 Feb
     assert users["alice"][P.N_EVENTS] == 5
     assert users["alice"][P.RECENCY_DAYS] == pytest.approx(13 + 13.75 / 24)  # since 1 Feb 10:15
 
-    P.build_profiles(con)  # None = every event: "now" is the last event plus one microsecond
+    build_profiles(con)  # None = every event: "now" is the last event plus one microsecond
     users = _rows(con, P.USER_PROFILES, S.USER_ID)
     assert users["alice"][P.COUNT_COLUMNS[S.PURCHASE]] == 3
     assert users["alice"][P.RECENCY_DAYS] == pytest.approx(1e-6 / 86400, abs=1e-12)
     assert users["alice"][P.LAST_ACTIVE] == datetime(2024, 3, 10)
 
     aware = datetime(2024, 3, 1, 1, 0, tzinfo=timezone(timedelta(hours=1)))  # = AS_OF in UTC
-    P.build_profiles(con, aware)
+    build_profiles(con, aware)
     assert _rows(con, P.USER_PROFILES, S.USER_ID)["alice"][P.RECENCY_DAYS] == pytest.approx(9.625)
 
 
@@ -302,7 +304,7 @@ def test_no_event_at_or_after_as_of_influences_anything(cutoff):
     full = _shop(events)
     truncated = _shop([e for e in events if e[3] < cutoff])
     for con in (full, truncated):
-        P.build_profiles(con, cutoff)
+        build_profiles(con, cutoff)
     for table in (P.USER_PROFILES, P.ITEM_STATS):
         order = S.USER_ID if table == P.USER_PROFILES else S.ITEM_ID
         query = f"SELECT * FROM {table} ORDER BY {order}"
@@ -312,16 +314,16 @@ def test_no_event_at_or_after_as_of_influences_anything(cutoff):
 def test_engine_call_shape_view_and_temporary_tables():
     con = _shop()
     con.execute(f"CREATE VIEW train_events AS SELECT * FROM {S.EVENTS} WHERE {S.USER_ID} <> 'carol'")
-    P.build_profiles(con, AS_OF, events_table="train_events", user_table="tmp_users", item_table="tmp_items",
-                     temporary=True)
+    build_profiles(con, AS_OF, events_table="train_events", user_table="tmp_users", item_table="tmp_items",
+                   temporary=True)
     users = _rows(con, "tmp_users", S.USER_ID)
     assert set(users) == {"alice", "bob", "dave"}
     assert users["alice"][P.MONETARY] == pytest.approx(29.0)
     assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = 'tmp_items'").fetchall() == [(1,)]
     assert con.execute(f"SELECT count(*) FROM duckdb_tables() WHERE table_name = '{P.USER_PROFILES}'").fetchall() == [(0,)]
 
-    P.build_profiles(con, AS_OF, events_table="train_events", user_table=None, item_table="only_items",
-                     temporary=True)  # the engine may want one table only
+    build_profiles(con, AS_OF, events_table="train_events", user_table=None, item_table="only_items",
+                   temporary=True)  # the engine may want one table only
     assert _rows(con, "only_items", S.ITEM_ID)["i1"][P.N_EVENTS] == 5
     assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '%profiles%'").fetchall() == [(0,)]
 
@@ -335,7 +337,7 @@ def test_shops_without_prices_brands_or_catalogue():
         ("u", "t3", S.PURCHASE, datetime(2024, 1, 3), None, None, None, None),
     ]
     con = _shop(events, items)
-    P.build_profiles(con, AS_OF)
+    build_profiles(con, AS_OF)
     u = _rows(con, P.USER_PROFILES, S.USER_ID)["u"]
     assert u[P.MONETARY] is None and u[P.M_SCORE] is None
     assert u[P.RFM_SEGMENT] in P.SEGMENTS and u[P.RFM_SEGMENT] != P.BROWSERS
@@ -347,7 +349,7 @@ def test_shops_without_prices_brands_or_catalogue():
     assert items_out["t3"][P.REVENUE] is None  # bought, price unknown
 
     empty_catalogue = _shop(events, items=[])
-    P.build_profiles(empty_catalogue, AS_OF)
+    build_profiles(empty_catalogue, AS_OF)
     u = _rows(empty_catalogue, P.USER_PROFILES, S.USER_ID)["u"]
     assert (u[P.TOP_CATEGORIES], u[P.TOP_ROOT_CATEGORIES], u[P.TOP_BRANDS]) == ([], [], [])
     assert u[P.N_EVENTS] == 3
@@ -355,7 +357,7 @@ def test_shops_without_prices_brands_or_catalogue():
 
 def test_as_of_before_every_event_gives_empty_user_profiles():
     con = _shop()
-    P.build_profiles(con, datetime(2000, 1, 1))
+    build_profiles(con, datetime(2000, 1, 1))
     assert con.execute(f"SELECT count(*) FROM {P.USER_PROFILES}").fetchall() == [(0,)]
     assert con.execute(f"SELECT sum({P.N_EVENTS}) FROM {P.ITEM_STATS}").fetchall() == [(0,)]
 
@@ -363,11 +365,11 @@ def test_as_of_before_every_event_gives_empty_user_profiles():
 def test_bad_arguments_are_clear_errors():
     con = _shop()
     with pytest.raises(RecsightError, match="bad table name"):
-        P.build_profiles(con, AS_OF, user_table="users; DROP TABLE events")
+        build_profiles(con, AS_OF, user_table="users; DROP TABLE events")
     with pytest.raises(RecsightError, match="not found"):
-        P.build_profiles(con, AS_OF, events_table="no_such_table")
+        build_profiles(con, AS_OF, events_table="no_such_table")
     with pytest.raises(RecsightError, match="datetime"):
-        P.build_profiles(con, "2024-03-01")  # type: ignore[arg-type]
+        build_profiles(con, "2024-03-01")  # type: ignore[arg-type]
 
 
 def test_refresh_profiles_writes_the_shop_file(tmp_path: Path):
@@ -377,7 +379,7 @@ def test_refresh_profiles_writes_the_shop_file(tmp_path: Path):
     con.executemany(f"INSERT INTO {S.ITEMS} VALUES (?, ?, ?, ?, ?)", ITEMS)
     con.executemany(f"INSERT INTO {S.EVENTS} VALUES (?, ?, ?, ?, ?, ?, ?, ?)", EVENTS)
     con.close()
-    P.refresh_profiles(db)
+    refresh_profiles(db)
     con = duckdb.connect(str(db), read_only=True)
     users = _rows(con, P.USER_PROFILES, S.USER_ID)
     assert users["alice"][P.COUNT_COLUMNS[S.PURCHASE]] == 3  # as of all events
@@ -387,17 +389,17 @@ def test_refresh_profiles_writes_the_shop_file(tmp_path: Path):
 
 def test_refresh_profiles_refuses_a_shop_without_events(tmp_path: Path):
     with pytest.raises(RecsightError, match="does not exist"):
-        P.refresh_profiles(tmp_path / "missing.duckdb")
+        refresh_profiles(tmp_path / "missing.duckdb")
     db = tmp_path / "empty.duckdb"
     con = duckdb.connect(str(db))
     S.create_tables(con)
     con.close()
     with pytest.raises(RecsightError, match="no events"):
-        P.refresh_profiles(db)
+        refresh_profiles(db)
     bare = tmp_path / "bare.duckdb"
     duckdb.connect(str(bare)).close()
     with pytest.raises(RecsightError, match="not found"):
-        P.refresh_profiles(bare)
+        refresh_profiles(bare)
 
 
 @pytest.mark.parametrize("seed", [3, 11])
@@ -407,7 +409,7 @@ def test_benchmark_pandas_port_computes_the_same_tables(seed):
 
     con = _shop(_random_shop(seed) + EVENTS, ITEMS + [("i7", "t", " ", "", 4.0)])
     cutoff = datetime(2024, 2, 20, 12, 0)
-    P.build_profiles(con, cutoff)
+    build_profiles(con, cutoff)
     events, items = con.execute(f"SELECT * FROM {S.EVENTS}").df(), con.execute(f"SELECT * FROM {S.ITEMS}").df()
     users_pd, items_pd = pandas_profiles(events, items, cutoff)
     assert compare(con.execute(f"SELECT * FROM {P.USER_PROFILES}").df(), users_pd, S.USER_ID) == []
@@ -415,19 +417,19 @@ def test_benchmark_pandas_port_computes_the_same_tables(seed):
 
 
 def test_hashed_user_key_is_used_and_gives_the_same_tables_as_the_plain_key(monkeypatch):
-    """The side passes key users by hash(user_id) when no two ids share a hash (P._user_key), else
+    """The side passes key users by hash(user_id) when no two ids share a hash (profile_build._user_key), else
     by the id itself; both must give identical tables, so a collision can never change a figure."""
     con = _shop(_random_shop(5) + EVENTS)
-    assert P._user_key(con, S.EVENTS) == "hash({})"
+    assert profile_build._user_key(con, S.EVENTS) == "hash({})"
     cutoff = datetime(2024, 2, 20, 12, 0)
 
     def tables() -> list[list[tuple]]:
-        P.build_profiles(con, cutoff)
+        build_profiles(con, cutoff)
         return [con.execute(f"SELECT * FROM {table} ORDER BY {key}").fetchall()
                 for table, key in ((P.USER_PROFILES, S.USER_ID), (P.ITEM_STATS, S.ITEM_ID))]
 
     hashed = tables()
-    monkeypatch.setattr(P, "_user_key", lambda *_: "{}")  # what a hash collision falls back to
+    monkeypatch.setattr(profile_build, "_user_key", lambda *_: "{}")  # what a hash collision falls back to
     plain = tables()
     assert plain == hashed
     assert hashed[0] and hashed[1]
@@ -445,7 +447,7 @@ def test_sessions_count_session_ids_and_session_less_days_in_one_pass():
         ("v", "i2", S.VIEW, day, "s1", None, None, None),  # another user's session with the same id
     ]
     con = _shop(events)
-    P.build_profiles(con, AS_OF)
+    build_profiles(con, AS_OF)
     users = _rows(con, P.USER_PROFILES, S.USER_ID)
     assert (users["u"][P.N_SESSIONS], users["v"][P.N_SESSIONS]) == (3, 1)
     items = _rows(con, P.ITEM_STATS, S.ITEM_ID)

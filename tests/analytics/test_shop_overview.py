@@ -23,7 +23,8 @@ import pandas as pd
 import pytest
 
 from analytics import profiles, schema
-from analytics import shop_overview as so
+from analytics.profile_build import build_profiles
+from dashboard import shop_overview as so
 from errors import RecsightError
 
 ITEMS = [
@@ -242,7 +243,7 @@ def test_date_bounds(con):
 def test_breakdown_with_built_profiles_accounts_for_everyone():
     """With the real profile build, the visible and suppressed segments cover all customers."""
     con = _shop(with_profiles=False)
-    profiles.build_profiles(con, as_of=datetime(2024, 1, 11))
+    build_profiles(con, as_of=datetime(2024, 1, 11))
     result = so.segment_breakdown(con, k=1)
     assert result.suppressed == 0
     assert result.table["customers"].sum() == 4

@@ -2,11 +2,11 @@
 
 Fixtures (session-wide, so Chromium and the server start once):
 
-* ``browser_shop`` — path of a small shop database built the way ``make run`` builds one
-  (synthetic shop -> ingest -> profiles), in a temporary folder.
-* ``live_app`` — a :class:`LiveApp`: the app from ``app.create_app`` served by waitress on a free
-  loopback port in a background thread; ``live_app.url``, ``live_app.settings``. Its users file
-  (in a temporary folder) has one user per role: ``tests.service.support.ACCOUNTS``.
+* ``live_app`` — a :class:`LiveApp`: the app from ``app.create_app`` serving the session's
+  trained shop (``trained_shop``, tests/shop.py: built the way ``make run`` builds the demo, read
+  only), by waitress on a free loopback port in a background thread; ``live_app.url``,
+  ``live_app.settings``, ``live_app.shop``. Its users file (in a temporary folder) has one user
+  per role: ``tests.service.support.ACCOUNTS``.
 * ``browser`` — a :class:`Browser` for one test, signed in as the admin through the real sign-in
   form: ``sign_in(role)``, ``sign_out()``, ``open(path)``, ``wait_for(css)``,
   ``wait_for_text(css, text)``, ``text(css)``, ``click(css)``, ``select(dropdown_css, value)``,
@@ -22,20 +22,17 @@ chromedriver the tests skip with a reason (CI installs it).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import duckdb
 import pytest
 
-from analytics.ingest import ingest_paths
-from analytics.profiles import refresh_profiles
-from analytics.synth import generate_shop
 from service.users import ADMIN
 from settings import Settings
-from tests.conftest import TEST_SECRET
-from tests.service.support import ACCOUNTS, write_users
+from tests.service.support import ACCOUNTS
+from tests.shop import TrainedShop
 
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CHROMIUM = Path("/usr/bin/chromium")
@@ -55,33 +52,16 @@ class LiveApp:
 
     url: str
     settings: Settings
-
-
-def build_shop(db_path: Path, work_dir: Path, n_users: int = 400, n_items: int = 300, n_days: int = 60) -> Path:
-    """A shop database built the way ``make run`` builds the demo (synth -> ingest -> profiles),
-    small enough to take about a second."""
-    generate_shop(work_dir, n_users=n_users, n_items=n_items, n_days=n_days, seed=7)
-    ingest_paths(db_path, "generic", [work_dir], secret=TEST_SECRET)
-    refresh_profiles(db_path)
-    return db_path
+    shop: TrainedShop
 
 
 @pytest.fixture(scope="session")
-def browser_shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("browser_shop")
-    return build_shop(folder / "shop.duckdb", folder / "synth")
-
-
-@pytest.fixture(scope="session")
-def live_app(browser_shop: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
+def live_app(trained_shop: TrainedShop, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
     from waitress.server import create_server
 
     from app import THREADS, create_app
 
-    state = tmp_path_factory.mktemp("app_state")
-    settings = Settings(db_path=browser_shop, models_dir=state / "models",
-                        users_file=write_users(state / "users.json"), audit_db=state / "audit.duckdb",
-                        secret=TEST_SECRET)
+    settings = trained_shop.settings(tmp_path_factory.mktemp("app_state"))
     app = create_app(settings)
     # Serve one request in process first: Dash hands the page callbacks to the first app that
     # serves, and the app must own them even if Chromium turns out to be missing.
@@ -90,7 +70,7 @@ def live_app(browser_shop: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     thread = threading.Thread(target=server.run, name="waitress-test", daemon=True)
     thread.start()
     try:
-        yield LiveApp(url=f"http://127.0.0.1:{server.effective_port}", settings=settings)
+        yield LiveApp(url=f"http://127.0.0.1:{server.effective_port}", settings=settings, shop=trained_shop)
     finally:
         server.close()
         server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
@@ -119,7 +99,7 @@ def chromium(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture
-def browser(live_app: LiveApp, chromium) -> "Browser":  # this order: Chromium quits before the server stops
+def browser(live_app: LiveApp, chromium) -> Browser:  # this order: Chromium quits before the server stops
     helper = Browser(chromium, live_app.url)
     helper.sign_in(ADMIN)
     helper.console_errors()  # drain what earlier tests left in the log

@@ -13,7 +13,6 @@ from analytics.privacy import PSEUDONYM_LENGTH
 from models import registry
 from service.users import ADMIN, ANALYST
 from tests.browser.test_user import _reach
-from tests.pages.test_user import trained_models
 
 pytestmark = pytest.mark.browser
 
@@ -22,7 +21,8 @@ GRAPHS = ("mo-bars", "mo-segments", "mo-importance", "mo-dependence", "mo-deleti
 
 @pytest.fixture(scope="module")
 def trained(live_app) -> Path:
-    return trained_models(live_app.settings.db_path, live_app.settings.models_dir)
+    """The models folder the live app serves (the session's trained shop)."""
+    return live_app.settings.models_dir
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The customer lookup in headless Chromium, on the browser shop with a quick-trained model:
+"""The customer lookup in headless Chromium, on the session's trained shop (tests/shop.py):
 it opens cleanly, a typed shop id finds the customer, "Why?" shows the reasons and the charts,
 a /user/<id> deep link looks up, two items can be compared, a report downloads, and each
 lookup leaves one audit row."""
@@ -16,7 +16,6 @@ from analytics.privacy import pseudonymise
 from service import audit
 from service.users import ADMIN, SUPPORT
 from tests.conftest import TEST_SECRET
-from tests.pages.test_user import trained_models
 
 pytestmark = pytest.mark.browser
 
@@ -26,13 +25,13 @@ REASONS_READY = "#cu-items .rs-reasons li"
 
 @pytest.fixture(scope="module")
 def trained(live_app) -> Path:
-    """The live app's shop gets a model (shared with the page tests when they ran first)."""
-    return trained_models(live_app.settings.db_path, live_app.settings.models_dir)
+    """The models folder the live app serves (the session's trained shop)."""
+    return live_app.settings.models_dir
 
 
 @pytest.fixture(scope="module")
 def raw_ids(live_app) -> list[str]:
-    synth = Path(live_app.settings.db_path).parent / "synth" / "events.parquet"
+    synth = live_app.shop.export / "events.parquet"
     return sorted(set(pq.read_table(synth, columns=[schema.USER_ID]).column(0).to_pylist()))
 
 

@@ -1,29 +1,26 @@
-"""One small trained synthetic shop per test session, shared by the explanation tests.
+"""The explanation tests' view of the session's trained shop (tests/shop.py).
 
-The synthetic shop plants each customer's favourite categories and brands (truth/), so the
-tests can check explanations against real causes. Training uses the ``--quick`` configuration
-with one thread: on a shared 2-core machine two OpenMP threads can stall for tens of seconds.
+The synthetic shop plants each customer's favourite categories and brands (``synth/truth/``), so
+the tests can check explanations against real causes; :data:`COLD_USER` is a known customer
+without events (a cold start).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple
+from typing import NamedTuple
 
-import duckdb
 import pytest
 
 from analytics import schema as s
-from analytics.ingest import ingest_paths
-from analytics.synth import generate_shop
-from explain.api import explain_with_reasons
+from explain.explainer import explain_with_reasons
 from explain.reasons import Reason
 from explain.types import ItemExplanation
-from models.hybrid import Recommendation, Recommender
-from tests.conftest import TEST_SECRET
-from tests.training import ONE_THREAD, fast_train
+from models.serving import Recommendation, Recommender
+from tests.shop import COLD_USER, TrainedShop
 
-COLD_USER = "c_explain_cold_start"
+__all__ = ["COLD_USER", "Shop", "Explained"]
 
 
 class Shop(NamedTuple):
@@ -33,16 +30,9 @@ class Shop(NamedTuple):
 
 
 @pytest.fixture(scope="session")
-def shop(tmp_path_factory: pytest.TempPathFactory) -> Shop:
-    folder = tmp_path_factory.mktemp("explain-shop")
-    generate_shop(folder / "raw", n_users=400, n_items=600, n_days=90, seed=11)
-    db = folder / "shop.duckdb"
-    ingest_paths(db, "generic", [folder / "raw"], secret=TEST_SECRET)
-    con = duckdb.connect(str(db))
-    con.execute(f"INSERT INTO {s.USERS} ({s.USER_ID}) VALUES (?)", [COLD_USER])  # known, no events
-    con.close()
-    fast_train(db, folder / "models", ONE_THREAD)
-    return Shop(db, folder / "models", folder / "raw")
+def shop(trained_shop: TrainedShop) -> Shop:
+    """The session's trained shop; read only (copy it with ``trained_shop.copy_to`` to change it)."""
+    return Shop(trained_shop.db, trained_shop.models, trained_shop.export)
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,8 @@ import torch
 from explain.attributions import attribute_items, deletion_drops, scores_without, split_attention_shap
 from explain.tree_shap import ADDITIVITY_TOLERANCE, contributions_of, shap_rows
 from models.features import ATTENTION_SCORE, feature_spec
-from models.hybrid import Recommender
 from models.sequences import PAD
+from models.serving import Recommender
 from tests.explain.conftest import COLD_USER
 
 

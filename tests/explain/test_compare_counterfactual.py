@@ -1,4 +1,8 @@
-"""Why A above B adds up to the score gap; counterfactuals hold when re-scored through the pipeline."""
+"""Why A above B adds up to the score gap; counterfactuals hold when re-scored through the pipeline.
+
+Through the use cases (``workflows.explaining.compare`` / ``counterfactual``), which explain the
+items once and hand the explanations to ``explain.compare`` / ``explain.counterfactual``.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,9 @@ import pytest
 
 from analytics import schema as s
 from errors import RecsightError
-from explain.api import compare_items, counterfactual_for
 from explain.counterfactual import rank_of
-from models.hybrid import Recommender
+from models.serving import Recommender
+from workflows.explaining import compare, counterfactual
 
 
 def test_rescore_without_changes_is_the_recommendation(recommender: Recommender, active_users: list[str]) -> None:
@@ -34,7 +38,7 @@ def test_differences_sum_to_the_score_gap_largest_first(recommender: Recommender
                                                          active_users: list[str]) -> None:
     result = explained(active_users[0]).result
     a, b = result.items[0], result.items[-1]
-    comparison = compare_items(recommender, active_users[0], a.item_id, b.item_id)
+    comparison = compare(recommender, active_users[0], a.item_id, b.item_id)
     assert (comparison.score_a, comparison.score_b) == (a.score, b.score)
     total = sum(d.difference for d in comparison.differences)
     assert total == pytest.approx(a.score - b.score, abs=1e-9)
@@ -51,40 +55,40 @@ def test_compare_refuses_items_the_ranker_does_not_score(recommender: Recommende
                                                          active_users: list[str]) -> None:
     item = explained(active_users[0]).result.items[0].item_id
     with pytest.raises(RecsightError, match="not among this customer's candidates"):
-        compare_items(recommender, active_users[0], item, "no-such-item")
+        compare(recommender, active_users[0], item, "no-such-item")
     with pytest.raises(RecsightError, match="two different items"):
-        compare_items(recommender, active_users[0], item, item)
+        compare(recommender, active_users[0], item, item)
 
 
 def test_counterfactual_is_verified_by_rescoring(recommender: Recommender, explained, active_users: list[str]) -> None:
     user = active_users[3]
     item = explained(user).result.items[0].item_id
-    counterfactual = counterfactual_for(recommender, user, item, k=5)
-    assert counterfactual.rank_before == 1
-    removed = sorted({h.item_id for h in counterfactual.removed})
-    if counterfactual.verified:
+    found = counterfactual(recommender, user, item, k=5)
+    assert found.rank_before == 1
+    removed = sorted({h.item_id for h in found.removed})
+    if found.verified:
         # independently: without those items, the item is out of the top 5 ...
         after = recommender.rescore(user, k=5, without_items=removed)
         assert item not in {i.item_id for i in after.items}
-        assert counterfactual.rank_after is None or counterfactual.rank_after > 5
+        assert found.rank_after is None or found.rank_after > 5
         # ... and every removed item is needed
         for kept in removed if len(removed) > 1 else []:
             back = recommender.rescore(user, k=5, without_items=[r for r in removed if r != kept])
             assert item in {i.item_id for i in back.items}
-        assert counterfactual.sentence.startswith("Without ") and "top 5" in counterfactual.sentence
+        assert found.sentence.startswith("Without ") and "top 5" in found.sentence
     else:
-        assert counterfactual.removed == [] and "does not take it out" in counterfactual.sentence
-    assert counterfactual.to_dict()["removed"] == [h.to_dict() for h in counterfactual.removed]
+        assert found.removed == [] and "does not take it out" in found.sentence
+    assert found.to_dict()["removed"] == [h.to_dict() for h in found.removed]
 
 
 def test_raise_hint_is_a_rescored_improvement(recommender: Recommender, explained, active_users: list[str]) -> None:
     user = active_users[3]
     result = explained(user).result
     item = result.items[-1].item_id
-    counterfactual = counterfactual_for(recommender, user, item, k=5)
-    assert counterfactual.rank_before == 10 and not counterfactual.removed
-    assert "not in the top 5" in counterfactual.sentence
-    hint = counterfactual.raise_hint
+    found = counterfactual(recommender, user, item, k=5)
+    assert found.rank_before == 10 and not found.removed
+    assert "not in the top 5" in found.sentence
+    hint = found.raise_hint
     assert hint is not None and "from rank 10 to rank" in hint
     new_rank = int(hint.rsplit("rank ", 1)[1].rstrip("."))
     assert new_rank < 10

@@ -5,16 +5,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from explain import figures
+from dashboard import explanation_figures as figures
+from dashboard import theme
 from explain.types import (
-    Comparison, Contribution, CustomerExplanation, Difference, HistoryEvidence, ItemExplanation,
+    Comparison,
+    Contribution,
+    CustomerExplanation,
+    Difference,
+    HistoryEvidence,
+    ItemExplanation,
 )
 
 PSEUDONYM = "c_0123456789abcdef0123"
@@ -51,7 +57,7 @@ def sample_explanation(cold_start: bool = False) -> CustomerExplanation:
         make_item(3, "i_003", "=HYPERLINK(\"x\")", [0.3, 0.1]),
     ]
     return CustomerExplanation(
-        user_id=PSEUDONYM, cold_start=cold_start, generated_at=datetime(2024, 3, 24, 10, 5, tzinfo=timezone.utc),
+        user_id=PSEUDONYM, cold_start=cold_start, generated_at=datetime(2024, 3, 24, 10, 5, tzinfo=UTC),
         model_version="20240324-100650-72e015",
         profile={"user_id": PSEUDONYM, "segment": "loyal", "recency_days": 2.5, "frequency": 7, "monetary": 123.45,
                  "favourite_brands": [{"brand": "B1", "share": 0.5}, {"brand": "B2", "share": 0.25}],
@@ -88,8 +94,8 @@ def test_waterfall_colours_raises_and_cuts_and_shows_every_contribution_when_top
     fig = figures.shap_waterfall(item, top=8)
     (trace,) = fig.data
     assert len(trace.x) == 5 and not any("Other" in str(y) for y in trace.y)
-    assert trace.increasing.marker.color == figures.POSITIVE
-    assert trace.decreasing.marker.color == figures.NEGATIVE
+    assert trace.increasing.marker.color == theme.POSITIVE
+    assert trace.decreasing.marker.color == theme.NEGATIVE
     with pytest.raises(ValueError):
         figures.shap_waterfall(item, top=0)
 
@@ -113,7 +119,7 @@ def test_history_bars_carry_attributions_with_attention_beside_them() -> None:
     assert attribution.y == attention.y  # one row per event across both panels
     assert attribution.y[0] == "Past item 0 · view · 2024-03-20"
     negative = [c for x, c in zip(attribution.x, attribution.marker.color) if x < 0]
-    assert negative == [figures.NEGATIVE]
+    assert negative == [theme.NEGATIVE]
 
 
 def test_history_keeps_two_events_with_the_same_label_as_two_bars() -> None:
@@ -146,7 +152,7 @@ def test_comparison_bars_are_the_differences_and_add_up_to_the_score_gap() -> No
     assert list(trace.x[:3]) == pytest.approx([0.4, -0.3, 0.05])
     assert trace.y[3] == "Other 2 features"
     assert sum(trace.x) == pytest.approx(sum(d.difference for d in c.differences))
-    assert list(trace.marker.color[:2]) == [figures.POSITIVE, figures.NEGATIVE]
+    assert list(trace.marker.color[:2]) == [theme.POSITIVE, theme.NEGATIVE]
     assert "ranks above" in figures.comparison_bars(c).layout.title.text
 
 
@@ -182,6 +188,6 @@ def test_every_figure_uses_the_shared_template_and_serialises() -> None:
     built = [figures.shap_waterfall(item), figures.history_attributions(item), figures.comparison_bars(_comparison()),
              figures.global_importance_bars({"a": 1.0}), figures.dependence_scatter([1.0], [0.5], "a")]
     for fig in built:
-        assert fig.layout.template.layout.font.family == figures.FONT_FAMILY
+        assert fig.layout.template.layout.font.family == theme.FONT_FAMILY
         assert fig.layout.height >= 220
         fig.to_json()  # what dcc.Graph and the report's chart drawing receive

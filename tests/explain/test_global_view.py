@@ -10,10 +10,15 @@ import pytest
 
 from errors import RecsightError
 from explain.global_view import (
-    ROWS_FILE, SUMMARY_FILE, compute_global_importance, global_importance, load_global_importance,
-    sample_users, save_global_importance,
+    ROWS_FILE,
+    SUMMARY_FILE,
+    compute_global_importance,
+    global_importance,
+    load_global_importance,
+    sample_users,
+    save_global_importance,
 )
-from models.hybrid import Recommender
+from models.serving import Recommender
 from tests.explain.conftest import Shop
 
 

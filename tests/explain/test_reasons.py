@@ -13,7 +13,7 @@ from analytics import schema as s
 from analytics.privacy import pseudonymise
 from explain.reasons import CustomerData, ItemFacts, build_reasons, load_customer
 from explain.types import Contribution
-from models.hybrid import Recommender
+from models.serving import Recommender
 from tests.conftest import TEST_SECRET
 from tests.explain.conftest import COLD_USER, Shop
 

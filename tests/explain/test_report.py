@@ -18,10 +18,12 @@ import pytest
 import cli
 from analytics import schema as s
 from analytics.privacy import pseudonymise
+from dashboard import report_pdf, reports
+from dashboard.report_csv import CSV_COLUMNS
 from errors import RecsightError
-from explain import report
 from tests.conftest import TEST_SECRET
 from tests.explain.test_figures import HOSTILE_TITLE, PSEUDONYM, sample_explanation
+from workflows.reports import write_report
 
 # Anything a browser would fetch: src/href/url()/@import pointing at another host.
 EXTERNAL = re.compile(r"""(?:\bsrc|\bhref)\s*=\s*["']?\s*(?:https?:)?//|url\(\s*["']?\s*(?:https?:)?//|@import""",
@@ -41,7 +43,7 @@ def _text_of_pdf(pdf: bytes, tmp_path: Path) -> str:
 @pytest.mark.parametrize("charts", ["svg", "css"])
 def test_html_is_self_contained_and_holds_every_item_and_reason(charts: str) -> None:
     explanation = sample_explanation()
-    page = report.render_report(explanation, "html", charts=charts).decode("utf-8")
+    page = reports.render_report(explanation, "html", charts=charts).decode("utf-8")
     assert not EXTERNAL.search(page)
     assert "Content-Security-Policy" in page and "default-src 'none'" in page
     assert "<script" not in page.lower()
@@ -64,22 +66,22 @@ def test_html_is_self_contained_and_holds_every_item_and_reason(charts: str) -> 
 def test_charts_fall_back_to_html_bars_when_they_cannot_be_drawn(breakage: str, tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     if breakage == "no browser":
-        monkeypatch.setattr(report, "_browser", lambda: None)
+        monkeypatch.setattr(report_pdf, "_browser", lambda: None)
     else:
-        monkeypatch.setattr(report, "_plotly_js", lambda: tmp_path / "missing.js")
-    page = report.render_report(sample_explanation(), "html").decode("utf-8")
+        monkeypatch.setattr(report_pdf, "_plotly_js", lambda: tmp_path / "missing.js")
+    page = reports.render_report(sample_explanation(), "html").decode("utf-8")
     assert "<svg" not in page and 'class="bar neg"' in page and "-0.300" in page
 
 
 def test_cold_start_report_says_so_and_skips_missing_history() -> None:
-    page = report.render_report(sample_explanation(cold_start=True), "html", charts="css").decode("utf-8")
+    page = reports.render_report(sample_explanation(cold_start=True), "html", charts="css").decode("utf-8")
     assert "Cold start" in page
     assert "No past events" in page
 
 
 def test_unknown_format_is_one_clear_line() -> None:
     with pytest.raises(RecsightError, match="unknown report format 'docx'") as err:
-        report.render_report(sample_explanation(), "docx")
+        reports.render_report(sample_explanation(), "docx")
     assert "\n" not in str(err.value)
 
 
@@ -88,7 +90,7 @@ def test_unknown_format_is_one_clear_line() -> None:
 
 def test_pdf_prints_every_item_title_and_reason_on_rendered_pages(tmp_path: Path) -> None:
     explanation = sample_explanation()
-    pdf = report.render_report(explanation, "pdf")
+    pdf = reports.render_report(explanation, "pdf")
     assert pdf.startswith(b"%PDF")
     text = re.sub(r"\s+", " ", _text_of_pdf(pdf, tmp_path))
     assert explanation.user_id in text
@@ -108,9 +110,9 @@ def test_pdf_prints_every_item_title_and_reason_on_rendered_pages(tmp_path: Path
 
 
 def test_pdf_without_a_browser_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(report.shutil, "which", lambda name: None)
+    monkeypatch.setattr(report_pdf.shutil, "which", lambda name: None)
     with pytest.raises(RecsightError, match="PDF reports need Chromium"):
-        report.render_report(sample_explanation(), "pdf")
+        reports.render_report(sample_explanation(), "pdf")
 
 
 # --------------------------------------------------------------------------- CSV
@@ -118,8 +120,8 @@ def test_pdf_without_a_browser_is_a_clear_error(monkeypatch: pytest.MonkeyPatch)
 
 def test_csv_parses_and_each_items_contributions_add_up_to_its_score() -> None:
     explanation = sample_explanation()
-    frame = pd.read_csv(io.BytesIO(report.render_report(explanation, "csv")))
-    assert tuple(frame.columns) == report.CSV_COLUMNS
+    frame = pd.read_csv(io.BytesIO(reports.render_report(explanation, "csv")))
+    assert tuple(frame.columns) == CSV_COLUMNS
     assert set(frame["user_id"]) == {PSEUDONYM}
     contributions = frame[frame["kind"] == "contribution"]
     for item in explanation.items:
@@ -137,7 +139,7 @@ def test_csv_parses_and_each_items_contributions_add_up_to_its_score() -> None:
 
 # --------------------------------------------------------------------------- write_report
 # On the explanation tests' shared synthetic shop (tests/explain/conftest.py), ingested from raw
-# shop ids with TEST_SECRET, with the real explain.api.
+# shop ids with TEST_SECRET, with the real explanations.
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +163,7 @@ def test_cli_report_looks_up_a_raw_id_and_prints_only_its_pseudonym(shop, raw_id
 
 def test_write_report_csv_adds_up_and_names_a_file_by_pseudonym_in_a_folder(shop, raw_ids, tmp_path: Path) -> None:
     raw, pseudonym = raw_ids[0], pseudonymise(raw_ids[0], TEST_SECRET)
-    out = report.write_report(shop.db, shop.models, raw, fmt="csv", out=tmp_path / "nested" / "r.csv",
+    out = write_report(shop.db, shop.models, raw, fmt="csv", out=tmp_path / "nested" / "r.csv",
                               secret=TEST_SECRET, k=3)
     assert out == tmp_path / "nested" / "r.csv"
     assert raw.encode() not in out.read_bytes()
@@ -170,7 +172,7 @@ def test_write_report_csv_adds_up_and_names_a_file_by_pseudonym_in_a_folder(shop
     assert (frame["kind"] == "history").any()
     for _, rows in frame[frame["kind"] == "contribution"].groupby("rank"):
         assert rows["base_value"].iloc[0] + rows["contribution"].sum() == pytest.approx(rows["score"].iloc[0], abs=1e-6)
-    named = report.write_report(shop.db, shop.models, pseudonym, fmt="csv", out=tmp_path, secret=TEST_SECRET, k=1)
+    named = write_report(shop.db, shop.models, pseudonym, fmt="csv", out=tmp_path, secret=TEST_SECRET, k=1)
     assert named == tmp_path / f"{pseudonym}.csv"  # an existing folder: the file is named by pseudonym
     assert not list(tmp_path.rglob("*.tmp"))  # atomic writes leave no temp files behind
 
@@ -179,7 +181,7 @@ def test_batch_writes_one_report_per_customer_named_by_pseudonym(shop, raw_ids, 
     listing = tmp_path / "customers.txt"
     second = pseudonymise(raw_ids[1], TEST_SECRET)
     listing.write_text(f"# weekly review\n{raw_ids[0]}\n\n{second}\n{raw_ids[0]}\n")
-    folder = report.write_report(shop.db, shop.models, str(listing), fmt="csv", out=tmp_path / "out",
+    folder = write_report(shop.db, shop.models, str(listing), fmt="csv", out=tmp_path / "out",
                                  secret=TEST_SECRET, k=2)
     assert folder == tmp_path / "out"
     names = sorted(p.name for p in folder.iterdir())
@@ -190,19 +192,19 @@ def test_batch_with_an_unknown_customer_names_the_line_and_writes_nothing(shop, 
     listing = tmp_path / "customers.txt"
     listing.write_text(f"{raw_ids[0]}\nnobody-here\n")
     with pytest.raises(RecsightError, match=r"1 customer\(s\) in .* are unknown \(line 2\)"):
-        report.write_report(shop.db, shop.models, str(listing), fmt="html", out=tmp_path / "out", secret=TEST_SECRET)
+        write_report(shop.db, shop.models, str(listing), fmt="html", out=tmp_path / "out", secret=TEST_SECRET)
     assert not list((tmp_path / "out").iterdir())
 
 
 def test_bad_format_and_unwritable_paths_are_one_line_errors(shop, raw_ids, tmp_path: Path) -> None:
     with pytest.raises(RecsightError, match="unknown report format"):
-        report.write_report(tmp_path / "missing.duckdb", shop.models, raw_ids[0], fmt="xlsx", out=tmp_path / "r")
+        write_report(tmp_path / "missing.duckdb", shop.models, raw_ids[0], fmt="xlsx", out=tmp_path / "r")
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     with pytest.raises(RecsightError, match="is a file, not a folder") as err:
-        report.write_report(shop.db, shop.models, raw_ids[0], fmt="html", out=blocker / "r.html", secret=TEST_SECRET)
+        write_report(shop.db, shop.models, raw_ids[0], fmt="html", out=blocker / "r.html", secret=TEST_SECRET)
     assert "\n" not in str(err.value)
     listing = tmp_path / "customers.txt"
     listing.write_text(f"{raw_ids[0]}\n")
     with pytest.raises(RecsightError, match="is a file, not a folder"):
-        report.write_report(shop.db, shop.models, str(listing), fmt="html", out=blocker, secret=TEST_SECRET)
+        write_report(shop.db, shop.models, str(listing), fmt="html", out=blocker, secret=TEST_SECRET)

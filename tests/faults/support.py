@@ -1,9 +1,8 @@
-"""A small trained shop for the fault tests, built once per session and copied per test.
+"""The fault tests' shop: a copy of the session's trained shop (tests/shop.py) per test.
 
-Training is the slow part (seconds even for 300 customers), so one shop is trained once and
-every test gets its own copy of the database and models folder to break. The engine runs with a
-small configuration on one thread: these tests are about files and processes, not model quality,
-and two threads per job on a shared 2-core machine is several times slower than one.
+Every test gets its own copy of the database and models folder to break; the synthetic export
+the database was built from (``first``) and a later one not yet ingested (``second``: other
+customers' events, more customers) are shared and never changed.
 """
 
 from __future__ import annotations
@@ -13,13 +12,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from analytics.ingest import ingest_paths
-from analytics.synth import generate_shop
 from settings import Settings
 from tests.conftest import TEST_SECRET
-from tests.training import fast_train
 
 ROOT = Path(__file__).resolve().parents[2]
+
 
 @dataclass(frozen=True)
 class Shop:
@@ -34,7 +31,7 @@ class Shop:
     def settings(self) -> Settings:
         return Settings(db_path=self.db, models_dir=self.models, secret=secret())
 
-    def copy_to(self, folder: Path) -> "Shop":
+    def copy_to(self, folder: Path) -> Shop:
         """An independent copy (database and models) under ``folder``."""
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copy2(self.db, folder / self.db.name)
@@ -45,16 +42,6 @@ class Shop:
 def secret() -> str:
     """tests/conftest.py's secret (session fixtures run before its per-test environment)."""
     return TEST_SECRET
-
-
-def build_shop(folder: Path) -> Shop:
-    first, second = folder / "export-1", folder / "export-2"
-    generate_shop(first, n_users=300, n_items=150, n_days=60, seed=3)
-    generate_shop(second, n_users=320, n_items=150, n_days=60, seed=4)
-    db, models = folder / "shop.duckdb", folder / "models"
-    ingest_paths(db, "generic", [first], secret=secret())
-    fast_train(db, models)
-    return Shop(folder, db, models, first, second)
 
 
 def current_version(models: Path) -> str:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import torch
@@ -12,8 +12,8 @@ import torch
 import cli
 from errors import RecsightError
 from models.registry import CURRENT_FILE, VERSIONS_DIR
-from service.engine import forget_all, recommender_for
 from tests.faults.support import Shop, busy_customer, current_version
+from workflows.recommenders import forget_all, recommender_for
 
 
 def _version(shop: Shop) -> Path:

@@ -17,9 +17,9 @@ import analytics.db
 from analytics.db import connect_read_only
 from analytics.ingest import ingest_paths
 from errors import RecsightError
-from service.engine import recommender_for
 from tests.analytics.ingest_support import snapshot
 from tests.faults.support import ROOT, Shop, busy_customer, child_env, event_count, secret
+from workflows.recommenders import recommender_for
 
 # The child ingests the second export and stalls after its events are stored in the working
 # copy, before the profiles are rebuilt; the parent kills it there with SIGKILL.

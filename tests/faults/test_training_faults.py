@@ -14,9 +14,9 @@ import pytest
 
 from errors import RecsightError
 from models.registry import VERSIONS_DIR, write_version
-from service.engine import forget_all, recommender_for
 from tests.faults.support import Shop, busy_customer, child_env, current_version
 from tests.training import fast_train
+from workflows.recommenders import forget_all, recommender_for
 
 # The child trains, and stalls while writing the new version: both rankers are on disk, the
 # attention network is not. The parent kills it there with SIGKILL (no cleanup code runs).
@@ -70,7 +70,7 @@ def test_a_full_disk_while_writing_a_version_is_one_clear_line_and_keeps_the_pre
     expected = served.recommend(user, 5).items
     trained = shop.models / VERSIONS_DIR / before
 
-    def fill(folder: Path) -> dict:  # what pipeline.train's fill does, until the disk is full
+    def fill(folder: Path) -> dict:  # what models.training.train's fill does, until the disk is full
         shutil.copy(trained / "ranker.txt", folder / "ranker.txt")
         raise OSError(errno.ENOSPC, "No space left on device", str(folder / "hybrid.txt"))
 

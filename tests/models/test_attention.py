@@ -13,7 +13,9 @@ import torch
 
 from analytics import schema
 from errors import RecsightError
-from models.attention import ActivationUnit, AttentionConfig, AttentionModel, train_attention
+from models.attention import AttentionConfig, AttentionModel
+from models.attention_network import ActivationUnit
+from models.attention_training import train_attention
 from models.sequences import PAD
 
 CONFIG = AttentionConfig(
@@ -196,8 +198,8 @@ def test_top_k_leaves_out_seen_items(shop, model):
     con, probes = shop
     histories = model.histories(con, schema.EVENTS)
     users = sorted(probes)[:10]
-    seen = {u: set(r[0] for r in con.execute(
-        f"SELECT {schema.ITEM_ID} FROM {schema.EVENTS} WHERE {schema.USER_ID} = ?", [u]).fetchall()) for u in users}
+    seen = {u: {r[0] for r in con.execute(
+        f"SELECT {schema.ITEM_ID} FROM {schema.EVENTS} WHERE {schema.USER_ID} = ?", [u]).fetchall()} for u in users}
     ranked = model.top_k(histories, users, k=20)
     for u in users:
         items = [i for i, _ in ranked[u]]
@@ -231,7 +233,8 @@ def test_activation_unit_equals_the_concatenated_mlp():
     expected = naive(history.unsqueeze(2).expand(3, 4, 7, 6), targets.expand(3, 4, 7, 6))
     torch.testing.assert_close(unit(history, targets), expected)            # shared targets
     per_row = targets[:3].unsqueeze(1)                                       # one target per row
-    torch.testing.assert_close(unit(history, per_row), naive(history.unsqueeze(2), per_row.unsqueeze(1).expand(3, 4, 1, 6)))
+    torch.testing.assert_close(unit(history, per_row),
+                               naive(history.unsqueeze(2), per_row.unsqueeze(1).expand(3, 4, 1, 6)))
 
 
 def test_captum_integrated_gradients_on_history_embeddings(shop, model):

@@ -46,7 +46,8 @@ def test_forward_and_backward_covisitation_weights() -> None:
 
 
 def test_steps_merge_baskets_and_collapse_repeated_views() -> None:
-    con = _con([("C", "a", 1), ("C", "b", 1), ("C", "c", 2), ("D", "v", 1), ("D", "v", 2), ("D", "v", 3), ("D", "w", 4)])
+    con = _con([("C", "a", 1), ("C", "b", 1), ("C", "c", 2),
+                ("D", "v", 1), ("D", "v", 2), ("D", "v", 3), ("D", "w", 4)])
     c.build_sequences(con, s.EVENTS, "seq")
     rows = con.execute(f"SELECT {s.USER_ID}, {s.ITEM_ID}, pos, step FROM seq ORDER BY 1, 3, 2").fetchall()
     assert rows == [("C", "a", 1, 2), ("C", "b", 1, 2), ("C", "c", 2, 1), ("D", "v", 1, 2), ("D", "w", 2, 1)]

@@ -13,8 +13,10 @@ import pytest
 
 from analytics import schema as s
 from models import features as f
-from models.attention import AttentionConfig, train_attention
-from models.hybrid import EngineConfig, feature_frame, prepare_history
+from models.attention import AttentionConfig
+from models.attention_training import train_attention
+from models.batch import feature_frame, prepare_history
+from models.config import EngineConfig
 from models.splits import LEAVE_ONE_OUT, TEMPORAL, make_split
 from tests.models.test_splits import build_shop
 

@@ -95,3 +95,32 @@ def test_model_trained_on_other_data_is_refused(tmp_path: Path, con) -> None:
     con.execute(f"INSERT INTO {s.EVENTS} ({s.USER_ID}, {s.ITEM_ID}, {s.EVENT_TYPE}, {s.TS}) "
                 f"VALUES ('u2', 'i', 'view', TIMESTAMP '2024-01-02')")
     _one_line_error(lambda: registry.load_current(tmp_path, con), "trained on other data")
+
+
+# --------------------------------------------------------------------------- the registry's readers
+
+
+def test_current_versions_and_metadata_read_what_write_version_wrote(tmp_path: Path, con) -> None:
+    assert registry.current(tmp_path / "nothing") is None
+    assert registry.versions(tmp_path / "nothing") == []
+    first = registry.write_version(tmp_path, _fill(con, "v1"))
+    (tmp_path / registry.VERSIONS_DIR / "20990101-000000-zzzzzz").mkdir()  # names sort by training time
+    (tmp_path / registry.VERSIONS_DIR / ".staging-half").mkdir()  # never a version
+    assert registry.current(tmp_path) == first.name
+    assert registry.versions(tmp_path) == ["20990101-000000-zzzzzz", first.name]
+    assert registry.metadata(tmp_path)["protocol"] == "temporal"
+    assert registry.metadata(tmp_path, first.name) == registry.load_current(tmp_path).metadata
+    _one_line_error(lambda: registry.metadata(tmp_path, "20990101-000000-zzzzzz"), "has no metadata.json")
+    _one_line_error(lambda: registry.metadata(tmp_path, "../.."), "is not in")
+    _one_line_error(lambda: registry.metadata(tmp_path, ".staging-half"), "is not in")
+
+
+def test_the_readers_say_what_is_wrong_in_one_line(tmp_path: Path, con) -> None:
+    path = registry.write_version(tmp_path, _fill(con))
+    (path / registry.METADATA_FILE).write_text("[1, 2]")  # JSON, but not metadata
+    _one_line_error(lambda: registry.metadata(tmp_path, path.name), "corrupt")
+    _one_line_error(lambda: registry.metadata(tmp_path), "corrupt")
+    (tmp_path / registry.CURRENT_FILE).write_text("\n")
+    assert registry.current(tmp_path) is None  # an empty pointer names no version
+    (tmp_path / registry.CURRENT_FILE).write_bytes(b"\xff\xfe")
+    _one_line_error(lambda: registry.current(tmp_path), "cannot read")

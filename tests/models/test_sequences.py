@@ -11,7 +11,14 @@ import pytest
 from analytics import schema
 from errors import RecsightError
 from models.sequences import (
-    MISSING, PAD, UNKNOWN, Vocabulary, build_histories, build_vocabulary, gather_windows, load_sequences,
+    MISSING,
+    PAD,
+    UNKNOWN,
+    Vocabulary,
+    build_histories,
+    build_vocabulary,
+    gather_windows,
+    load_sequences,
 )
 
 T0 = dt.datetime(2024, 3, 1, 12, 0)

@@ -21,10 +21,8 @@ import pytest
 from analytics import schema as s
 from errors import RecsightError
 from models import registry
-from models.hybrid import (
-    K_PRECOMPUTED, TOP_ITEMS_FILE, TOP_ITEMS_META, Recommendation, Recommender, TopItems,
-    precompute_top_items,
-)
+from models.precompute import K_PRECOMPUTED, TOP_ITEMS_FILE, TOP_ITEMS_META, precompute_top_items
+from models.serving import Recommendation, Recommender, TopItems
 from tests.models.test_splits import COLD_USER, build_shop
 from tests.training import ONE_THREAD, fast_train
 
@@ -161,7 +159,7 @@ def test_a_damaged_table_is_a_warning_and_the_live_path_answers(trained, recomme
         path.unlink()
     else:
         path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
-    with caplog.at_level(logging.WARNING, logger="models.hybrid"):
+    with caplog.at_level(logging.WARNING, logger="models.serving"):
         damaged = Recommender.load(db, tmp_path / damage)
     try:
         assert damaged.top is None

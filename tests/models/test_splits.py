@@ -84,8 +84,8 @@ def test_leave_one_out_holds_out_the_last_and_second_to_last_event(loo_con) -> N
     ordered = {}
     for user, item in _rows(loo_con, f"SELECT {s.USER_ID}, {s.ITEM_ID} FROM {s.EVENTS} ORDER BY {s.USER_ID}, {s.TS}"):
         ordered.setdefault(user, []).append(item)
-    test_labels = dict((u, i) for u, i, _ in _rows(loo_con, f"SELECT * FROM {split.test.labels}"))
-    train_labels = dict((u, i) for u, i, _ in _rows(loo_con, f"SELECT * FROM {split.train.labels}"))
+    test_labels = {u: i for u, i, _ in _rows(loo_con, f"SELECT * FROM {split.test.labels}")}
+    train_labels = {u: i for u, i, _ in _rows(loo_con, f"SELECT * FROM {split.train.labels}")}
     test_hist = _rows(loo_con, f"SELECT {s.USER_ID}, count(*) FROM {split.test.history} GROUP BY 1")
     train_hist = _rows(loo_con, f"SELECT {s.USER_ID}, count(*) FROM {split.train.history} GROUP BY 1")
     for user, n in test_hist:

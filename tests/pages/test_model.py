@@ -1,13 +1,14 @@
-"""The model page's callback bodies, without a browser, on the small trained shop of
-tests/pages/test_user.py (trained once per process and shared with the browser tests)."""
+"""The model page's callback bodies, without a browser, on the session's trained shop
+(tests/shop.py) with a copy of its models folder (a test adds an older version to it)."""
 
 from __future__ import annotations
 
 import json
 import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any, Iterator
+from typing import Any
 
 import plotly
 import pytest
@@ -17,19 +18,19 @@ from explain.global_view import ROWS_FILE, SUMMARY_FILE, global_importance
 from models import registry
 from service.users import ANALYST
 from settings import Settings
-from tests.browser.conftest import build_shop
-from tests.components import find as _find, text as _text
-from tests.pages.test_user import trained_models
+from tests.components import find as _find
+from tests.components import text as _text
 from tests.service.support import app_settings, sign_in
+from tests.shop import TrainedShop
 
 PSEUDONYM = re.compile(rf"c_[0-9a-f]{{{PSEUDONYM_LENGTH}}}")
 
 
 @pytest.fixture(scope="module")
-def shop(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def shop(trained_shop: TrainedShop, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     folder = tmp_path_factory.mktemp("model_page")
-    db = build_shop(folder / "shop.duckdb", folder / "synth")
-    return app_settings(folder, db_path=db, models_dir=trained_models(db, folder / "models"))
+    copy = trained_shop.copy_to(folder, models_only=True)
+    return app_settings(folder, db_path=copy.db, models_dir=copy.models)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ def test_the_page_shows_the_stored_evaluation_and_metadata(pm, shop, meta):
 def test_faithfulness_checks_run_on_sampled_lists(pm, shop):
     view = pm.update_faithfulness(None, shop)
     rows = view.table.children[0].children[0].children
-    checks = dict((_text(row.children[0]), _text(row.children[1])) for row in rows)
+    checks = {_text(row.children[0]): _text(row.children[1]) for row in rows}
     assert checks["Customers · items checked"] == f"{pm.FAITHFULNESS_CUSTOMERS} · {pm.FAITHFULNESS_CUSTOMERS * 10}"
     error = float(checks["SHAP adds up to the score (their lists)"].removeprefix("max error "))
     assert error < 1e-6  # TreeSHAP adds up to the score

@@ -7,10 +7,11 @@ browsers (1). k is 2 unless a test says otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import duckdb
 import pytest
@@ -20,7 +21,8 @@ from errors import RecsightError
 from service.users import ADMIN
 from settings import Settings
 from tests.analytics.test_shop_overview import EVENTS, ITEMS, SEGMENTS
-from tests.components import find as _find, text
+from tests.components import find as _find
+from tests.components import text
 from tests.service.support import ACCOUNTS, app_settings, sign_in
 
 _text = partial(text, sep="")  # KPI figures are split over spans: read them unspaced
@@ -244,5 +246,7 @@ def test_module_server_is_built_from_the_environment(monkeypatch, shop):
     client = server.test_client()
     sign_in(client, ADMIN)
     assert client.get("/").status_code == 200
+    from pages._parts import current_settings
+
     with server.test_request_context("/"):
-        assert app_module.current_settings().db_path == shop.db_path
+        assert current_settings().db_path == shop.db_path

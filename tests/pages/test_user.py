@@ -1,9 +1,8 @@
 """The customer lookup's callback bodies, without a browser, on a small trained shop.
 
-The shop is the browser tests' synthetic shop (400 customers, 300 items, 60 days, seed 7; see
-tests/browser/conftest.py), quick-trained once per process (:func:`trained_models`), plus one
-customer in the users table without any event (a cold start). Shop ids are the synthetic raw
-ids (``U000123``); the database only holds their pseudonyms.
+The shop is the session's trained shop (tests/shop.py, shared with the browser tests), with
+one customer in the users table without any event (a cold start, ``COLD_RAW``). Shop ids are
+the synthetic raw ids (``U000123``); the database only holds their pseudonyms.
 
 Most tests call the bodies with a list as the audit recorder; the last ones post real callback
 requests through the guarded server as a signed-in user, so the audit rows come from
@@ -16,12 +15,10 @@ import base64
 import csv
 import io
 import json
-import shutil
-from pathlib import Path
+from collections.abc import Iterator
 from types import SimpleNamespace
-from typing import Any, Iterator
+from typing import Any
 
-import duckdb
 import plotly
 import pyarrow.parquet as pq
 import pytest
@@ -30,38 +27,14 @@ from analytics import schema
 from analytics.db import connect_read_only
 from analytics.privacy import pseudonymise
 from errors import RecsightError
-from models import registry
 from service import audit
 from service.users import ADMIN, ANALYST, SUPPORT
 from settings import Settings
-from tests.browser.conftest import build_shop
-from tests.components import find as _find, text as _text
+from tests.components import find as _find
+from tests.components import text as _text
 from tests.conftest import TEST_SECRET
 from tests.service.support import ACCOUNTS, app_settings, sign_in
-from tests.training import fast_train
-
-COLD_RAW = "NEW-CUSTOMER-1"  # in the users table, without events
-
-_trained: dict[str, Path] = {}  # data fingerprint -> a models folder quick-trained on that data
-
-
-def trained_models(db_path: Path, models_dir: Path) -> Path:
-    """A quick-trained model of ``db_path`` in ``models_dir``, trained once per process per data.
-
-    The page tests and the browser tests build the same synthetic shop; the second caller gets
-    a copy of the first one's models (the fingerprint check on load proves the data match).
-    Training uses the tests' ``FAST`` configuration (tests/training.py: fewer trees, a smaller
-    validation set): these tests are about the pages, not model quality.
-    """
-    with connect_read_only(db_path) as con:
-        data = registry.fingerprint(con)
-    source = _trained.get(data)
-    if source is None:
-        fast_train(db_path, models_dir)
-        _trained[data] = Path(models_dir)
-    elif Path(source) != Path(models_dir):
-        shutil.copytree(source, models_dir, dirs_exist_ok=True)
-    return Path(models_dir)
+from tests.shop import COLD_RAW, TrainedShop
 
 
 class Recorder(list):
@@ -72,13 +45,9 @@ class Recorder(list):
 
 
 @pytest.fixture(scope="module")
-def shop(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    folder = tmp_path_factory.mktemp("user_page")
-    db = build_shop(folder / "shop.duckdb", folder / "synth")
-    with duckdb.connect(str(db)) as con:  # not in the data fingerprint: the model still fits
-        con.execute(f"INSERT INTO {schema.USERS} ({schema.USER_ID}) VALUES (?)",
-                    [pseudonymise(COLD_RAW, TEST_SECRET)])
-    return app_settings(folder, db_path=db, models_dir=trained_models(db, folder / "models"))
+def shop(trained_shop: TrainedShop, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """The session's trained shop (read only), with this module's users and audit log."""
+    return app_settings(tmp_path_factory.mktemp("user_page"), db_path=trained_shop.db, models_dir=trained_shop.models)
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +71,14 @@ def served(shop: Settings) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def pu(served: Any):
+    """The page's callback bodies (``pages._user_callbacks``); its layout is ``pages.user``."""
+    import pages._user_callbacks as module
+
+    return module
+
+
+@pytest.fixture(scope="module")
+def page_module(served: Any):
     import pages.user as module
 
     return module
@@ -123,7 +100,7 @@ def _json(component: Any) -> str:
 
 
 def test_lookup_by_shop_id_shows_the_customer_and_the_models_list(pu, shop, raw_ids):
-    from service.engine import recommender_for
+    from workflows.recommenders import recommender_for
 
     record = Recorder()
     view = pu.lookup(f"  {raw_ids[0]} ", shop, record)
@@ -192,8 +169,8 @@ def test_no_model_is_a_message(pu, shop, tmp_path):
 
 
 def test_reasons_fill_every_card_with_the_explanations_sentences(pu, shop, found):
-    from explain.api import explain_customer
-    from service.engine import recommender_for
+    from workflows.explaining import explain_customer
+    from workflows.recommenders import recommender_for
 
     ids = [row[0] for row in found.customer["items"]]
     shown = pu.reasons(found.customer, ids, shop)
@@ -221,7 +198,7 @@ def test_counterfactual_box_says_why_when_the_search_fails(pu, shop, monkeypatch
     def fail(*args, **kwargs):
         raise RecsightError("the model files are being replaced")
 
-    monkeypatch.setattr(pu.api, "counterfactual_for", fail)
+    monkeypatch.setattr(pu.work, "counterfactual_for", fail)
     item = SimpleNamespace(item_id="I00001", counterfactual="")
     box = _text(pu._counterfactual(shop, "c_anyone", item))
     assert "No counterfactual for this item: The model files are being replaced." in box
@@ -272,13 +249,13 @@ def test_export_csv_is_the_customers_report(pu, shop, found, raw_ids):
 # --------------------------------------------------------------------------- layout
 
 
-def test_deep_link_prefills_the_search_and_looks_up_once_loaded(pu):
-    page = pu.layout(user_id="c_0123456789abcdef0123")
+def test_deep_link_prefills_the_search_and_looks_up_once_loaded(page_module):
+    page = page_module.layout(user_id="c_0123456789abcdef0123")
     assert _find(page, "cu-search").value == "c_0123456789abcdef0123"
     assert _find(page, "cu-initial").data == "c_0123456789abcdef0123"
-    assert _find(pu.layout(user_id="U%20001"), "cu-search").value == "U 001"  # address bars encode
-    assert len(_find(pu.layout(user_id="x" * 1000), "cu-search").value) == 128
-    blank = pu.layout()
+    assert _find(page_module.layout(user_id="U%20001"), "cu-search").value == "U 001"  # address bars encode
+    assert len(_find(page_module.layout(user_id="x" * 1000), "cu-search").value) == 128
+    blank = page_module.layout()
     assert _find(blank, "cu-initial").data is None and _find(blank, "cu-intro") is not None
 
 
@@ -340,7 +317,7 @@ def test_a_bug_is_one_line_on_the_page_never_a_traceback(served, pu, monkeypatch
     def broken(_settings: Settings) -> Any:
         raise ZeroDivisionError("secret internals")
 
-    monkeypatch.setattr(pu, "recommender_for", broken)
+    monkeypatch.setattr(pu.work, "recommender_for", broken)
     client = served.server.test_client()
     sign_in(client, ADMIN)
     lookup = _callback(served, "cu-result.children", [

@@ -1,14 +1,23 @@
-"""One guarded app for the service tests, created once and served at once (Dash hands page
-callbacks to the first app that serves a request, so it must serve before another is built)."""
+"""The service tests' apps, each created once and served at once (Dash hands page callbacks to the
+first app that serves a request, so an app must serve before another is built).
+
+* ``service_app`` — the guarded app without a shop (sign-in, roles, pages that need no model);
+* ``api_app`` — the real app serving the session's trained shop (``trained_shop``, tests/shop.py),
+  with one user per role and its own audit log (``api_settings``); ``live_api`` serves it with
+  waitress on a loopback port.
+"""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from settings import Settings
 from tests.service.support import app_settings
+from tests.shop import TrainedShop
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +38,36 @@ def service_app(service_settings: Settings) -> Any:
 def client(service_app: Any) -> Any:
     """A fresh test client (its own cookie jar: nobody signed in)."""
     return service_app.server.test_client()
+
+
+@pytest.fixture(scope="session")
+def api_settings(trained_shop: TrainedShop, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return trained_shop.settings(tmp_path_factory.mktemp("api_state"))
+
+
+@pytest.fixture(scope="session")
+def api_app(api_settings: Settings) -> Any:
+    """The real app (``app.create_app``) serving the trained shop."""
+    from app import create_app
+
+    app = create_app(api_settings)
+    assert app.server.test_client().get("/health").status_code == 200
+    return app
+
+
+@pytest.fixture(scope="session")
+def live_api(api_app: Any) -> Iterator[str]:
+    """``api_app`` served by waitress on a free loopback port in a thread: its base URL."""
+    from waitress.server import create_server
+
+    from app import THREADS
+
+    server = create_server(api_app.server, host="127.0.0.1", port=0, threads=THREADS, ident="recsight-api-test")
+    thread = threading.Thread(target=server.run, name="waitress-api-test", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        server.close()
+        server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+        thread.join(timeout=5)

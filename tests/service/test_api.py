@@ -19,11 +19,11 @@ import schemathesis
 import cli
 from errors import RecsightError
 from service import api, audit, openapi
-from service.engine import forget_all
 from service.users import ADMIN, ANALYST, SUPPORT
 from settings import Settings
-from tests.service.engine_fixture import TrainedShop, api_app, api_settings, trained_shop  # noqa: F401
 from tests.service.support import ACCOUNTS, sign_in
+from tests.shop import TrainedShop
+from workflows.recommenders import forget_all
 
 BASE = openapi.API_BASE
 
@@ -132,7 +132,8 @@ def test_a_csv_report_is_an_attachment_named_by_pseudonym(support, customer, spe
     assert {int(row["rank"]) for row in rows} == {1, 2, 3}
 
 
-@pytest.mark.parametrize("fmt, media, magic", [("html", "text/html", b"<!DOCTYPE html"), ("pdf", "application/pdf", b"%PDF")])
+@pytest.mark.parametrize("fmt, media, magic", [("html", "text/html", b"<!DOCTYPE html"),
+                                               ("pdf", "application/pdf", b"%PDF")])
 def test_html_and_pdf_reports(support, customer, fmt, media, magic):
     response = support.get(f"{BASE}/users/{customer[1]}/report?format={fmt}&k=2")
     assert response.status_code == 200 and response.mimetype == media
@@ -294,12 +295,12 @@ def test_a_corrupt_model_is_503(trained_shop, tmp_path):
 
 def test_an_unexpected_failure_is_a_json_500_with_the_traceback_only_in_the_log(support, customer, monkeypatch,
                                                                                   caplog):
-    import explain.api
+    import workflows.explaining
 
     def broken(*args, **kwargs):
         raise ValueError("a bug")
 
-    monkeypatch.setattr(explain.api, "customer_profile", broken)
+    monkeypatch.setattr(workflows.explaining, "customer_card", broken)
     with caplog.at_level(logging.ERROR, logger="service.api"):
         message = _error(support.get(f"{BASE}/users/{customer[1]}/profile"), 500)
     assert "a bug" not in message and "server log" in message
@@ -307,12 +308,12 @@ def test_an_unexpected_failure_is_a_json_500_with_the_traceback_only_in_the_log(
 
 
 def test_a_broken_shop_during_the_work_is_503(support, customer, monkeypatch):
-    import explain.api
+    import workflows.explaining
 
     def broken(*args, **kwargs):
         raise RecsightError("the shop database could not be read")
 
-    monkeypatch.setattr(explain.api, "explain_customer", broken)
+    monkeypatch.setattr(workflows.explaining, "explain_customer", broken)
     message = _error(support.get(f"{BASE}/users/{customer[1]}/report?format=csv"), 503)
     assert "could not be read" in message
 

@@ -28,8 +28,8 @@ import requests
 
 from service import openapi
 from service.users import SUPPORT
-from tests.service.engine_fixture import TrainedShop, api_app, api_settings, live_api, trained_shop  # noqa: F401
 from tests.service.support import ACCOUNTS
+from tests.shop import TrainedShop
 
 MAX_EXAMPLES = 10  # per operation and phase (the coverage phase adds its boundary cases)
 REAL_CUSTOMERS = 0.25  # the share of generated ids that name a real customer

@@ -8,7 +8,7 @@ import re
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 import pytest
@@ -23,9 +23,9 @@ CUSTOMER = pseudonymise("customer-17", TEST_SECRET)
 
 def test_a_row_has_who_role_when_action_customer_and_detail(tmp_path):
     path = tmp_path / "audit.duckdb"
-    before = datetime.now(timezone.utc).replace(tzinfo=None)
+    before = datetime.now(UTC).replace(tzinfo=None)
     entry = audit.record(path, "sue", "support", audit.CUSTOMER_LOOKUP, customer=CUSTOMER, detail="typed an id")
-    after = datetime.now(timezone.utc).replace(tzinfo=None)
+    after = datetime.now(UTC).replace(tzinfo=None)
     (stored,) = audit.read_entries(path)
     assert stored == entry
     assert (stored.who, stored.role, stored.action, stored.customer, stored.detail) == (
@@ -44,7 +44,7 @@ def test_entries_come_newest_first_and_filter(tmp_path):
     assert [e.who for e in audit.read_entries(path)] == ["mallory", "sue", "sue", "ann"]
     assert [e.action for e in audit.read_entries(path, who="sue")] == [audit.REPORT_EXPORT, audit.SIGN_IN]
     assert [e.who for e in audit.read_entries(path, action=audit.SIGN_IN)] == ["sue", "ann"]
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     assert len(audit.read_entries(path, start=today, end=today)) == 4
     assert audit.read_entries(path, end=today - timedelta(days=1)) == []
     assert audit.read_entries(path, start=today + timedelta(days=1)) == []

@@ -5,7 +5,7 @@ leave no customer row."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,8 +13,8 @@ import pytest
 from service import audit
 from service.users import ANALYST, SUPPORT
 from settings import Settings
-from tests.service.engine_fixture import TrainedShop, api_app, api_settings, trained_shop  # noqa: F401
 from tests.service.support import ACCOUNTS, sign_in
+from tests.shop import TrainedShop
 
 BASE = "/api/v1"
 SUE = ACCOUNTS[SUPPORT][0]
@@ -36,10 +36,10 @@ def customer(trained_shop: TrainedShop) -> tuple[str, str]:
 def _new_rows(settings: Settings, action: Any) -> list[audit.AuditEntry]:
     """The rows ``action()`` appends, oldest first."""
     before = max((entry.seq for entry in audit.read_entries(settings.audit_db)), default=0)
-    started = datetime.now(timezone.utc).replace(tzinfo=None)
+    started = datetime.now(UTC).replace(tzinfo=None)
     action()
     rows = [entry for entry in audit.read_entries(settings.audit_db) if entry.seq > before][::-1]
-    assert all(started <= entry.at_utc <= datetime.now(timezone.utc).replace(tzinfo=None) for entry in rows)
+    assert all(started <= entry.at_utc <= datetime.now(UTC).replace(tzinfo=None) for entry in rows)
     return rows
 
 

@@ -3,7 +3,7 @@ the users and actions that occur, and problems are messages."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -44,14 +44,14 @@ def test_all_entries_newest_first_with_readable_actions(page, log_settings):
     assert set(view.rows[0]) == {field for field, _, _ in page.COLUMNS}
     assert view.summary == "3 entries, newest first."
     when = datetime.strptime(view.rows[0]["when"], "%Y-%m-%d %H:%M:%S")
-    assert abs(when - datetime.now(timezone.utc).replace(tzinfo=None)) < timedelta(minutes=5)
+    assert abs(when - datetime.now(UTC).replace(tzinfo=None)) < timedelta(minutes=5)
 
 
 def test_filters_by_user_action_and_dates(page, log_settings):
     assert [r["who"] for r in page.update_audit("sue", page.ALL, None, None, log_settings).rows] == ["sue"]
     failed = page.update_audit(page.ALL, audit.SIGN_IN_FAILED, None, None, log_settings)
     assert [r["who"] for r in failed.rows] == ["eve"] and failed.summary == "1 entry, newest first."
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     yesterday = (today - timedelta(days=1)).isoformat()
     assert len(page.update_audit(None, None, today.isoformat(), f"{today}T00:00:00", log_settings).rows) == 3
     empty = page.update_audit(page.ALL, page.ALL, "2001-01-01", yesterday, log_settings)

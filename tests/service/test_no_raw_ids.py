@@ -16,8 +16,9 @@ import re
 import shutil
 import subprocess
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import duckdb
 import pytest
@@ -25,8 +26,8 @@ import pytest
 import cli
 from service.users import SUPPORT
 from tests.conftest import TEST_SECRET
-from tests.service.engine_fixture import TrainedShop, api_app, api_settings, trained_shop  # noqa: F401
 from tests.service.support import sign_in
+from tests.shop import TrainedShop
 
 RAW_SHAPE = rb"U[0-9]{6}"  # the synthetic shop's customer ids
 _RAW = re.compile(RAW_SHAPE)

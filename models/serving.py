@@ -1,24 +1,14 @@
-"""The final ranked list: candidates -> features (+ the attention score) -> LightGBM, and serving.
+"""Serving: a loaded model version ranks one customer at a time, fast enough for a request.
 
-The attention network enters as one ranker feature (stacking), so the ranker decides how much the
-deep-interest signal counts next to co-visitation, popularity and affinity, and TreeSHAP on the
-ranker splits every score over all of them, the attention score included.
+:class:`Recommender` loads a trained model version once (the app keeps it) and ranks one customer
+at a time with the same SQL as training (:mod:`models.batch`), keeping the feature rows of the
+returned items for the explanations. Requests for known customers are answered from the lists
+ranked at training time (:mod:`models.precompute`, read here as :class:`TopItems`) when they hold
+the answer; the live path answers the rest (cold starts, larger ``k``, a model version written
+before the table existed), and ``rescore`` always runs live.
 
-Two uses of the same code:
-
-- batch (training and evaluation): :func:`prepare_history` builds the item-level tables of one
-  history table; :func:`feature_frame` computes the feature rows of many users at once;
-- serving: :class:`Recommender` loads a trained model version once (the app keeps it) and ranks
-  one customer at a time with the same SQL, keeping the feature rows of the returned items for
-  the explanations.
-
-What is expensive per request is computed at training time instead: :func:`precompute_top_items`
-runs the serving path for every customer of the shop in batch (SQL over all users at once is far
-cheaper per user than one at a time) and stores each one's first :data:`K_PRECOMPUTED` items with
-their feature rows and scores in the model version (``serving/top_items.parquet``). The
-:class:`Recommender` answers ``recommend(user, k)`` from that table when it can (a customer in it,
-``k`` within what was stored) and runs the live path otherwise (cold starts, larger ``k``,
-a model version written before the table existed); ``rescore`` always runs the live path.
+Which customer a typed id names is not decided here: that is the product's one customer-id rule,
+:func:`analytics.customers.resolve_customer`, run on :meth:`Recommender.connection`.
 """
 
 from __future__ import annotations
@@ -26,164 +16,42 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-import time
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Collection, Iterator, Sequence
 
 import duckdb
 import numpy as np
 import pandas as pd
 
 from analytics import schema as s
+from analytics.customers import is_known_customer
 from analytics.db import connect_read_only
-from analytics.privacy import pseudonymise
 from errors import RecsightError
 from models import registry
-from models.attention import AttentionConfig, AttentionModel
-from models.candidates import CandidateConfig, CandidateIndex, Covis, build_index, generate
-from models.features import ATTENTION_SCORE, assemble, build_item_table, build_user_tables, label_of
-from models.ranker import Ranker, RankerConfig
+from models.attention import AttentionModel
+from models.batch import HistoryTables, Models, feature_frame
+from models.candidates import CandidateIndex
+from models.config import EngineConfig, engine_config_from
+from models.features import label_of
+from models.precompute import TITLE, TOP_ITEMS_FILE, TOP_ITEMS_META, item_titles
+from models.ranker import Ranker
 from models.sequences import Histories
 
-__all__ = [
-    "EngineConfig", "QUICK", "HistoryTables", "Models", "RecommendedItem", "Recommendation", "Recommender",
-    "K_PRECOMPUTED", "TOP_ITEMS_FILE", "TopItems", "prepare_history", "feature_frame", "rank_frame",
-    "precompute_top_items",
-]
+__all__ = ["RecommendedItem", "Recommendation", "CovisLinks", "TopItems", "Recommender", "SERVING_INDEX"]
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class EngineConfig:
-    """Everything that shapes a trained engine; stored in the model's metadata."""
-
-    candidates: CandidateConfig = field(default_factory=CandidateConfig)
-    ranker: RankerConfig = field(default_factory=RankerConfig)
-    attention: AttentionConfig = field(default_factory=AttentionConfig)
-    list_length: int = 100  # items kept per user and model when evaluating (MRR looks this deep)
-
-
-# The demo's `make run` budget: smaller candidate sets, fewer trees and attention epochs.
-QUICK = EngineConfig(
-    candidates=CandidateConfig(n_candidates=100),
-    ranker=RankerConfig(max_rounds=200, early_stopping=10),
-    attention=AttentionConfig(epochs=1, dim=32, negatives=32, max_history=20),
-)
-
-
-@dataclass(frozen=True)
-class HistoryTables:
-    """Item-level tables of one history table in the working connection."""
-
-    history: str
-    as_of: datetime | None
-    index: CandidateIndex
-    items: str
-
-
-@dataclass
-class Models:
-    """The trained parts: the ranker without the attention feature, the hybrid, the network."""
-
-    ranker: Ranker
-    hybrid: Ranker
-    attention: AttentionModel
-
-
-def prepare_history(
-    con: duckdb.DuckDBPyConnection, history: str, as_of: datetime | None, config: EngineConfig, prefix: str
-) -> HistoryTables:
-    """Co-visitation, popularity and item-feature tables of ``history``."""
-    index = build_index(con, history, config.candidates, f"{prefix}_ix")
-    items = build_item_table(con, history, index, as_of, f"{prefix}_items")
-    return HistoryTables(history, as_of, index, items)
-
-
-def feature_frame(
-    con: duckdb.DuckDBPyConnection,
-    tables: HistoryTables,
-    users: str,
-    prefix: str,
-    *,
-    labels: str | None = None,
-    attention: AttentionModel | None = None,
-    attention_per_user: bool = False,
-) -> pd.DataFrame:
-    """Feature rows (candidates x features, plus ``label``) for the users in table ``users``.
-
-    With an attention model, ``attention_score`` is its logit for each row, read from the same
-    history table (so it sees exactly what the other features see). ``attention_per_user`` scores
-    each user's rows as one batch of their own, as serving one customer does: the network's float32
-    sums then round exactly as they do at request time (a batch mixing users may differ in the
-    last bit), which the precomputed serving lists rely on.
-    """
-    candidates = generate(con, tables.index, tables.history, users, f"{prefix}_cand")
-    seq = f"{candidates}_seq"
-    build_user_tables(con, tables.history, seq, users, tables.as_of, f"{prefix}_usr")
-    frame = assemble(con, candidates, tables.items, f"{prefix}_usr", seq, labels)
-    if attention is not None:
-        user_ids = frame[s.USER_ID].unique().tolist()
-        histories = attention.histories(con, tables.history, user_ids)
-        if attention_per_user:
-            frame[ATTENTION_SCORE] = _scores_per_user(attention, histories, frame[s.USER_ID].to_numpy(),
-                                                      frame[s.ITEM_ID].to_numpy())
-        else:
-            frame[ATTENTION_SCORE] = attention.score(
-                histories, frame[s.USER_ID].tolist(), frame[s.ITEM_ID].tolist()).astype(np.float64)
-    return frame
-
-
-def _scores_per_user(attention: AttentionModel, histories: Histories, users: np.ndarray,
-                     items: np.ndarray) -> np.ndarray:
-    """The network's logits with one ``score`` call per user (rows grouped by user, as assembled)."""
-    out = np.empty(len(users), dtype=np.float64)
-    if not len(users):
-        return out
-    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
-    ends = np.r_[starts[1:], len(users)]
-    for a, b in zip(starts.tolist(), ends.tolist()):
-        out[a:b] = attention.score(histories, users[a:b].tolist(), items[a:b].tolist())
-    return out
-
-
-def rank_frame(frame: pd.DataFrame, ranker: Ranker, n: int) -> dict[str, list[tuple[str, float]]]:
-    """Each user's top ``n`` rows by the ranker's score (ties broken by candidate rank)."""
-    if frame.empty:
-        return {}
-    scored = pd.DataFrame({
-        "user": frame[s.USER_ID].to_numpy(), "item": frame[s.ITEM_ID].to_numpy(),
-        "score": ranker.predict(frame), "cand_rank": frame["cand_rank"].to_numpy(),
-    })
-    scored = scored.sort_values(["user", "score", "cand_rank"], ascending=[True, False, True], kind="stable")
-    scored = scored[scored.groupby("user").cumcount() < n]
-    out: dict[str, list[tuple[str, float]]] = {}
-    for user, item, score in zip(scored["user"], scored["item"], scored["score"]):
-        out.setdefault(user, []).append((item, float(score)))
-    return out
-
-
-# --------------------------------------------------------------------------- serving
-
-# Items stored per customer at training time. Every list the product shows is the top 10 (the
-# lookup page, reports, the API's default k); 50 also covers the API's larger k up to half its
-# maximum (100; beyond 50 the live path answers). The cost is memory in the server: 50 rows x ~48
-# float64 columns is ~19 KB per customer (~100 MB for the 5,000-customer demo shop, ~430 MB for
-# Amazon Beauty's 22,363), and ~10 s of training per 4,000 customers.
-K_PRECOMPUTED = 50
-TOP_ITEMS_FILE = "top_items.parquet"  # in the version's serving/ folder
-TOP_ITEMS_META = "top_items"  # the metadata key describing it
-_PRECOMPUTE_CHUNK = 4000  # customers per batch: bounds the feature frame (~4000 x 100 rows x 48 columns)
-_TITLE = "title"
 _HISTORY_CACHE_EVENTS = 2_000_000  # shops up to this many events keep every customer's window in memory
 SERVING_INDEX = "serve_ix"  # prefix of the serving index tables, and of their files in serving/
 
 
 @dataclass(frozen=True)
 class RecommendedItem:
+    """One line of a customer's list, as every interface shows it."""
+
     rank: int
     item_id: str
     title: str
@@ -200,6 +68,7 @@ class Recommendation:
     features: pd.DataFrame  # one row per returned item, columns = ranker.features (+ user/item ids)
 
     def to_dict(self) -> dict:
+        """The list as ``recommend --json`` and the API print it (no feature rows: they are internals)."""
         return {
             "user_id": self.user_id,
             "cold_start": self.cold_start,
@@ -263,7 +132,7 @@ class TopItems:
 
     def __init__(self, frame: pd.DataFrame, k: int) -> None:
         if frame.empty:
-            self.features, self.titles, self.scores = frame.drop(columns=[_TITLE], errors="ignore"), [], []
+            self.features, self.titles, self.scores = frame.drop(columns=[TITLE], errors="ignore"), [], []
             self.spans: dict[str, tuple[int, int]] = {}
             self.k = k
             return
@@ -273,15 +142,17 @@ class TopItems:
         self.spans = dict(zip(users[starts].tolist(), zip(starts.tolist(), ends.tolist())))
         if len(self.spans) != len(starts):
             raise RecsightError("precomputed lists are not grouped by customer")
-        self.titles = frame[_TITLE].tolist()
+        self.titles = frame[TITLE].tolist()
         self.scores = frame["score"].tolist()
-        self.features = frame.drop(columns=[_TITLE])
+        self.features = frame.drop(columns=[TITLE])
         self.k = k
 
     @classmethod
-    def read(cls, path: Path, k: int, features: Sequence[str]) -> "TopItems":
+    def read(cls, path: Path, k: int, features: Sequence[str]) -> TopItems:
+        """The table written by :func:`models.precompute.precompute_top_items`, checked for the
+        columns the ranker ``features`` and the lists need."""
         frame = pd.read_parquet(path)
-        missing = sorted({s.USER_ID, s.ITEM_ID, "cand_rank", "score", _TITLE, *features} - set(frame.columns))
+        missing = sorted({s.USER_ID, s.ITEM_ID, "cand_rank", "score", TITLE, *features} - set(frame.columns))
         if missing:
             raise RecsightError(f"{path.name} lacks the columns {', '.join(missing)}")
         return cls(frame, k)
@@ -303,49 +174,6 @@ class TopItems:
         items = [RecommendedItem(rank, item, title, score) for rank, (item, title, score) in enumerate(
             zip(features[s.ITEM_ID].tolist(), self.titles[start:stop], self.scores[start:stop]), start=1)]
         return Recommendation(user_id, bool(features["user_events"].isna().all()), items, features)
-
-
-def precompute_top_items(
-    con: duckdb.DuckDBPyConnection, tables: HistoryTables, models: Models, out: Path,
-    k: int = K_PRECOMPUTED, chunk: int = _PRECOMPUTE_CHUNK,
-) -> dict:
-    """Rank every customer of the shop with the serving path and write each one's top ``k`` to ``out``.
-
-    ``tables`` are the serving tables as :meth:`Recommender.load` binds them (the shop's events,
-    the serving ``as_of``, the saved index and item table); the candidate, feature and ranker code
-    of :meth:`Recommender._rank` runs over customers in batches of ``chunk``. Returns what the
-    model's metadata records under ``top_items``.
-    """
-    started = time.perf_counter()
-    users = [row[0] for row in con.execute(
-        f"SELECT DISTINCT {s.USER_ID} FROM {tables.history} ORDER BY {s.USER_ID}").fetchall()]
-    parts = []
-    for begin in range(0, len(users), chunk):
-        con.execute("CREATE OR REPLACE TEMP TABLE pre_users (user_id VARCHAR)")
-        con.execute("INSERT INTO pre_users SELECT unnest(?::VARCHAR[])", [users[begin:begin + chunk]])
-        frame = feature_frame(con, tables, "pre_users", "pre", attention=models.attention, attention_per_user=True)
-        if frame.empty:
-            continue
-        frame = frame.assign(score=models.hybrid.predict(frame))
-        frame = frame.sort_values([s.USER_ID, "score", "cand_rank"], ascending=[True, False, True], kind="stable")
-        parts.append(frame[frame.groupby(s.USER_ID, sort=False).cumcount() < k])
-    con.execute("DROP TABLE IF EXISTS pre_users")
-    top = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    if not top.empty:
-        titles = _titles(con, top[s.ITEM_ID].unique().tolist())
-        top[_TITLE] = [titles.get(item) or item for item in top[s.ITEM_ID].tolist()]
-    top.to_parquet(out, index=False)
-    seconds = time.perf_counter() - started
-    log.info("precomputed the top %d of %d customers in %.1f s", k, len(users), seconds)
-    return {"file": f"serving/{Path(out).name}", "k": k, "customers": int(top[s.USER_ID].nunique()) if len(top) else 0,
-            "rows": len(top), "seconds": round(seconds, 2)}
-
-
-def _titles(con: duckdb.DuckDBPyConnection, item_ids: list[str]) -> dict[str, str]:
-    """{item_id: title} from the catalogue, for the items that have one."""
-    return dict(con.execute(
-        f"SELECT {s.ITEM_ID}, {s.TITLE} FROM {s.ITEMS} WHERE {s.ITEM_ID} IN (SELECT unnest(?::VARCHAR[]))",
-        [item_ids]).fetchall())
 
 
 class Recommender:
@@ -376,14 +204,16 @@ class Recommender:
 
     @property
     def attention(self) -> AttentionModel:
+        """The network behind the ranker's ``attention_score`` feature (explanations run it)."""
         return self.models.attention
 
     @staticmethod
     def feature_label(name: str) -> str:
+        """The readable label of a ranker feature, for explanations that only hold the recommender."""
         return label_of(name)
 
     @classmethod
-    def load(cls, db_path: Path, models_dir: Path) -> "Recommender":
+    def load(cls, db_path: Path, models_dir: Path) -> Recommender:
         """Open the shop read-only and load the current model version (checked against the data)."""
         con = connect_read_only(db_path)
         try:
@@ -412,29 +242,8 @@ class Recommender:
         return cls(con, artifact, HistoryTables(s.EVENTS, as_of, index, items), models, config, top)
 
     def close(self) -> None:
+        """Close the shop connection (the recommender is unusable afterwards)."""
         self.con.close()
-
-    def resolve_user(self, typed: str, secret: str = "") -> str:
-        """The pseudonym of what an agent typed: a shop customer id (hashed with ``secret``) or a pseudonym."""
-        typed = (typed or "").strip()
-        if not typed:
-            raise RecsightError("no customer id given")
-        candidates = [typed] + ([pseudonymise(typed, secret)] if secret else [])
-        with self._lock:
-            for candidate in candidates:
-                if self._known(candidate):
-                    return candidate
-        hint = "" if secret else " (RECSIGHT_SECRET is not set, so shop ids cannot be looked up)"
-        raise RecsightError(f"unknown customer {typed!r}: not in the shop's events or users{hint}")
-
-    def _known(self, user_id: str) -> bool:
-        if self.con.execute(f"SELECT 1 FROM {s.EVENTS} WHERE {s.USER_ID} = ? LIMIT 1", [user_id]).fetchone():
-            return True
-        try:
-            return bool(self.con.execute(f"SELECT 1 FROM {s.USERS} WHERE {s.USER_ID} = ? LIMIT 1",
-                                         [user_id]).fetchone())
-        except duckdb.CatalogException:
-            return False
 
     def recommend(self, user_id: str, k: int = 10) -> Recommendation:
         """Top ``k`` items for a known customer (pseudonym); a customer without events is a cold start.
@@ -455,7 +264,7 @@ class Recommender:
         if k <= 0:
             raise RecsightError("k must be a positive number of items")
         with self._lock:
-            if not self._known(user_id):
+            if not is_known_customer(self.con, user_id):
                 raise RecsightError(f"unknown customer {user_id!r}: not in the shop's events or users")
             return self._rank(user_id, k, self.tables)
 
@@ -472,7 +281,7 @@ class Recommender:
         if k <= 0:
             raise RecsightError("k must be a positive number of items")
         with self._lock:
-            if not self._known(user_id):
+            if not is_known_customer(self.con, user_id):
                 raise RecsightError(f"unknown customer {user_id!r}: not in the shop's events or users")
             con = self.con
             history = "serve_cf_history"
@@ -506,7 +315,7 @@ class Recommender:
                 self._all_histories = self.attention.histories(self.con, self.tables.history)
             return self._all_histories
 
-    def warm(self) -> "Recommender":
+    def warm(self) -> Recommender:
         """Build what explanations read from memory (every customer's network window, the
         co-visitation links) now rather than on the first explanation; a server calls this once
         after loading. Returns the recommender."""
@@ -526,7 +335,8 @@ class Recommender:
 
     @contextmanager
     def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """The shop connection under the serving lock, for read queries (explanations' evidence)."""
+        """The shop connection under the serving lock, for read queries (explanations' evidence,
+        :func:`analytics.customers.resolve_customer`): the connection is not thread-safe."""
         with self._lock:
             yield self.con
 
@@ -541,7 +351,7 @@ class Recommender:
             return Recommendation(user_id, cold_start, [], frame)
         frame = frame.assign(score=self.ranker.predict(frame))
         frame = frame.sort_values(["score", "cand_rank"], ascending=[False, True], kind="stable").head(k)
-        titles = _titles(con, frame[s.ITEM_ID].tolist())
+        titles = item_titles(con, frame[s.ITEM_ID].tolist())
         items = [
             RecommendedItem(rank, item, titles.get(item) or item, float(score))
             for rank, (item, score) in enumerate(zip(frame[s.ITEM_ID], frame["score"]), start=1)
@@ -565,18 +375,3 @@ def _load_top_items(artifact: registry.Artifact, features: Sequence[str]) -> Top
         return None
     log.info("precomputed lists of %d customers (top %d) loaded", len(top), top.k)
     return top
-
-
-def engine_config_from(data: dict) -> EngineConfig:
-    """Rebuild an :class:`EngineConfig` from the metadata's plain dict."""
-    try:
-        cand = dict(data["candidates"])
-        cand["covis"] = tuple(Covis(**c) for c in cand["covis"])
-        return EngineConfig(
-            candidates=CandidateConfig(**cand),
-            ranker=RankerConfig(**data["ranker"]),
-            attention=AttentionConfig(**data["attention"]),
-            list_length=data["list_length"],
-        )
-    except (KeyError, TypeError) as exc:
-        raise RecsightError(f"model metadata has an unreadable configuration ({exc}); retrain") from None

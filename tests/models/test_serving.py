@@ -1,4 +1,4 @@
-"""Serving one customer: cold start, unknown customers, id lookup, and the kept feature rows."""
+"""Serving one customer: cold start, unknown customers, id lookup on the served shop, and the kept feature rows."""
 
 from __future__ import annotations
 
@@ -6,14 +6,15 @@ import shutil
 from pathlib import Path
 
 import duckdb
-
 import numpy as np
 import pytest
 
+from analytics.customers import resolve_customer
 from analytics.privacy import pseudonymise
 from errors import RecsightError
-from models.hybrid import Recommender
-from models.pipeline import train
+from models.config import QUICK
+from models.serving import Recommender
+from models.training import train
 from tests.conftest import TEST_SECRET
 from tests.models.test_splits import COLD_USER, build_shop
 
@@ -22,7 +23,7 @@ from tests.models.test_splits import COLD_USER, build_shop
 def trained(tmp_path_factory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("hybrid")
     db = build_shop(folder / "shop.duckdb")
-    train(db, folder / "models", quick=True)
+    train(db, folder / "models", config=QUICK)
     return db, folder / "models"
 
 
@@ -64,12 +65,13 @@ def test_unknown_customer_is_a_one_line_error(recommender: Recommender) -> None:
     with pytest.raises(RecsightError, match="unknown customer") as info:
         recommender.recommend("c_nobody", k=5)
     assert "\n" not in str(info.value)
-    with pytest.raises(RecsightError, match="unknown customer"):
-        recommender.resolve_user("nobody", TEST_SECRET)
+    with pytest.raises(RecsightError, match="unknown customer"), recommender.connection() as con:
+        resolve_customer(con, "nobody", TEST_SECRET)
 
 
-def test_resolve_user_accepts_a_pseudonym_or_a_shop_id(recommender: Recommender, trained) -> None:
-    assert recommender.resolve_user("c_user0003") == "c_user0003"
+def test_resolve_customer_accepts_a_pseudonym_or_a_shop_id(recommender: Recommender, trained) -> None:
+    with recommender.connection() as con:
+        assert resolve_customer(con, "c_user0003") == "c_user0003"
     # A shop id is found through its keyed hash: register one such customer in a copy of the shop
     # (the users table is not part of the data fingerprint, so the trained model still loads).
     db, models = trained
@@ -80,10 +82,11 @@ def test_resolve_user_accepts_a_pseudonym_or_a_shop_id(recommender: Recommender,
     con.close()
     rec = Recommender.load(copy, models)
     try:
-        user = rec.resolve_user("SHOP-42", TEST_SECRET)
+        with rec.connection() as con:
+            user = resolve_customer(con, " SHOP-42 ", TEST_SECRET)
         assert user == pseudonymise("SHOP-42", TEST_SECRET)
         assert rec.recommend(user, k=3).cold_start
-        with pytest.raises(RecsightError, match="RECSIGHT_SECRET is not set"):
-            rec.resolve_user("SHOP-42", "")
+        with pytest.raises(RecsightError, match="RECSIGHT_SECRET is not set"), rec.connection() as con:
+            resolve_customer(con, "SHOP-42", "")
     finally:
         rec.close()

@@ -8,6 +8,10 @@ or missing model, or models trained on a shop file that has since changed, is re
 :class:`RecsightError` with one clear line on every request until a good version is current again;
 quietly serving the previous version instead would hide from the operator that the models on
 disk are unusable.
+
+The pages and the JSON API both take their recommender from here (it was ``service/engine.py``,
+but the pages sit beside the service, not above it), and name customers through
+:func:`resolve_customer`, so both accept the same typed ids.
 """
 
 from __future__ import annotations
@@ -16,32 +20,32 @@ import logging
 import threading
 from pathlib import Path
 
+from analytics import customers
 from errors import RecsightError
-from models.hybrid import Recommender
-from models.registry import CURRENT_FILE
+from models import registry
+from models.serving import Recommender
 from settings import Settings
 
-__all__ = ["recommender_for", "forget_all"]
+__all__ = ["recommender_for", "forget_all", "resolve_customer"]
 
 log = logging.getLogger(__name__)
 
+_Stamp = tuple[int, int, int, str]
+
 _lock = threading.Lock()
-_loaded: dict[tuple[Path, Path], tuple[tuple, Recommender]] = {}
+_loaded: dict[tuple[Path, Path], tuple[_Stamp, Recommender]] = {}
 
 
-def _stamp(db_path: Path, models_dir: Path) -> tuple:
-    """What identifies the on-disk state: the shop file's identity and the current model version."""
+def _stamp(db_path: Path, models_dir: Path) -> _Stamp:
+    """What identifies the on-disk state: the shop file's identity and the current model version
+    (read through the registry, the only reader of the models folder's pointer)."""
     try:
         db = db_path.stat()
     except FileNotFoundError:
         raise RecsightError(f"no shop database at {db_path}: run `python cli.py ingest` first") from None
-    pointer = models_dir / CURRENT_FILE
-    try:
-        current = pointer.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        raise RecsightError(f"no trained model in {models_dir}: run `python cli.py train` first") from None
-    except OSError as exc:
-        raise RecsightError(f"cannot read {pointer}: {exc.strerror}") from None
+    current = registry.current(models_dir)  # an unreadable pointer is its own RecsightError
+    if current is None:
+        raise RecsightError(f"no trained model in {models_dir}: run `python cli.py train` first")
     return db.st_ino, db.st_mtime_ns, db.st_size, current
 
 
@@ -67,3 +71,13 @@ def forget_all() -> None:
         for _, recommender in _loaded.values():
             recommender.close()
         _loaded.clear()
+
+
+def resolve_customer(recommender: Recommender, typed: object, secret: str) -> str:
+    """The pseudonym of the customer ``typed`` names (a shop id hashed with ``secret``, or a
+    pseudonym), checked against the recommender's shop; a RecsightError when nobody matches.
+
+    Read under the recommender's lock: its connection is shared by the process's requests.
+    """
+    with recommender.connection() as con:
+        return customers.resolve_customer(con, typed, secret)

@@ -1,9 +1,10 @@
 """Plotly figures of explanations: pure functions of :mod:`explain.types` data, nothing else.
 
-The dashboard, the model page and the reports all draw from here, so an agent sees the same chart
-on screen and on paper. Every figure is built only from the numbers it is given (no models, no
-database, no network) and uses one look: :data:`TEMPLATE`, with :data:`POSITIVE` for what raised
-a score and :data:`NEGATIVE` for what lowered it.
+The lookup page, the model page and the reports all draw from here, so an agent sees the same
+chart on screen and on paper. Every figure is built only from the numbers it is given (no models,
+no database, no network) and uses the product's one look, :mod:`dashboard.theme`: its template,
+:data:`~dashboard.theme.POSITIVE` for what raised a score and :data:`~dashboard.theme.NEGATIVE`
+for what lowered it.
 
 Text that comes from the shop (titles, labels) is HTML-escaped before it reaches Plotly, because
 Plotly reads ``<b>``, ``<br>`` and ``<a href>`` in text as markup: a title must show as written,
@@ -21,32 +22,13 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from dashboard.theme import DIMMED, NEGATIVE, NEUTRAL, POSITIVE, PRIMARY, TEMPLATE
 from explain.types import Comparison, Contribution, HistoryEvidence, ItemExplanation
 
 __all__ = [
-    "POSITIVE", "NEGATIVE", "NEUTRAL", "ACCENT", "FONT_FAMILY", "TEMPLATE",
     "shap_waterfall", "history_attributions", "comparison_bars", "global_importance_bars",
     "dependence_scatter", "history_label", "contribution_rows", "format_value",
 ]
-
-POSITIVE = "#1a7f5a"  # raised the score
-NEGATIVE = "#c2410c"  # lowered the score
-NEUTRAL = "#64748b"  # base values, totals, folded features
-ACCENT = "#2563eb"  # attention weights, importance bars, scatter points
-# Fonts installed with Debian (DejaVu, Liberation), so the PDF never needs a web font.
-FONT_FAMILY = "DejaVu Sans, Liberation Sans, Arial, sans-serif"
-
-TEMPLATE = go.layout.Template(layout=go.Layout(
-    font={"family": FONT_FAMILY, "size": 12, "color": "#1f2937"},
-    paper_bgcolor="white",
-    plot_bgcolor="white",
-    margin={"l": 10, "r": 20, "t": 48, "b": 40},
-    hoverlabel={"font": {"family": FONT_FAMILY}},
-    xaxis={"gridcolor": "#e5e7eb", "zerolinecolor": "#9ca3af", "automargin": True},
-    yaxis={"gridcolor": "#e5e7eb", "zerolinecolor": "#9ca3af", "automargin": True},
-    colorway=[ACCENT, POSITIVE, NEGATIVE, NEUTRAL, "#7c3aed", "#0891b2"],
-    showlegend=False,
-))
 
 _WEBGL_FROM = 5000  # points above which dependence_scatter draws with WebGL
 _ROW_PX = 26  # height per bar, so labels never overlap however many rows a figure has
@@ -122,7 +104,7 @@ def shap_waterfall(item: ItemExplanation, top: int = 8) -> go.Figure:
         increasing={"marker": {"color": POSITIVE}},
         decreasing={"marker": {"color": NEGATIVE}},
         totals={"marker": {"color": NEUTRAL}},
-        connector={"line": {"color": "#cbd5e1", "width": 1}},
+        connector={"line": {"color": DIMMED, "width": 1}},
     ))
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(title_text="ranker score (raw units)", range=_padded_range(values[:-1]))
@@ -185,7 +167,7 @@ def history_attributions(item: ItemExplanation, top: int = 10) -> go.Figure:
         hovertemplate="%{customdata}<br>attribution: %{x:+.4f}<extra></extra>",
     ), row=1, col=1)
     fig.add_trace(go.Bar(
-        name="attention", orientation="h", y=labels, x=attention, marker_color=ACCENT,
+        name="attention", orientation="h", y=labels, x=attention, marker_color=PRIMARY,
         text=[f"{a:.2f}" for a in attention], textposition="auto", customdata=full,
         hovertemplate="%{customdata}<br>attention weight: %{x:.3f}<extra></extra>",
     ), row=1, col=2)
@@ -264,7 +246,7 @@ def global_importance_bars(importance: Mapping[str, float] | pd.DataFrame, top: 
         fig.add_trace(go.Bar(
             orientation="h", y=[_text(label) for label in part.index], x=part["importance"].tolist(),
             name="mean |SHAP|" if segment is None else _text(segment),
-            marker_color=ACCENT if segment is None else None,
+            marker_color=PRIMARY if segment is None else None,
             hovertemplate="%{y}<br>mean |SHAP|: %{x:.4f}<extra>%{fullData.name}</extra>",
         ))
     fig.update_yaxes(autorange="reversed", type="category")

@@ -2,17 +2,17 @@
 baselines (overall and per segment), the model's metadata, and the faithfulness checks of its
 explanations. Pure functions of a version's ``metadata.json``; nothing here touches customers.
 
-The evaluation is computed at training time and stored with the version (``models.pipeline.train``
-writes ``metrics``), so the page reads JSON for it. The faithfulness checks
-(:func:`measure_faithfulness`) run the explanations on a small sample of customers against the
-loaded model and return only aggregates. Groups of fewer than ``k`` customers are suppressed:
+The evaluation is computed at training time and stored with the version (``models.training.train``
+writes ``metrics``), so the page reads JSON for it; versions and their metadata are read through
+:mod:`models.registry`, the only reader of the models folder. The faithfulness checks
+(:mod:`explain.faithfulness`) run the explanations on a small sample of customers against the
+loaded model and return only aggregates, drawn here. Groups of fewer than ``k`` customers are suppressed:
 the page is for analysts, who see aggregates only.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,24 +22,23 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from analytics import schema as s
-from analytics.overview_figures import DIMMED, INK, MUTED, PRIMARY, PRIMARY_LIGHT, empty_figure, style
+from dashboard.theme import DIMMED, INK, MUTED, PRIMARY, PRIMARY_LIGHT, empty_figure, style
 from errors import RecsightError
-from explain.attributions import MIN_DELETION_WINDOW, attribute_items, deletion_drops
-from explain.tree_shap import shap_rows
+from explain.faithfulness import IG_TOLERANCE, Faithfulness
 from models import registry
+from models.features import label_of
 
 __all__ = [
-    "MODEL_LABELS", "BASELINES", "SERVED_MODEL", "METRIC_COLUMNS", "VersionInfo", "list_versions", "read_metadata", "version_folder",
-    "evaluation_table", "segment_table", "SegmentTable", "metadata_rows", "evaluation_figure",
+    "MODEL_LABELS", "BASELINES", "SERVED_MODEL", "METRIC_COLUMNS", "VersionInfo", "list_versions", "read_metadata",
+    "version_folder", "evaluation_table", "segment_table", "SegmentTable", "metadata_rows", "evaluation_figure",
     "segment_figure", "metric_choices", "metric_label", "metric_help", "importance_segments", "importance_view",
-    "dependence_view", "feature_choices", "shap_additivity", "Faithfulness", "measure_faithfulness",
+    "dependence_view", "feature_choices", "feature_label", "shap_additivity",
     "deletion_figure", "completeness_figure",
 ]
 
 log = logging.getLogger(__name__)
 
-SERVED_MODEL = "hybrid"  # the list customers see (models.hybrid.Recommender.ranker)
+SERVED_MODEL = "hybrid"  # the list customers see (models.serving.Recommender.ranker)
 MODEL_LABELS: dict[str, str] = {
     "popularity": "Popularity (baseline)",
     "covisit": "Co-visitation (baseline)",
@@ -82,38 +81,32 @@ class VersionInfo:
 
 
 def list_versions(models_dir: Path | str) -> list[VersionInfo]:
-    """The readable versions in ``models_dir``, the one in use first, then newest first."""
-    root = Path(models_dir)
-    folder = root / registry.VERSIONS_DIR
+    """The readable versions in ``models_dir``, the one in use first, then newest first.
+
+    An unreadable pointer or version is left out (and logged) rather than failing the page: the
+    picker still offers what can be shown.
+    """
     try:
-        current = (root / registry.CURRENT_FILE).read_text(encoding="utf-8").strip()
-    except OSError:
-        current = ""
+        current = registry.current(models_dir)
+    except RecsightError as exc:
+        log.warning("cannot tell which model version is in use: %s", exc)
+        current = None
     found = []
-    for path in sorted(folder.glob("*/" + registry.METADATA_FILE)) if folder.is_dir() else []:
-        name = path.parent.name
-        if name.startswith("."):
-            continue
+    for name in registry.versions(models_dir):
         try:
-            meta = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            log.warning("skipping model version %s: unreadable metadata", name)
-            continue
-        if not isinstance(meta, dict):
+            meta = registry.metadata(models_dir, name)
+        except RecsightError as exc:
+            log.warning("skipping model version %s: %s", name, exc)
             continue
         found.append(VersionInfo(name, str(meta.get("dataset", "?")), str(meta.get("trained_at", "")),
                                  str(meta.get("protocol", "?")), name == current))
-    found.sort(key=lambda v: v.name, reverse=True)
-    found.sort(key=lambda v: not v.current)
+    found.sort(key=lambda v: not v.current)  # stable: newest first within each group
     return found
 
 
 def read_metadata(models_dir: Path | str, version: str | None = None) -> dict[str, Any]:
     """The metadata of ``version`` (default: the one in use), with a clear error when missing."""
-    if version is None:
-        return registry.load_current(Path(models_dir)).metadata
-    path = version_folder(models_dir, version) / registry.METADATA_FILE
-    return json.loads(path.read_text(encoding="utf-8"))
+    return registry.metadata(models_dir, version)
 
 
 def version_folder(models_dir: Path | str, version: str) -> Path:
@@ -387,6 +380,11 @@ def feature_choices(importance: Any) -> list[dict[str, str]]:
     return [{"label": label, "value": feature} for feature, label in zip(frame["feature"], frame["label"])]
 
 
+def feature_label(feature: str) -> str:
+    """The words the page shows for a ranker feature (the dependence plot's axis)."""
+    return label_of(feature)
+
+
 def shap_additivity(importance: Any) -> float:
     """Largest |base + sum of SHAP values - score| over the sampled rows: TreeSHAP's exactness
     on the lists customers see (0 up to float rounding when the explanations are faithful)."""
@@ -398,64 +396,6 @@ def shap_additivity(importance: Any) -> float:
 
 
 # --------------------------------------------------------------------------- faithfulness
-
-
-IG_TOLERANCE = 0.01  # the relative completeness error Integrated Gradients aims for
-
-
-@dataclass(frozen=True)
-class Faithfulness:
-    """Do the explanations describe the model? Aggregates over ``customers`` sampled customers:
-
-    * ``shap_max_error``: largest |base + sum of SHAP - score| over their explained items;
-    * ``ig_relative``: per (customer, item), IG's |convergence delta| / |score - baseline score|;
-    * ``drops``: per (customer, item), the attention network's score drop when its 3 most
-      attributed history events are removed, and when 3 random ones are: faithful attributions
-      make the first larger.
-    """
-
-    customers: int
-    items: int
-    shap_max_error: float
-    ig_relative: list[float]
-    drops: list[tuple[float, float]]
-
-    def top_beats_random(self) -> float | None:
-        """Share of (customer, item) pairs where removing the top-3 events costs more than 3 random ones."""
-        return float(np.mean([top > rnd for top, rnd in self.drops])) if self.drops else None
-
-
-def faithfulness_sample(recommender: Any, n_users: int, seed: int) -> list[str]:
-    """Up to ``n_users`` customers with enough history for the deletion test, in a fixed
-    pseudo-random order (the same customers for the same seed and history)."""
-    with recommender.connection() as con:
-        return [row[0] for row in con.execute(
-            f"""SELECT {s.USER_ID} FROM {recommender.tables.history} GROUP BY 1 HAVING count(*) >= ?
-                ORDER BY md5({s.USER_ID} || ?), 1 LIMIT ?""", [MIN_DELETION_WINDOW, str(seed), n_users]).fetchall()]
-
-
-def measure_faithfulness(recommender: Any, n_users: int = 20, k: int = 10, seed: int = 7) -> Faithfulness:
-    """The checks of ``bench/explain_faithfulness.py`` on the customers of :func:`faithfulness_sample`,
-    for the dashboard. Seconds, not minutes."""
-    users = faithfulness_sample(recommender, n_users, seed)
-    rng = np.random.default_rng(seed)
-    shap_error, items, relative = 0.0, 0, []
-    drops: list[tuple[float, float]] = []
-    for user in users:
-        result = recommender.recommend(user, k)
-        if not result.items:
-            continue
-        shap_error = max(shap_error, shap_rows(recommender.ranker, result.features).max_additivity_error)
-        items += len(result.items)
-        histories = recommender.histories([user])
-        for pair in attribute_items(recommender.attention, histories, user, [i.item_id for i in result.items]):
-            if not len(pair.columns):
-                continue
-            relative.append(float(pair.relative_delta))
-            drop = deletion_drops(recommender.attention, histories, user, pair, rng)
-            if drop is not None:
-                drops.append(drop)
-    return Faithfulness(len(users), items, shap_error, relative, drops)
 
 
 def deletion_figure(faith: Faithfulness, height: int = 300) -> go.Figure:

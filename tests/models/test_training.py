@@ -1,4 +1,4 @@
-"""train / evaluate / recommend as the command line runs them."""
+"""train / evaluate / recommend as the command line runs them, and what ``train`` hands its extras."""
 
 from __future__ import annotations
 
@@ -11,8 +11,12 @@ import pytest
 
 from errors import RecsightError
 from models import registry
-from models.pipeline import MODEL_NAMES, evaluate, format_evaluation, format_recommendations, recommend, train
+from models.batch import HistoryTables, Models
+from models.config import QUICK, EngineConfig
+from models.evaluation import MODEL_NAMES, evaluate, format_evaluation
+from models.training import train
 from tests.models.test_splits import COLD_USER, build_shop
+from workflows.explaining import format_recommendations, recommend
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,8 +25,32 @@ ROOT = Path(__file__).resolve().parents[2]
 def trained(tmp_path_factory) -> tuple[Path, Path, dict]:
     folder = tmp_path_factory.mktemp("pipeline")
     db = build_shop(folder / "shop.duckdb", order_only=True)
-    summary = train(db, folder / "models", quick=True)
+    summary = train(db, folder / "models", config=QUICK, extras=(_record_extra,))
     return db, folder / "models", summary
+
+
+EXTRA_CALLS: list[dict] = []
+
+
+def _record_extra(folder: Path, con, tables: HistoryTables, models: Models, protocol: str) -> None:
+    """An extra as the layers above pass one: it runs inside the version being written."""
+    (folder / "extra.txt").write_text(protocol)
+    EXTRA_CALLS.append({"staging": folder.name.startswith(".staging-"),
+                        "saved": (folder / registry.RANKER_FILE).exists(), "tables": tables, "models": models,
+                        "events": con.execute("SELECT count(*) FROM events").fetchone()[0]})
+
+
+def test_extras_run_inside_the_version_and_the_metadata_names_the_configuration(trained) -> None:
+    db, models, summary = trained
+    assert len(EXTRA_CALLS) == 1
+    call = EXTRA_CALLS[0]
+    assert call["staging"] and call["saved"] and call["events"] > 0
+    assert isinstance(call["tables"], HistoryTables) and isinstance(call["models"], Models)
+    version = registry.load_current(models)
+    assert (version.path / "extra.txt").read_text() == summary["protocol"] == "leave-one-out"
+    assert version.metadata["quick"] is True
+    rounds = version.metadata["config"]["ranker"]["max_rounds"]
+    assert rounds == QUICK.ranker.max_rounds != EngineConfig().ranker.max_rounds
 
 
 def test_evaluation_has_every_model_and_metric_and_matches_training(trained) -> None:
@@ -48,7 +76,7 @@ def test_evaluation_has_every_model_and_metric_and_matches_training(trained) -> 
 def test_same_seed_same_ranking(trained, tmp_path: Path) -> None:
     db, models, _ = trained
     again = tmp_path / "again"
-    train(db, again, quick=True)
+    train(db, again, config=QUICK)
     assert recommend(db, models, "c_user0007", k=10) == recommend(db, again, "c_user0007", k=10)
 
 

@@ -1,8 +1,8 @@
-"""Plotly figures for the shop overview, built from the frames of :mod:`analytics.shop_overview`.
+"""Plotly figures for the shop overview, built from the frames of :mod:`dashboard.shop_overview`.
 
 Pure functions: a frame in, a ``go.Figure`` out, no database and no Dash, so they are tested
-directly and reused by reports. One restrained look for every chart (system fonts, a muted
-palette, light grid, no chart junk) lives in :func:`style`; an empty frame gives a figure with a
+directly and reused by reports. The look (fonts, palette, grid) is the one theme of
+:mod:`dashboard.theme`, shared with the explanation figures; an empty frame gives a figure with a
 short message instead of blank axes.
 """
 
@@ -13,50 +13,14 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analytics import schema
+from dashboard.theme import ACCENT, DIMMED, GRID, INK, MUTED, PRIMARY, empty_figure, style
 
-__all__ = [
-    "FONT_FAMILY", "PALETTE", "style", "empty_figure", "funnel_figure", "activity_figure",
-    "ranking_figure", "segments_figure",
-]
+__all__ = ["funnel_figure", "activity_figure", "ranking_figure", "segments_figure"]
 
-FONT_FAMILY = ('system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", "Noto Sans", '
-               '"Liberation Sans", Arial, sans-serif')
-INK, MUTED, GRID = "#1f2933", "#6b7785", "#e6e9ee"
-PRIMARY, PRIMARY_LIGHT, ACCENT, DIMMED = "#3d6a8e", "#a9c1d6", "#c4975c", "#cfd6de"
-PALETTE: tuple[str, ...] = ("#3d6a8e", "#6d9c8f", "#c4975c", "#a86a6a", "#7c6d9e", "#8c9aa8", "#5b8fa8")
 _FUNNEL_SHADES = ("#2f5573", "#4a7294", "#7398b5", "#a3bfd4")
 _STAGE_LABELS = {schema.VIEW: "Viewed", schema.CLICK: "Clicked", schema.CART: "Added to cart",
                  schema.PURCHASE: "Purchased"}
 _LABEL_WIDTH = 34
-
-
-def style(fig: go.Figure, height: int = 320) -> go.Figure:
-    """Apply the dashboard's look to ``fig`` (in place) and return it."""
-    fig.update_layout(
-        height=height,
-        margin=dict(l=8, r=16, t=8, b=8),
-        paper_bgcolor="rgba(0,0,0,0)",
-        plot_bgcolor="rgba(0,0,0,0)",
-        font=dict(family=FONT_FAMILY, size=12, color=INK),
-        colorway=list(PALETTE),
-        hoverlabel=dict(bgcolor="white", bordercolor=GRID, font=dict(family=FONT_FAMILY, size=12, color=INK)),
-        showlegend=False,
-        separators=".,",
-    )
-    fig.update_xaxes(gridcolor=GRID, zeroline=False, linecolor=GRID, tickfont=dict(color=MUTED))
-    fig.update_yaxes(gridcolor=GRID, zeroline=False, linecolor=GRID, tickfont=dict(color=MUTED))
-    return fig
-
-
-def empty_figure(message: str, height: int = 320) -> go.Figure:
-    """A blank chart that says why it is blank (no data in the range, no profiles yet...)."""
-    fig = go.Figure()
-    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
-                       font=dict(size=13, color=MUTED))
-    style(fig, height)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return fig
 
 
 def funnel_figure(frame: pd.DataFrame, height: int = 320) -> go.Figure:

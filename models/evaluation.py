@@ -1,17 +1,13 @@
-"""Train, evaluate and recommend: what ``cli.py train|evaluate|recommend`` run.
+"""Evaluation: every model beside the baselines on the held-out test stage, overall and per segment.
 
-``train`` splits the shop's events by protocol (:mod:`models.splits`), trains the attention
-network and the two rankers on the training stage only, evaluates every model on the held-out
-test stage beside the popularity and co-visitation baselines, builds the serving tables from all
-events, and publishes one model version (:mod:`models.registry`). ``evaluate`` recomputes that
-table from the stored models and the database, so it is an independent check, not a cached print.
+Training (:func:`models.training.train`) stores this table with the version; :func:`evaluate`
+(``cli.py evaluate``) recomputes it from the stored models and the database, so it is an
+independent check, not a cached print.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,110 +16,21 @@ import duckdb
 from analytics import metrics
 from analytics import schema as s
 from analytics.db import connect_read_only
-from errors import RecsightError
-from explain.global_view import write_global_importance
 from models import registry
-from models.attention import AttentionModel, train_attention
+from models.attention import AttentionModel
+from models.batch import Models, feature_frame, prepare_history, rank_frame
 from models.candidates import covisit_ranking, popularity_ranking
-from models.features import feature_names
-from models.hybrid import (
-    QUICK, TOP_ITEMS_FILE, TOP_ITEMS_META, EngineConfig, Models, Recommender, engine_config_from, feature_frame,
-    precompute_top_items, prepare_history, rank_frame,
-)
-from models.ranker import Ranker, train_ranker
-from models.splits import LEAVE_ONE_OUT, TEMPORAL, Split, detect_protocol, make_split
+from models.config import EngineConfig, engine_config_from
+from models.ranker import Ranker
+from models.splits import LEAVE_ONE_OUT, Split, make_split
 
-__all__ = ["MODEL_NAMES", "train", "evaluate", "evaluate_split", "format_evaluation", "recommend",
-           "format_recommendations"]
+__all__ = ["MODEL_NAMES", "evaluate", "evaluate_split", "format_evaluation"]
 
 log = logging.getLogger(__name__)
 
 MODEL_NAMES = ("popularity", "covisit", "attention", "ranker", "hybrid")
 # History-length buckets (events) for leave-one-out segments.
 _LENGTH_BUCKETS = ((1, 5, "1-5 events"), (6, 10, "6-10 events"), (11, 20, "11-20 events"), (21, None, "21+ events"))
-
-
-def train(db_path: Path, models_dir: Path, protocol: str | None = None, quick: bool = False) -> dict:
-    """Train every model on ``db_path``, evaluate it, and publish a new version in ``models_dir``."""
-    started = time.perf_counter()
-    config = QUICK if quick else EngineConfig()
-    timings: dict[str, float] = {}
-
-    def lap(name: str, since: float) -> float:
-        now = time.perf_counter()
-        timings[name] = round(now - since, 2)
-        log.info("%s: %.1f s", name, now - since)
-        return now
-
-    con = connect_read_only(db_path)
-    try:
-        protocol = protocol or detect_protocol(con)
-        split = make_split(con, protocol)
-        data_fingerprint = registry.fingerprint(con)
-        t = lap("split", started)
-        attention = train_attention(con, split.train.history, config.attention)
-        t = lap("attention", t)
-        tables = prepare_history(con, split.train.history, split.train.as_of, config, "tr")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE tr_users AS SELECT DISTINCT {s.USER_ID} FROM {split.train.labels}")
-        frame = feature_frame(con, tables, "tr_users", "tr", labels=split.train.labels, attention=attention)
-        t = lap("training features", t)
-        temporal = protocol == TEMPORAL
-        ranker = train_ranker(frame, feature_names(temporal, with_attention=False), config.ranker)
-        hybrid = train_ranker(frame, feature_names(temporal, with_attention=True), config.ranker)
-        del frame
-        models = Models(ranker, hybrid, attention)
-        t = lap("rankers", t)
-        evaluation = evaluate_split(con, split, models, config, dataset=Path(db_path).stem)
-        t = lap("evaluation", t)
-        serving = prepare_history(con, s.EVENTS, None, config, "serve")
-        serving_as_of = con.execute(f"SELECT max({s.TS}) + INTERVAL 1 MICROSECOND FROM {s.EVENTS}").fetchone()[0]
-        t = lap("serving tables", t)
-
-        def fill(folder: Path) -> dict:
-            ranker.save(folder / registry.RANKER_FILE)
-            hybrid.save(folder / registry.HYBRID_FILE)
-            attention.save(folder / registry.ATTENTION_FILE)
-            serving.index.save(folder / "serving", con)
-            con.execute(f"COPY {serving.items} TO '{folder / 'serving' / (serving.items + '.parquet')}' (FORMAT PARQUET)")
-            write_global_importance(folder, con, serving, models, protocol)  # the dashboard's global SHAP view
-            # Every customer's list, ranked now by the serving path over the tables just saved, so
-            # a request for a known customer is a lookup (Recommender.recommend).
-            top_items = precompute_top_items(con, dataclasses.replace(serving, as_of=serving_as_of), models,
-                                             folder / "serving" / TOP_ITEMS_FILE)
-            lap("serving precompute", time.perf_counter() - top_items["seconds"])
-            timings["total"] = round(time.perf_counter() - started, 2)
-            return {
-                "dataset": Path(db_path).stem,
-                "fingerprint": data_fingerprint,
-                "protocol": protocol,
-                "split": _split_summary(split),
-                "features": {"ranker": ranker.features, "hybrid": hybrid.features},
-                "config": dataclasses.asdict(config),
-                "quick": quick,
-                "metrics": evaluation,
-                "ranker_trees": {"ranker": ranker.booster.num_trees(), "hybrid": hybrid.booster.num_trees()},
-                "attention_training": {k: v for k, v in attention.training.items() if k != "epochs"},
-                "serving_as_of": serving_as_of.isoformat(),
-                TOP_ITEMS_META: top_items,
-                "timings_s": timings,
-                "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            }
-
-        path = registry.write_version(Path(models_dir), fill)
-    finally:
-        con.close()
-    return {"models": str(path), "protocol": protocol, "target": evaluation["target"],
-            "timings_s": timings, "candidates": evaluation["candidates"],
-            "ndcg@10": {name: evaluation["models"][name]["ndcg@10"] for name in MODEL_NAMES}}
-
-
-def _split_summary(split: Split) -> dict:
-    return {
-        "target": split.target,
-        "window_days": split.window.total_seconds() / 86400 if split.window else None,
-        "train_cutoff": split.train.as_of.isoformat() if split.train.as_of else None,
-        "test_cutoff": split.test.as_of.isoformat() if split.test.as_of else None,
-    }
 
 
 def evaluate(db_path: Path, models_dir: Path, k: int = 10) -> dict:
@@ -254,40 +161,4 @@ def format_evaluation(result: dict) -> str:
         for segment, per_model in segments["groups"].items():
             users = next(iter(per_model.values())).get("users", 0)
             lines.append(f"{segment:<16}{users:>7}" + "".join(f"{per_model[m][f'ndcg@{k}']:>12.4f}" for m in names))
-    return "\n".join(lines)
-
-
-def recommend(db_path: Path, models_dir: Path, user: str, k: int = 10, explain: bool = False,
-              secret: str = "") -> dict:
-    """Top ``k`` items for one customer (shop id or pseudonym), as the JSON of ``recommend --json``."""
-    recommender = Recommender.load(Path(db_path), Path(models_dir))
-    try:
-        user_id = recommender.resolve_user(user, secret)
-        result = recommender.recommend(user_id, k)
-        payload = result.to_dict()
-        if explain:
-            payload = _explained(recommender, result, payload)
-        return payload
-    finally:
-        recommender.close()
-
-
-def _explained(recommender: Recommender, result, payload: dict) -> dict:
-    try:
-        from explain.api import explain_recommendation  # the explanations issue provides this
-    except ImportError:
-        raise RecsightError("explanations are not installed in this build (explain.api is missing)") from None
-    return explain_recommendation(recommender, result, payload)
-
-
-def format_recommendations(result: dict) -> str:
-    """A readable list: rank, score, item id and title."""
-    head = f"customer {result['user_id']}" + (" (cold start: popular items)" if result["cold_start"] else "")
-    lines = [head]
-    for item in result["items"]:
-        lines.append(f"{item['rank']:>3}. {item['score']:>8.4f}  {item['item_id']}  {item['title']}")
-        for reason in (item.get("explanation") or {}).get("reasons", []):
-            lines.append(f"       - {reason}")
-    if not result["items"]:
-        lines.append("  (no items to recommend)")
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""The explanation entry points: the customer view, the JSON of `recommend --explain --json`."""
+"""The explanation entry point and the customer use case: the JSON of `recommend --explain --json`."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from explain.api import explain_customer, explain_recommendation
-from models.hybrid import Recommender
+from explain.explainer import explanation_payload
+from models.serving import Recommender
 from tests.explain.conftest import COLD_USER, Shop
+from workflows.explaining import explain_customer
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPLANATION_KEYS = {"base_value", "contributions", "history", "convergence_delta", "reasons"}
@@ -47,10 +48,10 @@ def test_cli_recommend_explain_json_has_the_issue_schema(shop: Shop, active_user
     assert any(item["explanation"]["history"] for item in payload["items"])
 
 
-def test_explain_recommendation_keeps_the_payload_and_adds_explanations(recommender: Recommender) -> None:
+def test_explanation_payload_keeps_the_payload_and_adds_explanations(recommender: Recommender) -> None:
     result = recommender.recommend(COLD_USER, k=3)
     payload = result.to_dict()
-    explained = explain_recommendation(recommender, result, payload)
+    explained = explanation_payload(recommender, result, payload)
     assert "explanation" not in payload["items"][0]  # the caller's dict is not modified
     assert explained["cold_start"] is True and [i["item_id"] for i in explained["items"]] == \
         [i["item_id"] for i in payload["items"]]

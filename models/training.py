@@ -1,0 +1,157 @@
+"""Train a shop's engine and publish it as one model version: what ``cli.py train`` runs.
+
+``train`` splits the shop's events by protocol (:mod:`models.splits`), trains the attention
+network and the two rankers on the training stage only, evaluates every model on the held-out
+test stage beside the popularity and co-visitation baselines (:mod:`models.evaluation`), builds
+the serving tables from all events, ranks every customer's list (:mod:`models.precompute`), and
+publishes one model version (:mod:`models.registry`).
+
+What the layers above want stored with a version (the dashboard's global SHAP view) they pass
+as ``extras``: the engine does not import them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from analytics import schema as s
+from analytics.db import connect_read_only
+from models import registry
+from models.attention_training import train_attention
+from models.batch import HistoryTables, Models, feature_frame, prepare_history
+from models.config import QUICK, EngineConfig
+from models.evaluation import MODEL_NAMES, evaluate_split
+from models.features import feature_names
+from models.precompute import TOP_ITEMS_FILE, TOP_ITEMS_META, precompute_top_items
+from models.ranker import train_ranker
+from models.splits import TEMPORAL, Split, detect_protocol, make_split
+
+__all__ = ["VersionExtra", "train"]
+
+log = logging.getLogger(__name__)
+
+# Something more to store in a version being written: called as
+# ``extra(folder, con, serving_tables, models, protocol)`` after the models and serving tables are
+# saved into the staging ``folder`` and before the lists are precomputed. It raises to abort the
+# version (the previous one stays current).
+VersionExtra = Callable[[Path, duckdb.DuckDBPyConnection, HistoryTables, Models, str], None]
+
+
+class _Clock:
+    """Seconds per training stage, logged as they end and stored in the metadata (``timings_s``)."""
+
+    def __init__(self) -> None:
+        self.started = self.last = time.perf_counter()
+        self.timings: dict[str, float] = {}
+
+    def lap(self, name: str, since: float | None = None) -> None:
+        now = time.perf_counter()
+        seconds = now - (self.last if since is None else since)
+        self.timings[name] = round(seconds, 2)
+        log.info("%s: %.1f s", name, seconds)
+        self.last = now
+
+    def total(self) -> None:
+        self.timings["total"] = round(time.perf_counter() - self.started, 2)
+
+
+def train(db_path: Path, models_dir: Path, protocol: str | None = None, config: EngineConfig | None = None,
+          extras: Sequence[VersionExtra] = ()) -> dict[str, Any]:
+    """Train every model on ``db_path``, evaluate it, and publish a new version in ``models_dir``.
+
+    ``config`` None is the full :class:`EngineConfig` (``cli.py train --quick`` passes
+    :data:`models.config.QUICK`); ``extras`` add files to the version (see :data:`VersionExtra`).
+    Returns the summary ``cli.py train`` prints.
+    """
+    config = EngineConfig() if config is None else config
+    clock = _Clock()
+    con = connect_read_only(db_path)
+    try:
+        protocol = protocol or detect_protocol(con)
+        split = make_split(con, protocol)
+        data_fingerprint = registry.fingerprint(con)
+        clock.lap("split")
+        models = _fit(con, split, config, clock)
+        evaluation = evaluate_split(con, split, models, config, dataset=Path(db_path).stem)
+        clock.lap("evaluation")
+        serving = prepare_history(con, s.EVENTS, None, config, "serve")
+        serving_as_of = con.execute(f"SELECT max({s.TS}) + INTERVAL 1 MICROSECOND FROM {s.EVENTS}").fetchone()[0]
+        clock.lap("serving tables")
+
+        def fill(folder: Path) -> dict[str, Any]:
+            _save_models(folder, con, serving, models)
+            for extra in extras:
+                extra(folder, con, serving, models, protocol)
+            # Every customer's list, ranked now by the serving path over the tables just saved, so
+            # a request for a known customer is a lookup (Recommender.recommend).
+            top_items = precompute_top_items(con, dataclasses.replace(serving, as_of=serving_as_of), models,
+                                             folder / "serving" / TOP_ITEMS_FILE)
+            clock.lap("serving precompute", time.perf_counter() - top_items["seconds"])
+            clock.total()
+            return {
+                "dataset": Path(db_path).stem,
+                "fingerprint": data_fingerprint,
+                "protocol": protocol,
+                "split": _split_summary(split),
+                "features": {"ranker": models.ranker.features, "hybrid": models.hybrid.features},
+                "config": dataclasses.asdict(config),
+                "quick": config == QUICK,
+                "metrics": evaluation,
+                "ranker_trees": {"ranker": models.ranker.booster.num_trees(),
+                                 "hybrid": models.hybrid.booster.num_trees()},
+                "attention_training": {k: v for k, v in models.attention.training.items() if k != "epochs"},
+                "serving_as_of": serving_as_of.isoformat(),
+                TOP_ITEMS_META: top_items,
+                "timings_s": clock.timings,
+                "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
+
+        path = registry.write_version(Path(models_dir), fill)
+    finally:
+        con.close()
+    return {"models": str(path), "protocol": protocol, "target": evaluation["target"],
+            "timings_s": clock.timings, "candidates": evaluation["candidates"],
+            "ndcg@10": {name: evaluation["models"][name]["ndcg@10"] for name in MODEL_NAMES}}
+
+
+def _fit(con: duckdb.DuckDBPyConnection, split: Split, config: EngineConfig, clock: _Clock) -> Models:
+    """The attention network, then both rankers on the training stage's feature rows (the hybrid
+    with the network's score as one more feature)."""
+    attention = train_attention(con, split.train.history, config.attention)
+    clock.lap("attention")
+    tables = prepare_history(con, split.train.history, split.train.as_of, config, "tr")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE tr_users AS SELECT DISTINCT {s.USER_ID} FROM {split.train.labels}")
+    frame = feature_frame(con, tables, "tr_users", "tr", labels=split.train.labels, attention=attention)
+    clock.lap("training features")
+    temporal = split.protocol == TEMPORAL
+    ranker = train_ranker(frame, feature_names(temporal, with_attention=False), config.ranker)
+    hybrid = train_ranker(frame, feature_names(temporal, with_attention=True), config.ranker)
+    del frame
+    clock.lap("rankers")
+    return Models(ranker, hybrid, attention)
+
+
+def _save_models(folder: Path, con: duckdb.DuckDBPyConnection, serving: HistoryTables, models: Models) -> None:
+    """The trained parts and the serving tables into the version's staging folder (rankers first:
+    a run killed here leaves a staging folder nobody reads)."""
+    models.ranker.save(folder / registry.RANKER_FILE)
+    models.hybrid.save(folder / registry.HYBRID_FILE)
+    models.attention.save(folder / registry.ATTENTION_FILE)
+    serving.index.save(folder / "serving", con)
+    con.execute(f"COPY {serving.items} TO '{folder / 'serving' / (serving.items + '.parquet')}' (FORMAT PARQUET)")
+
+
+def _split_summary(split: Split) -> dict[str, Any]:
+    return {
+        "target": split.target,
+        "window_days": split.window.total_seconds() / 86400 if split.window else None,
+        "train_cutoff": split.train.as_of.isoformat() if split.train.as_of else None,
+        "test_cutoff": split.test.as_of.isoformat() if split.test.as_of else None,
+    }

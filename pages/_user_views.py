@@ -1,0 +1,251 @@
+"""The customer lookup's views: pure builders of Dash components from what
+:mod:`workflows.lookup` found (the profile card, the item cards, the result area, the messages).
+
+No callbacks and no data access here: :mod:`pages._user_callbacks` calls these with the data it
+got, so each view is built the same way whether a browser or a test asked. Ids and class names
+are what the browser tests look for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from analytics import schema as s
+from analytics.profile_card import ProfileCard
+from dashboard.customer_view import timeline_figure
+from dashboard.explanation_figures import comparison_bars, history_attributions, shap_waterfall
+from dashboard.theme import PRIMARY
+from explain.types import Comparison, ItemExplanation
+from pages._parts import capitalised, card, field, graph, sentence
+from workflows.lookup import Found
+
+__all__ = [
+    "EXPORT_FORMATS", "WHY", "REASONS", "result_view", "not_found_view", "why_view", "counterfactual_box",
+    "comparison_view", "alert",
+]
+
+EXPORT_FORMATS: dict[str, tuple[str, str]] = {  # format -> (button label, MIME type)
+    "html": ("HTML", "text/html"), "pdf": ("PDF", "application/pdf"), "csv": ("CSV", "text/csv"),
+}
+WHY, REASONS = "cu-why", "cu-reasons"  # pattern-matching id types
+
+
+def result_view(store: dict[str, Any], found: Found) -> Any:
+    """The result area of a lookup: profile, timeline, the item cards, export and compare."""
+    items, details = found.items, found.details
+    notes = []
+    if found.cold_start:
+        notes.append(alert(
+            "New customer: there is no behaviour to personalise from yet, so the list shows the shop's "
+            "popular items and the reasons describe popularity, not this customer's taste.", "info", "cu-cold-start"))
+    options = [{"label": f"#{rank} {title}", "value": item_id} for item_id, title, rank in store["items"]]
+    return html.Div(id="cu-found", children=[
+        *notes,
+        dbc.Row(className="g-3", children=[
+            dbc.Col(_profile(found.card), lg=4),
+            dbc.Col(card("Behaviour over time", "Each mark is one event; hover for the item",
+                         graph("cu-timeline", 360, timeline_figure(found.timeline, found.total_events, 360))), lg=8),
+        ]),
+        html.Div(className="rs-section-head", children=[
+            html.H2(f"Top {len(items)} recommendations" if items else "Recommendations", className="rs-section-title"),
+            html.Div(className="rs-inline-field", children=[
+                html.Span("Export report", className="rs-field-label"),
+                dbc.ButtonGroup([
+                    dbc.Button(label, id=f"cu-export-{fmt}", color="light", size="sm", className="rs-preset",
+                               n_clicks=0, disabled=not items)
+                    for fmt, (label, _) in EXPORT_FORMATS.items()
+                ]),
+                dcc.Loading(html.Span(id="cu-export-status", className="rs-table-note"), type="circle",
+                            color=PRIMARY),
+            ]),
+        ]),
+        html.Div(className="rs-items", id="cu-items", children=[_item_card(item, details.get(item.item_id))
+                                                                 for item in items])
+        if items else html.Div("The model has no items to recommend to this customer.", className="rs-empty"),
+        html.Div(className="rs-section-head", children=[html.H2("Compare two items", className="rs-section-title")]),
+        html.Div(className="rs-filters rs-compare", children=[
+            field("Item A", "cu-compare-a", dcc.Dropdown(id="cu-compare-a", options=options, clearable=False,
+                                                         value=options[0]["value"] if options else None)),
+            field("Item B", "cu-compare-b", dcc.Dropdown(id="cu-compare-b", options=options, clearable=False,
+                                                         value=options[1]["value"] if len(options) > 1 else None)),
+            html.Div(className="rs-field", children=[
+                html.Span("Why A and not B?", className="rs-field-label"),
+                dbc.Button("Compare", id="cu-compare-go", color="primary", size="sm", n_clicks=0,
+                           disabled=len(options) < 2),
+            ]),
+        ]),
+        dcc.Loading(html.Div(id="cu-compare-body"), type="dot", color=PRIMARY),
+    ])
+
+
+def _item_card(item: Any, detail: tuple[Any, Any, Any] | None) -> html.Div:
+    """One recommended item; its reasons arrive later (``REASONS`` is filled by a callback)."""
+    category, brand, price = detail or (None, None, None)
+    meta = [part for part in (_leaf(category), brand, None if price is None else f"{price:,.2f}") if part]
+    return html.Div(className="rs-item", id=f"cu-item-{item.rank}", children=[
+        html.Div(className="rs-item-head", children=[
+            html.Span(f"#{item.rank}", className="rs-rank"),
+            html.Div(className="rs-item-name", children=[
+                html.Div(item.title, className="rs-item-title", title=item.title),
+                html.Div(" · ".join(meta + [item.item_id]), className="rs-item-meta"),
+            ]),
+            html.Div(f"{item.score:.3f}", className="rs-item-score", title="ranker score (raw units)"),
+        ]),
+        html.Div(id={"type": REASONS, "item": item.item_id}, className="rs-item-reasons", children=[
+            dbc.Spinner(size="sm", color="secondary", spinner_class_name="me-2"),
+            html.Span("Finding the reasons…", className="rs-reason-note"),
+        ]),
+        html.Div(className="rs-item-foot", children=[
+            dbc.Button("Why?", id={"type": WHY, "item": item.item_id}, color="link", size="sm",
+                       className="rs-why-button", n_clicks=0),
+        ]),
+    ])
+
+
+def _leaf(category: Any) -> str | None:
+    if not category:
+        return None
+    return str(category).split(s.CATEGORY_SEPARATOR)[-1]
+
+
+def _profile(profile: ProfileCard) -> dbc.Card:
+    """The profile card: who the customer is to the shop, or why there is nothing to show."""
+    head = html.Div(className="rs-profile-head", children=[
+        html.Div([html.Div("Customer", className="rs-field-label"),
+                  html.Div(profile.user_id, className="rs-pseudonym", id="cu-pseudonym")]),
+        dbc.Badge(capitalised(profile.segment) if profile.segment else "No segment", color="light",
+                  className="rs-segment", id="cu-segment"),
+    ])
+    if not profile.has_profile:
+        return card("Profile", None, [head, html.P(
+            "No profile yet: this customer has no recorded behaviour, or the shop's profiles were not "
+            "built (python cli.py ingest builds them).", className="rs-empty")])
+    purchases = profile.counts.get(s.PURCHASE, 0)
+    stats = [
+        ("Events", f"{profile.events:,}", f"{profile.sessions:,} sessions"),
+        ("Purchases", f"{purchases:,}", f"on {profile.frequency:,} days"),
+        ("Net spend", "—" if profile.monetary is None else f"{profile.monetary:,.2f}", "purchases minus returns"),
+        ("Last purchase", "never" if profile.recency_days is None else _days(profile.recency_days),
+         "" if profile.conversion_rate is None else f"{profile.conversion_rate:.1%} of views bought"),
+    ]
+    r, f, m = profile.rfm
+    return card("Profile", _active(profile), [
+        head,
+        html.Div(className="rs-stats", children=[
+            html.Div(className="rs-stat", children=[html.Div(label, className="rs-kpi-label"),
+                                                   html.Div(value, className="rs-stat-value"),
+                                                   html.Div(caption, className="rs-kpi-caption")])
+            for label, value, caption in stats
+        ]),
+        html.Div(f"RFM scores: recency {r or '–'} · frequency {f or '–'} · monetary {m or '–'} (1–5)",
+                 className="rs-table-note mb-2"),
+        _shares("Favourite categories", profile.top_categories, leaf=True),
+        _shares("Favourite brands", profile.top_brands),
+        html.Div(className="rs-price-band", children=[
+            html.Div("Price band", className="rs-field-label"),
+            html.Div(_band("Views", profile.view_prices)),
+            html.Div(_band("Purchases", profile.buy_prices)),
+        ]),
+    ])
+
+
+def _shares(title: str, shares: list[tuple[str, float]], leaf: bool = False) -> html.Div:
+    rows = [html.Div(className="rs-share", children=[
+        html.Span(_leaf(name) if leaf else name, className="rs-share-name", title=name),
+        html.Span(className="rs-share-bar", children=html.Span(style={"width": f"{share:.0%}"})),
+        html.Span(f"{share:.0%}", className="rs-share-value"),
+    ]) for name, share in shares]
+    return html.Div(className="rs-shares", children=[
+        html.Div(title, className="rs-field-label"),
+        *(rows or [html.Div("none yet", className="rs-table-note")]),
+    ])
+
+
+def _band(label: str, band: tuple[float, float, float] | None) -> str:
+    if band is None:
+        return f"{label}: no prices yet"
+    low, mid, high = band
+    return f"{label}: {low:,.2f} – {high:,.2f} (median {mid:,.2f})"
+
+
+def _active(profile: ProfileCard) -> str | None:
+    if profile.first_active is None or profile.last_active is None:
+        return None
+    return f"Active {profile.first_active:%d %b %Y} – {profile.last_active:%d %b %Y}"
+
+
+def _days(days: float) -> str:
+    if days < 1:
+        return "today"
+    whole = int(days)
+    return f"{whole} day{'s' if whole != 1 else ''} ago"
+
+
+def why_view(item: ItemExplanation, counterfactual: Any) -> tuple[Any, Any]:
+    """The "Why?" dialog's title and body for one item: its reasons, the counterfactual box, the
+    SHAP waterfall and the history events with their attributions and attention weights."""
+    title: list[Any] = [html.Span(f"#{item.rank}", className="rs-rank me-2"), f"Why “{item.title}”?"]
+    body = html.Div(className="rs-why", children=[
+        html.Div(className="rs-why-reasons", children=[
+            html.H3("In words", className="rs-card-title mb-2"),
+            html.Ul([html.Li(text) for text in item.reasons], className="rs-reasons", id="cu-why-reasons")
+            if item.reasons else html.P("No single strong reason: several small signals add up.",
+                                        id="cu-why-reasons", className="rs-reason-note"),
+            counterfactual,
+        ]),
+        html.Div(className="rs-why-figures", children=[
+            graph("cu-why-waterfall", figure=shap_waterfall(item)),
+            graph("cu-why-history", figure=history_attributions(item)),
+        ]),
+        html.P(
+            f"Scores are the ranker's raw units: the base value plus the contributions gives {item.score:.3f}. "
+            f"The deep-interest (attention) signal carries {item.attention_share:.0%} of this score's "
+            f"explanation; its history attributions are complete to {abs(item.convergence_delta):.1e}.",
+            className="rs-table-note mt-2"),
+    ])
+    return title, body
+
+
+def counterfactual_box(text: str, hint: str | None, verified: bool | None) -> html.Div:
+    """What would change the item's place: the sentence, the raise hint, whether it was verified."""
+    badge = None if verified is None else dbc.Badge("verified by re-scoring" if verified else "estimate",
+                                                    color="success" if verified else "secondary",
+                                                    className="ms-2 fw-normal")
+    return html.Div(className="rs-counterfactual", id="cu-why-counterfactual", children=[
+        html.Div(["What would change it", badge], className="rs-field-label mb-1"),
+        html.Div(text),
+        html.Div(hint, className="rs-table-note mt-1") if hint else None,
+    ])
+
+
+def comparison_view(comparison: Comparison) -> html.Div:
+    """Why item A and not item B: the summary sentences and the contribution differences."""
+    return html.Div(id="cu-comparison", children=[
+        html.Ul([html.Li(text) for text in comparison.summary], className="rs-reasons", id="cu-compare-summary"),
+        graph("cu-compare-figure", figure=comparison_bars(comparison)),
+    ])
+
+
+def not_found_view(message: str, suggestions: list[str]) -> html.Div:
+    """Nobody matched: why, and the pseudonyms the agent may have meant (links to their lookups)."""
+    hint = [html.P("Check the id, or paste the customer's pseudonym (c_…) from a report or the audit log.")]
+    if suggestions:
+        hint.append(html.Div(className="rs-suggestions", children=[
+            html.Span("Did you mean ", className="rs-table-note"),
+            *[dcc.Link(pseudonym, href=dash.get_relative_path(f"/user/{pseudonym}"), className="rs-pseudonym me-2")
+              for pseudonym in suggestions],
+        ]))
+    return html.Div(className="rs-empty-state", id="cu-not-found", children=[
+        html.Div("No customer found", className="rs-empty-title"),
+        html.P(sentence(message), id="cu-not-found-message"),
+        *hint,
+    ])
+
+
+def alert(message: str, color: str, alert_id: str | None = None) -> dbc.Alert:
+    """A message on the lookup page, as a sentence (``cu-alert`` unless a test needs its own id)."""
+    return dbc.Alert(sentence(message), color=color, className="rs-alert", id=alert_id or "cu-alert")

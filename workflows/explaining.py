@@ -1,0 +1,115 @@
+"""Explaining a customer: the use cases behind the lookup page, the reports, the API and the CLI.
+
+Each explanation is computed once per request (:mod:`explain.explainer`) and then handed, as it
+is, to what extends it: the counterfactual search and the comparison of two items run no SHAP or
+Integrated Gradients of their own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from analytics.customers import resolve_customer
+from analytics.profile_card import ProfileCard, profile_card
+from explain.compare import compare_items, require_distinct
+from explain.counterfactual import counterfactual_for, require_positive
+from explain.explainer import explain_items, explain_ranked, explanation_payload
+from explain.reasons import load_customer
+from explain.types import Comparison, Counterfactual, CustomerExplanation
+from models.serving import Recommender
+from models.splits import TEMPORAL
+
+__all__ = ["explain_customer", "customer_card", "compare", "counterfactual", "recommend", "recommendation_payload",
+           "format_recommendations"]
+
+
+def explain_customer(recommender: Recommender, user_id: str, k: int = 10, *,
+                     counterfactuals: bool = False) -> CustomerExplanation:
+    """The customer's explained top ``k`` with the profile card (what reports and the lookup page show).
+
+    ``counterfactuals`` also fills each item's ``counterfactual`` sentence; each is verified by
+    re-scoring (about a second per item), so it is meant for reports, not for interactive pages.
+    """
+    result = recommender.recommend(user_id, k)
+    customer = load_customer(recommender, user_id) if counterfactuals and not result.cold_start else None
+    items = explain_items(recommender, result, customer=customer)
+    if customer is not None:
+        items = [dataclasses.replace(item, counterfactual=counterfactual_for(recommender, item, k,
+                                                                             customer=customer).sentence)
+                 for item in items]
+    profile = customer_card(recommender, user_id).to_dict()
+    return CustomerExplanation(
+        user_id=user_id,
+        cold_start=result.cold_start,
+        generated_at=datetime.now(timezone.utc),
+        model_version=recommender.artifact.path.name,
+        profile=profile,
+        items=items,
+    )
+
+
+def compare(recommender: Recommender, user_id: str, item_a: str, item_b: str) -> Comparison:
+    """Why ``item_a`` ranks above (or below) ``item_b`` for the customer: both items are explained
+    once, at their ranks in the customer's whole candidate list, and compared."""
+    require_distinct(item_a, item_b)
+    a, b = explain_ranked(recommender, user_id, [item_a, item_b])
+    return compare_items(a, b)
+
+
+def counterfactual(recommender: Recommender, user_id: str, item_id: str, k: int = 10) -> Counterfactual:
+    """What would take ``item_id`` out of the customer's top ``k`` (verified by re-scoring), and
+    what would lift it: the item is explained once and the customer's data read once."""
+    require_positive(k)
+    customer = load_customer(recommender, user_id)
+    (explanation,) = explain_ranked(recommender, user_id, [item_id], customer=customer)
+    return counterfactual_for(recommender, explanation, k, customer=customer)
+
+
+def customer_card(recommender: Recommender, user_id: str) -> ProfileCard:
+    """The customer's profile card as the API and the reports show it (the profiles are built as
+    of all events, i.e. the serving time). Order-only shops (a leave-one-out model) have no
+    meaningful recency or purchase days: the card's JSON leaves them out."""
+    time_based = recommender.artifact.metadata.get("protocol") == TEMPORAL
+    with recommender.connection() as con:
+        return profile_card(con, user_id, time_based)
+
+
+def recommend(db_path: Path, models_dir: Path, user: str, k: int = 10, explain: bool = False,
+              secret: str = "") -> dict[str, Any]:
+    """Top ``k`` items for one customer (shop id or pseudonym), as the JSON of ``recommend --json``;
+    with ``explain``, each item carries its explanation. Loads the model for this one call (the
+    command line); servers keep a loaded recommender instead (:mod:`workflows.recommenders`)."""
+    recommender = Recommender.load(Path(db_path), Path(models_dir))
+    try:
+        with recommender.connection() as con:
+            user_id = resolve_customer(con, user, secret)
+        return recommendation_payload(recommender, user_id, k, explain)
+    finally:
+        recommender.close()
+
+
+def recommendation_payload(recommender: Recommender, user_id: str, k: int = 10,
+                           explain: bool = False) -> dict[str, Any]:
+    """The customer's top ``k`` as JSON (what ``recommend --json`` prints and the API answers);
+    with ``explain``, each item carries its explanation, computed once for the whole list."""
+    result = recommender.recommend(user_id, k)
+    payload = result.to_dict()
+    if explain:
+        payload = explanation_payload(recommender, result, payload)
+    return payload
+
+
+def format_recommendations(result: dict[str, Any]) -> str:
+    """A readable list: rank, score, item id and title (and the reasons, when explained)."""
+    head = f"customer {result['user_id']}" + (" (cold start: popular items)" if result["cold_start"] else "")
+    lines = [head]
+    for item in result["items"]:
+        lines.append(f"{item['rank']:>3}. {item['score']:>8.4f}  {item['item_id']}  {item['title']}")
+        for reason in (item.get("explanation") or {}).get("reasons", []):
+            lines.append(f"       - {reason}")
+    if not result["items"]:
+        lines.append("  (no items to recommend)")
+    return "\n".join(lines)

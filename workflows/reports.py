@@ -1,0 +1,132 @@
+"""Exporting reports: find the customers, explain them, render, and write the files atomically.
+
+What ``cli.py report`` runs. Rendering is :mod:`dashboard.reports`; here are the steps around it:
+one customer or a list of them (batch mode), ids resolved before anything is written, charts of
+a chunk of customers drawn by one browser start, every file written through :mod:`atomic`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
+
+from analytics.customers import resolve_customer
+from atomic import write_bytes
+from dashboard.reports import check_format, render_many
+from errors import RecsightError
+
+if TYPE_CHECKING:
+    from models.serving import Recommender
+
+__all__ = ["write_report", "BATCH_CHUNK"]
+
+log = logging.getLogger(__name__)
+
+BATCH_CHUNK = 25  # customers whose charts are drawn by one browser start in batch mode
+
+
+def write_report(db: Path | str, models: Path | str, user: str, fmt: str, out: Path | str, secret: str = "",
+                 k: int = 10) -> Path:
+    """Explain ``user``'s top ``k`` and write the report to ``out``; return the path written.
+
+    ``user`` is a shop customer id (looked up with ``secret``) or a pseudonym. If ``out`` is an
+    existing folder, the file is named ``<pseudonym>.<fmt>`` inside it.
+
+    Batch mode: if ``user`` names an existing file, it is a list of customers, one id or pseudonym
+    per line (blank lines and lines starting with ``#`` are skipped). ``out`` is then a folder
+    (created if missing) that receives one ``<pseudonym>.<fmt>`` per customer, and the folder is
+    returned. Every id is resolved before anything is written, so one unknown id stops the batch
+    with the line numbers to fix instead of leaving half a folder.
+
+    Files are written atomically (a temporary file in the same folder, then a rename) and are
+    readable by their owner only, as they describe a customer's behaviour.
+    """
+    check_format(fmt)
+    # Imported here: the models (torch) are only needed to explain, not to check the arguments.
+    from models.serving import Recommender
+    from workflows.explaining import explain_customer
+
+    batch = Path(user).is_file()
+    typed = _read_user_list(Path(user)) if batch else [user]
+    out = Path(out)
+    if batch or out.is_dir():
+        folder: Path | None = _prepare_folder(out)
+    else:
+        _prepare_folder(out.parent)  # fail before any model is loaded if the file cannot be written
+        folder = None
+    recommender = Recommender.load(Path(db), Path(models))
+    try:
+        pseudonyms = _resolve_all(recommender, typed, secret, Path(user) if batch else None)
+        written: list[Path] = []
+        for start in range(0, len(pseudonyms), BATCH_CHUNK):
+            started = time.perf_counter()
+            explanations = [explain_customer(recommender, p, k=k) for p in pseudonyms[start:start + BATCH_CHUNK]]
+            for explanation, data in zip(explanations, render_many(explanations, fmt, "svg")):
+                target = folder / f"{explanation.user_id}.{fmt}" if folder is not None else out
+                _write_atomic(target, data)
+                written.append(target)
+            log.info("wrote %d %s report(s) in %.1f s", len(explanations), fmt, time.perf_counter() - started)
+    finally:
+        recommender.close()
+    return folder if batch else written[0]
+
+
+def _read_user_list(path: Path) -> list[str]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecsightError(f"cannot read the customer list {path}: {exc}") from None
+    users = [line.strip() for line in lines]
+    if not any(u and not u.startswith("#") for u in users):
+        raise RecsightError(f"the customer list {path} has no customer ids (one per line)")
+    return users
+
+
+def _resolve_all(recommender: Recommender, typed: list[str], secret: str, listing: Path | None) -> list[str]:
+    """Pseudonyms of every typed id, in order and without repeats; unknown ids fail together."""
+    with recommender.connection() as con:
+        return _resolve_with(con, typed, secret, listing)
+
+
+def _resolve_with(con: duckdb.DuckDBPyConnection, typed: list[str], secret: str, listing: Path | None) -> list[str]:
+    if listing is None:
+        return [resolve_customer(con, typed[0], secret)]
+    pseudonyms: dict[str, None] = {}
+    unknown: list[int] = []
+    for number, entry in enumerate(typed, start=1):
+        if not entry or entry.startswith("#"):
+            continue
+        try:
+            pseudonyms[resolve_customer(con, entry, secret)] = None
+        except RecsightError:
+            unknown.append(number)
+    if unknown:
+        lines = ", ".join(map(str, unknown[:10])) + (" ..." if len(unknown) > 10 else "")
+        raise RecsightError(f"{len(unknown)} customer(s) in {listing} are unknown (line {lines}); "
+                            "no reports written")
+    return list(pseudonyms)
+
+
+def _prepare_folder(folder: Path) -> Path:
+    if folder.exists() and not folder.is_dir():
+        raise RecsightError(f"cannot write into {folder}: it is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RecsightError(f"cannot create the report folder {folder}: {exc.strerror or exc}") from None
+    if not os.access(folder, os.W_OK):
+        raise RecsightError(f"cannot write into {folder}: permission denied")
+    return folder
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Through :mod:`atomic` (readers never see half a report), with a one-line error."""
+    try:
+        write_bytes(path, data)
+    except OSError as exc:
+        raise RecsightError(f"cannot write {path}: {exc.strerror or exc}") from None
