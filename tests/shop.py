@@ -15,6 +15,12 @@ top-attributed events no longer move its score twice as much as random ones
 
 Built once per session (``trained_shop`` in tests/conftest.py) and never changed: a test that
 writes into the database or the models folder works on :meth:`TrainedShop.copy_to`.
+
+Used by tests/explain, tests/service (``api_app``), tests/faults (a copy per test), tests/pages,
+tests/browser (``live_app``) and tests/workflows. Not by tests/models: the engine's own tests
+train on hand-made shops whose assertions name their customers and items (a walk through a
+30-item catalogue, an order-only shop for leave-one-out, exactly 60 customers) or, for the
+attention network, on planted sequences in memory; a synthetic shop cannot state those facts.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from analytics import schema as S
-from analytics.synth import PERIOD_START, SynthSummary, generate_shop
+from analytics.synth import SynthSummary, generate_shop
+from analytics.synth_files import PERIOD_START
 from errors import RecsightError
 
 SMALL = dict(n_users=300, n_items=200, n_days=30, seed=7)
