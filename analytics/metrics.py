@@ -102,7 +102,7 @@ def evaluate_rankings(
     """Every metric of the module, averaged over the users of ``truth``; also @2k for HR and NDCG."""
     users = list(truth)
     if not users:
-        return {name: 0.0 for name in metric_names(k)} | {"users": 0}
+        return dict.fromkeys(metric_names(k), 0.0) | {"users": 0}
     sums = dict.fromkeys(metric_names(k)[:8], 0.0)
     for user in users:
         ranking, relevant = rankings.get(user, ()), truth[user]

@@ -13,9 +13,10 @@ import platform
 import resource
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from queue import Empty
-from typing import Any, Callable, Sequence
+from typing import Any
 
 __all__ = ["Timing", "machine_line", "load_line", "time_runs", "in_child", "peak_rss_mb", "format_table",
            "human_count"]
@@ -85,7 +86,7 @@ def peak_rss_mb() -> float:
 def _child_entry(queue, fn, args, kwargs) -> None:  # runs in the spawned child
     try:
         queue.put(("ok", fn(*args, **kwargs), peak_rss_mb()))
-    except BaseException as exc:  # report any failure to the parent instead of hanging it
+    except BaseException as exc:  # noqa: BLE001 - report any failure to the parent instead of hanging it
         queue.put(("error", f"{type(exc).__name__}: {exc}", peak_rss_mb()))
 
 

@@ -43,10 +43,10 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import format_table, load_line, machine_line  # noqa: E402
-from bench.recommend_explain import percentile  # noqa: E402
-from bench.train_engine import SECRET  # noqa: E402
-from bench.train_time import DATASETS, DEFAULT_WORKDIR, trained_models  # noqa: E402
+from bench._common import format_table, load_line, machine_line
+from bench.recommend_explain import percentile
+from bench.train_engine import SECRET
+from bench.train_time import DATASETS, DEFAULT_WORKDIR, trained_models
 
 __all__ = ["Server", "Level", "run_level"]
 

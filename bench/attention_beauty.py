@@ -30,10 +30,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analytics import schema  # noqa: E402
-from bench._common import format_table, machine_line  # noqa: E402
-from models.attention import AttentionConfig, AttentionModel  # noqa: E402
-from models.attention_training import train_attention  # noqa: E402
+from analytics import schema
+from bench._common import format_table, machine_line
+from models.attention import AttentionConfig, AttentionModel
+from models.attention_training import train_attention
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "amazon_beauty"
 HISTORY = "beauty_test_history"

@@ -33,12 +33,12 @@ import pandas as pd
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analytics import profiles as P  # noqa: E402
-from analytics import schema as S  # noqa: E402
-from analytics.ingest import ingest_paths  # noqa: E402
-from analytics.profile_build import build_profiles  # noqa: E402
-from analytics.synth import generate_shop  # noqa: E402
-from bench._common import Timing, format_table, human_count, in_child, load_line, machine_line, time_runs  # noqa: E402
+from analytics import profiles as P
+from analytics import schema as S
+from analytics.ingest import ingest_paths
+from analytics.profile_build import build_profiles
+from analytics.synth import generate_shop
+from bench._common import Timing, format_table, human_count, in_child, load_line, machine_line, time_runs
 
 BENCH_SECRET = "bench-secret-not-for-production"
 _LIST_COLUMNS = ((P.TOP_CATEGORIES, S.CATEGORY), (P.TOP_ROOT_CATEGORIES, S.CATEGORY), (P.TOP_BRANDS, S.BRAND))
@@ -147,12 +147,21 @@ def pandas_profiles(events: pd.DataFrame, items: pd.DataFrame,
         "brand_k": _clean(items[S.BRAND]).values,
         "item_price": items[S.PRICE].values,
     }, index=items[S.ITEM_ID].values)
-    etype = ev[S.EVENT_TYPE]
-    is_buy, is_ret, is_view = etype == S.PURCHASE, etype == S.RETURN, etype == S.VIEW
-    qty = ev[S.QUANTITY].astype("float64").fillna(1).abs()
-    day = ev[S.TS].dt.normalize()
+    return _pandas_users(ev, cat, as_of), _pandas_items(ev, cat, as_of)
 
-    # ---- users
+
+def _masks(ev: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series]:
+    """Purchase, return and view rows, and each row's quantity (missing = 1, returns positive)."""
+    etype = ev[S.EVENT_TYPE]
+    qty = ev[S.QUANTITY].astype("float64").fillna(1).abs()
+    return etype == S.PURCHASE, etype == S.RETURN, etype == S.VIEW, qty
+
+
+def _pandas_users(ev: pd.DataFrame, cat: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """user_profiles in pandas."""
+    is_buy, is_ret, is_view, qty = _masks(ev)
+    etype = ev[S.EVENT_TYPE]
+    day = ev[S.TS].dt.normalize()
     ev_u = pd.concat([ev[[S.USER_ID]], cat.reindex(ev[S.ITEM_ID].values).set_axis(ev.index)], axis=1)
     price = ev[S.PRICE].fillna(ev_u["item_price"])
     ev_u["w"] = etype.map(S.RELEVANCE).fillna(0)
@@ -179,8 +188,8 @@ def pandas_profiles(events: pd.DataFrame, items: pd.DataFrame,
         q = price[mask].groupby(ev.loc[mask, S.USER_ID]).quantile([0.25, 0.5, 0.75]).unstack()
         for level, name in zip((0.25, 0.5, 0.75), names):
             users[name] = q[level] if len(q) else np.nan
-    for column, key, field in ((P.TOP_CATEGORIES, "category_k", S.CATEGORY), (P.TOP_ROOT_CATEGORIES, "root_k", S.CATEGORY),
-                               (P.TOP_BRANDS, "brand_k", S.BRAND)):
+    for column, key, field in ((P.TOP_CATEGORIES, "category_k", S.CATEGORY),
+                               (P.TOP_ROOT_CATEGORIES, "root_k", S.CATEGORY), (P.TOP_BRANDS, "brand_k", S.BRAND)):
         tops = _top_lists(ev_u, key, field).reindex(users.index)
         users[column] = [t if isinstance(t, list) else [] for t in tops]
     buyers = users[P.LAST_PURCHASE].notna()
@@ -193,7 +202,12 @@ def pandas_profiles(events: pd.DataFrame, items: pd.DataFrame,
         [P.BROWSERS, P.CHAMPIONS, P.LOYAL, P.POTENTIAL, P.NEW, P.AT_RISK], default=P.HIBERNATING)
     users = users.rename_axis(S.USER_ID).reset_index()
 
-    # ---- items
+    return users
+
+
+def _pandas_items(ev: pd.DataFrame, cat: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """item_stats in pandas."""
+    is_buy, is_ret, _, qty = _masks(ev)
     by_item = ev.groupby(S.ITEM_ID, sort=False)
     stats = ev.groupby([S.ITEM_ID, S.EVENT_TYPE], sort=False).size().unstack(fill_value=0)
     stats = stats.reindex(columns=list(S.EVENT_TYPES), fill_value=0).rename(columns=P.COUNT_COLUMNS)
@@ -232,7 +246,7 @@ def pandas_profiles(events: pd.DataFrame, items: pd.DataFrame,
         n_recent, n_before = stats[recent].fillna(0), stats["_before_" + recent].fillna(0)
         out[recent] = n_recent.astype("int64").values
         out[trend] = ((n_recent + 1) / (n_before + 1)).values
-    return users, out
+    return out
 
 
 def _cents4(amount: pd.Series) -> pd.Series:

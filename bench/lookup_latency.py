@@ -22,20 +22,21 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analytics import schema as S  # noqa: E402
-from analytics.profile_card import profile_card  # noqa: E402
-from bench._common import format_table, load_line, machine_line  # noqa: E402
-from dashboard import customer_view as cv  # noqa: E402
-from service import audit  # noqa: E402
-from settings import load_settings  # noqa: E402
-from workflows import lookup as lookup_work  # noqa: E402
+from analytics import schema as S
+from analytics.profile_card import profile_card
+from bench._common import format_table, load_line, machine_line
+from dashboard import customer_view as cv
+from service import audit
+from settings import load_settings
+from workflows import lookup as lookup_work
 
 TARGET_MS = 300.0
 
@@ -51,11 +52,19 @@ def _row(name: str, seconds: list[float]) -> list[str]:
             str(len(ms))]
 
 
-def _timed(fn: Callable[[], Any], into: list[float]) -> Any:
+def _timed(into: list[float], fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``, its wall time appended to ``into``."""
     started = time.perf_counter()
-    result = fn()
+    result = fn(*args)
     into.append(time.perf_counter() - started)
     return result
+
+
+def _card_and_timeline(settings: Any, user: str) -> Any:
+    """What the lookup page reads from the shop: the profile card and the timeline."""
+    with lookup_work.shop_cursor(settings.db_path) as con:
+        profile_card(con, user)
+        return cv.timeline(con, user)
 
 
 def _typed_ids(settings: Any, demo: Path, n: int, seed: int) -> list[str]:
@@ -107,19 +116,13 @@ def main(argv: list[str] | None = None) -> int:
                                           "timeline figure", "audit row")}
         rec = recommender_for(settings)
         for text in typed[1:]:
-            view = _timed(lambda: page.lookup(text, settings, record), whole)
+            view = _timed(whole, page.lookup, text, settings, record)
             assert view.customer is not None, f"lookup of {text!r} found nobody"
-            user = _timed(lambda: resolve_customer(rec, text, settings.secret), parts["find (hash + check)"])
-            _timed(lambda: rec.recommend(user, page.K), parts["recommend (rank top 10)"])
-
-            def read() -> Any:
-                with lookup_work.shop_cursor(settings.db_path) as con:
-                    profile_card(con, user)
-                    return cv.timeline(con, user)
-
-            frame, total = _timed(read, parts["profile card + timeline"])
-            _timed(lambda: cv.timeline_figure(frame, total), parts["timeline figure"])
-            _timed(lambda: record(audit.CUSTOMER_LOOKUP, customer=user, detail="bench"), parts["audit row"])
+            user = _timed(parts["find (hash + check)"], resolve_customer, rec, text, settings.secret)
+            _timed(parts["recommend (rank top 10)"], rec.recommend, user, page.K)
+            frame, total = _timed(parts["profile card + timeline"], _card_and_timeline, settings, user)
+            _timed(parts["timeline figure"], cv.timeline_figure, frame, total)
+            _timed(parts["audit row"], record, audit.CUSTOMER_LOOKUP, user, "bench")
 
         later: dict[str, list[float]] = {"reasons (whole explanation)": [], "Why? dialog (with counterfactual)": [],
                                          "CSV export": []}
@@ -127,9 +130,9 @@ def main(argv: list[str] | None = None) -> int:
             store = page.lookup(text, settings, record).customer
             ids = [row[0] for row in store["items"]]
             lookup_work._cache.clear()  # time the explanation itself, not the cache
-            _timed(lambda: page.reasons(store, ids, settings), later["reasons (whole explanation)"])
-            _timed(lambda: page.why(store, ids[0], settings, record), later["Why? dialog (with counterfactual)"])
-            _timed(lambda: page.export(store, "csv", settings, record), later["CSV export"])
+            _timed(later["reasons (whole explanation)"], page.reasons, store, ids, settings)
+            _timed(later["Why? dialog (with counterfactual)"], page.why, store, ids[0], settings, record)
+            _timed(later["CSV export"], page.export, store, "csv", settings, record)
 
     rows = [_row("lookup (what the agent waits for)", whole)]
     rows += [_row(f"  of which {name}", times) for name, times in parts.items()]

@@ -26,7 +26,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import load_line, machine_line  # noqa: E402
+from bench._common import load_line, machine_line
 
 __all__ = ["Area", "AREAS", "render_section", "merge_sections"]
 

@@ -28,13 +28,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analytics.ingest import ingest_paths  # noqa: E402
-from analytics.synth import generate_shop  # noqa: E402
-from bench._common import format_table, load_line, machine_line  # noqa: E402
-from models.config import QUICK  # noqa: E402
-from models.evaluation import MODEL_NAMES, format_evaluation  # noqa: E402
-from workflows.training import train_shop  # noqa: E402
-from models.registry import load_current  # noqa: E402
+from analytics.ingest import ingest_paths
+from analytics.synth import generate_shop
+from bench._common import format_table, load_line, machine_line
+from models.config import QUICK
+from models.evaluation import MODEL_NAMES, format_evaluation
+from models.registry import load_current
+from workflows.training import train_shop
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SECRET = "bench-secret"  # pseudonyms only need to be stable inside the benchmark's own files

@@ -28,8 +28,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import Timing, format_table, in_child, load_line, machine_line  # noqa: E402
-from bench.train_engine import load  # noqa: E402
+from bench._common import Timing, format_table, in_child, load_line, machine_line
+from bench.train_engine import load
 
 __all__ = ["CONFIGS", "DATASETS", "engine_config", "trained_models", "train_once"]
 
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {kind} run {i + 1}: {result['wall']:.1f} s wall, {result['cpu']:.1f} s CPU, "
                       f"peak RSS {peak:,.0f} MiB ({phases}); load {load_line()}", flush=True)
 
-            def timing(key: str) -> Timing:
+            def timing(key: str, runs: list[dict] = runs) -> Timing:
                 return Timing(tuple(r["timings"].get(key, float("nan")) for r in runs))
 
             whole = Timing(tuple(r["wall"] for r in runs), tuple(r["cpu"] for r in runs))

@@ -8,7 +8,7 @@ Integrated Gradients of their own.
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ def explain_customer(recommender: Recommender, user_id: str, k: int = 10, *,
     return CustomerExplanation(
         user_id=user_id,
         cold_start=result.cold_start,
-        generated_at=datetime.now(timezone.utc),
+        generated_at=datetime.now(UTC),
         model_version=recommender.artifact.path.name,
         profile=profile,
         items=items,

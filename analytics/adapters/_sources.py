@@ -15,9 +15,9 @@ honoured); Parquet rows are numbered by ``file_row_number``.
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import duckdb
 

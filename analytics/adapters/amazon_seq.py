@@ -32,7 +32,15 @@ from analytics import schema as S
 from analytics.adapters import reasons as R
 from analytics.adapters._files import require_file
 from analytics.adapters._sources import (
-    EVENT_COLUMNS, MARKER, Source, check_rows, csv_source, load_lines, not_in_format, rejects_of, sql_str,
+    EVENT_COLUMNS,
+    MARKER,
+    Source,
+    check_rows,
+    csv_source,
+    load_lines,
+    not_in_format,
+    rejects_of,
+    sql_str,
 )
 from analytics.adapters.base import SEQUENCES_ROLE, Staged, Unit
 from errors import RecsightError

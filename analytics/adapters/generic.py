@@ -20,7 +20,12 @@ from analytics import schema as S
 from analytics.adapters import reasons as R
 from analytics.adapters._files import require_file
 from analytics.adapters._sources import (
-    Source, accepted_events, check_rows, not_in_format, open_source, rejects_of,
+    Source,
+    accepted_events,
+    check_rows,
+    not_in_format,
+    open_source,
+    rejects_of,
 )
 from analytics.adapters.base import EVENTS_ROLE, ITEMS_ROLE, USERS_ROLE, Staged, Unit
 from errors import RecsightError

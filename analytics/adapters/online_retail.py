@@ -31,7 +31,12 @@ from analytics import schema as S
 from analytics.adapters import reasons as R
 from analytics.adapters._files import require_file
 from analytics.adapters._sources import (
-    accepted_events, check_rows, most_frequent, open_source, rejects_of, sql_str,
+    accepted_events,
+    check_rows,
+    most_frequent,
+    open_source,
+    rejects_of,
+    sql_str,
 )
 from analytics.adapters.base import EVENTS_ROLE, Staged, Unit
 

@@ -23,7 +23,13 @@ from analytics import schema as S
 from analytics.adapters import reasons as R
 from analytics.adapters._files import require_file
 from analytics.adapters._sources import (
-    accepted_events, check_rows, csv_source, most_frequent, not_in_format, one, rejects_of,
+    accepted_events,
+    check_rows,
+    csv_source,
+    most_frequent,
+    not_in_format,
+    one,
+    rejects_of,
 )
 from analytics.adapters.base import EVENTS_ROLE, Staged, Unit
 

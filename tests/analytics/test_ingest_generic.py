@@ -54,7 +54,7 @@ def test_folder_of_parquet_fills_every_table_with_pseudonymised_customers(tmp_pa
                       (pid("bob"), "i2", "rating", None, 4.0)]
     assert query(db, "SELECT * FROM items ORDER BY item_id") == [
         ("i1", "Mug", "Home > Kitchen > Mugs", "Acme", 9.5), ("i2", "Lamp", "Home > Light", None, 30.0)]
-    users = dict((u, (c, f)) for u, c, f in query(db, "SELECT * FROM users"))
+    users = {u: (c, f) for u, c, f in query(db, "SELECT * FROM users")}
     assert users == {pid("alice"): ("FR", datetime(2023, 12, 1)),  # the users file's first_seen is earlier
                      pid("bob"): (None, datetime(2024, 1, 2, 9)),  # implied by the events
                      pid("carol"): (None, None)}

@@ -222,7 +222,8 @@ def test_item_stats(built):
     assert [it[P.REVENUE] for it in (i1, i2, i3, i4, i5, i9)] == [9.0, 20.0, None, 10.0, 0.0, 0.0]
     assert (i1[S.FIRST_SEEN], i1[P.LAST_SEEN]) == (datetime(2024, 2, 1, 10, 0), datetime(2024, 2, 26, 9, 0))
     assert (i5[S.FIRST_SEEN], i5[P.LAST_SEEN]) == (None, None)
-    assert (i1[S.CATEGORY], i1[P.ROOT_CATEGORY], i1[S.BRAND], i1[S.PRICE]) == ("Home > Kitchen > Pans", "Home", "Acme", 10.0)
+    assert (i1[S.CATEGORY], i1[P.ROOT_CATEGORY], i1[S.BRAND], i1[S.PRICE]) == (
+        "Home > Kitchen > Pans", "Home", "Acme", 10.0)
     assert (i4[S.CATEGORY], i4[P.ROOT_CATEGORY], i4[S.BRAND], i4[S.PRICE]) == (None, None, "Acme", 5.0)
     assert (i9[S.CATEGORY], i9[S.BRAND], i9[S.PRICE]) == (None, None, None)
 
@@ -319,8 +320,9 @@ def test_engine_call_shape_view_and_temporary_tables():
     users = _rows(con, "tmp_users", S.USER_ID)
     assert set(users) == {"alice", "bob", "dave"}
     assert users["alice"][P.MONETARY] == pytest.approx(29.0)
-    assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = 'tmp_items'").fetchall() == [(1,)]
-    assert con.execute(f"SELECT count(*) FROM duckdb_tables() WHERE table_name = '{P.USER_PROFILES}'").fetchall() == [(0,)]
+    tables = "SELECT count(*) FROM duckdb_tables() WHERE"
+    assert con.execute(f"{tables} temporary AND table_name = 'tmp_items'").fetchall() == [(1,)]
+    assert con.execute(f"{tables} table_name = '{P.USER_PROFILES}'").fetchall() == [(0,)]
 
     build_profiles(con, AS_OF, events_table="train_events", user_table=None, item_table="only_items",
                    temporary=True)  # the engine may want one table only
