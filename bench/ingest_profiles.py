@@ -138,7 +138,7 @@ def _top_lists(ev: pd.DataFrame, key: str, field: str) -> pd.Series:
 
 def pandas_profiles(events: pd.DataFrame, items: pd.DataFrame,
                     as_of: datetime | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The same user_profiles and item_stats as analytics.profiles, written with pandas."""
+    """The same user_profiles and item_stats as analytics.profile_build, written with pandas."""
     as_of = events[S.TS].max() + pd.Timedelta(microseconds=1) if as_of is None else pd.Timestamp(as_of)
     ev = events.loc[events[S.TS] < as_of]
     cat = pd.DataFrame({

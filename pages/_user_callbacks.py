@@ -123,7 +123,7 @@ def why(customer: dict[str, Any] | None, item_id: str, settings: Settings,
     item = next((i for i in explanation.items if i.item_id == item_id), None)
     if item is None:
         raise RecsightError("this item is no longer in the customer's list: look the customer up again")
-    counterfactual = _counterfactual(settings, user_id, item)
+    counterfactual = _counterfactual(settings, item)
     record(audit.EXPLANATION_VIEW, customer=user_id, detail=f"why #{item.rank} {item_id}")
     return WhyView(*why_view(item, counterfactual))
 
@@ -138,7 +138,7 @@ def compare(customer: dict[str, Any] | None, item_a: str | None, item_b: str | N
         raise RecsightError("pick two different items to compare")
     for item_id in (item_a, item_b):
         _require_listed(customer, item_id)
-    comparison = work.compare_listed(settings, user_id, item_a, item_b)
+    comparison = work.compare_listed(settings, user_id, item_a, item_b, customer.get("version"))
     record(audit.EXPLANATION_VIEW, customer=user_id, detail=f"compare {item_a} with {item_b}")
     return comparison_view(comparison)
 
@@ -156,13 +156,13 @@ def export(customer: dict[str, Any] | None, fmt: str, settings: Settings,
     return dcc.send_bytes(content, f"recsight-{user_id}-{day}.{fmt}", type=EXPORT_FORMATS[fmt][1])
 
 
-def _counterfactual(settings: Settings, user_id: str, item: ItemExplanation) -> Any:
+def _counterfactual(settings: Settings, item: ItemExplanation) -> Any:
     """The counterfactual box: the explanation's own sentence, else one computed now (verified by
     re-scoring the customer without the removed events)."""
     text, hint, verified = item.counterfactual, None, None
     if not text:
         try:
-            found = work.counterfactual_for(settings, user_id, item.item_id)
+            found = work.counterfactual_for(settings, item)
             text, hint, verified = found.sentence, found.raise_hint, found.verified
         except RecsightError as exc:
             text = f"No counterfactual for this item: {sentence(str(exc))}"

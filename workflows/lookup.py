@@ -39,7 +39,8 @@ from analytics.db import connect_read_only
 from analytics.profile_card import ProfileCard, profile_card
 from dashboard.customer_view import timeline
 from errors import RecsightError
-from explain.types import Comparison, Counterfactual, CustomerExplanation
+from explain import compare, counterfactual
+from explain.types import Comparison, Counterfactual, CustomerExplanation, ItemExplanation
 from models.serving import RecommendedItem
 from settings import Settings
 from workflows import explaining
@@ -155,14 +156,21 @@ def explanation_for(settings: Settings, user_id: str, version: str | None = None
     return explanation
 
 
-def counterfactual_for(settings: Settings, user_id: str, item_id: str) -> Counterfactual:
-    """What would take ``item_id`` out of the customer's top :data:`K` (verified by re-scoring)."""
-    return explaining.counterfactual(recommender_for(settings), user_id, item_id, k=K)
+def counterfactual_for(settings: Settings, item: ItemExplanation) -> Counterfactual:
+    """What would take the listed ``item`` out of the customer's top :data:`K` (verified by
+    re-scoring), searched from the item's explanation as the page already holds it."""
+    return counterfactual.counterfactual_for(recommender_for(settings), item, k=K)
 
 
-def compare_listed(settings: Settings, user_id: str, item_a: str, item_b: str) -> Comparison:
-    """Why ``item_a`` sits above (or below) ``item_b`` in the customer's list."""
-    return explaining.compare(recommender_for(settings), user_id, item_a, item_b)
+def compare_listed(settings: Settings, user_id: str, item_a: str, item_b: str,
+                   version: str | None = None) -> Comparison:
+    """Why ``item_a`` sits above (or below) ``item_b`` in the customer's list, from the list's
+    explanation (:func:`explanation_for`): no SHAP of its own."""
+    by_item = {item.item_id: item for item in explanation_for(settings, user_id, version).items}
+    missing = [item for item in (item_a, item_b) if item not in by_item]
+    if missing:
+        raise RecsightError("this item is no longer in the customer's list: look the customer up again")
+    return compare.compare_items(by_item[item_a], by_item[item_b])
 
 
 # --------------------------------------------------------------------------- reading the shop

@@ -200,7 +200,7 @@ def test_counterfactual_box_says_why_when_the_search_fails(pu, shop, monkeypatch
 
     monkeypatch.setattr(pu.work, "counterfactual_for", fail)
     item = SimpleNamespace(item_id="I00001", counterfactual="")
-    box = _text(pu._counterfactual(shop, "c_anyone", item))
+    box = _text(pu._counterfactual(shop, item))
     assert "No counterfactual for this item: The model files are being replaced." in box
 
 
