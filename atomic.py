@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["replace_with", "write_bytes", "write_text"]
+__all__ = ["replace_with", "write_bytes", "write_text", "private_files"]
 
 
 def replace_with(path: Path | str, write: Callable[[Path], None], *, private: bool = True) -> None:
@@ -57,8 +59,42 @@ def write_text(path: Path | str, text: str, *, private: bool = True) -> None:
     replace_with(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), private=private)
 
 
+@contextmanager
+def private_files() -> Iterator[None]:
+    """Files and folders created inside the block are for their owner only (umask 077).
+
+    For files this module does not write itself: DuckDB creates a database's write-ahead log
+    anew for each write, with the process umask, and it holds the same rows as the database.
+    The umask belongs to the whole process, so blocks in several threads share one change: the
+    first to enter sets it and the last to leave puts the old one back; threads outside a block
+    meanwhile create private files too, which is the safe side.
+    """
+    global _private_depth, _saved_umask
+    with _umask_lock:
+        if _private_depth == 0:
+            _saved_umask = os.umask(0o077)
+            os.umask(_saved_umask | 0o077)
+        _private_depth += 1
+    try:
+        yield
+    finally:
+        with _umask_lock:
+            _private_depth -= 1
+            if _private_depth == 0:
+                os.umask(_saved_umask)
+
+
+_umask_lock = threading.Lock()
+_private_depth = 0  # how many private_files() blocks are open
+_saved_umask = 0o022  # the umask to put back when the last block ends
+
+
 def _umask() -> int:
-    """The process umask (reading it means setting it; it is put straight back)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    """The process umask outside :func:`private_files` blocks (reading it means setting it; it is
+    put straight back)."""
+    with _umask_lock:
+        if _private_depth:
+            return _saved_umask
+        mask = os.umask(0)
+        os.umask(mask)
+        return mask

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -40,6 +41,18 @@ class Settings:
     port: int = 8050
     k_anonymity: int = 10
     session_secret: str = field(default="", repr=False)
+    # Sign-in sessions (service.sessions): how long a signed-in browser may sit unused before it
+    # must sign in again, where the server keeps its live sessions (None: sessions.json beside the
+    # audit log, so a sign-out survives a restart), and whether the app is served over HTTPS
+    # (then the cookie is Secure and named __Host-..., and browsers are told to keep to HTTPS).
+    idle_timeout_s: int = 30 * 60
+    sessions_path: Path | None = None
+    tls: bool = False
+
+    @property
+    def sessions_file(self) -> Path:
+        """The server's list of live sign-in sessions (``RECSIGHT_SESSIONS``)."""
+        return self.sessions_path or Path(self.audit_db).with_name("sessions.json")
 
     def require_secret(self) -> str:
         """The pseudonymisation key, or a clear error saying how to set it."""
@@ -76,6 +89,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         k_anon = int(env.get("RECSIGHT_K_ANONYMITY", defaults.k_anonymity))
     except ValueError as exc:
         raise RecsightError(f"bad number in RECSIGHT_PORT or RECSIGHT_K_ANONYMITY: {exc}") from None
+    idle_minutes, tls = _idle_minutes(env, defaults), _flag(env, "RECSIGHT_TLS", defaults.tls)
     return Settings(
         db_path=Path(env.get("RECSIGHT_DB", defaults.db_path)),
         models_dir=Path(env.get("RECSIGHT_MODELS", defaults.models_dir)),
@@ -86,4 +100,27 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         port=port,
         k_anonymity=k_anon,
         session_secret=env.get("RECSIGHT_SESSION_SECRET", ""),
+        idle_timeout_s=idle_minutes * 60,
+        sessions_path=Path(env["RECSIGHT_SESSIONS"]) if env.get("RECSIGHT_SESSIONS") else None,
+        tls=tls,
     )
+
+
+def _idle_minutes(env: Mapping[str, str], defaults: Settings) -> int:
+    """``RECSIGHT_IDLE_MINUTES``: whole minutes, at least one (0 would sign everyone out at once)."""
+    text = env.get("RECSIGHT_IDLE_MINUTES", str(defaults.idle_timeout_s // 60))
+    if not text.strip().isdigit() or int(text) < 1:
+        raise RecsightError(f"RECSIGHT_IDLE_MINUTES must be a whole number of minutes, 1 or more (not {text!r})")
+    return int(text)
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """A yes/no setting: 1/true/yes/on or 0/false/no/off; anything else is a clear error."""
+    text = env.get(name, "").strip().lower()
+    if not text:
+        return default
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise RecsightError(f"{name} must be 1 or 0 (true/false, yes/no), not {text!r}")

@@ -4,8 +4,9 @@ Every way in to a customer (the lookup page, the JSON API, the command line, bat
 through here, so they accept and refuse the same input with the same words. An agent types a
 shop customer id (hashed with the shop's secret, so the raw id is never stored or searched for)
 or a pseudonym (``c_`` + 20 hex). Nothing ever lists every customer; an unknown pseudonym-like
-prefix gets at most a handful of suggestions, so a typo costs one click, not a dropdown of the
-whole customer base.
+prefix of at least :data:`SUGGEST_MIN_HEX` hex digits gets at most a handful of suggestions, so
+a truncated copy costs one click, while short prefixes (4 hex digits reached a slice of the
+customers each, 65,536 of them the whole shop) suggest nothing.
 
 The API states the same limit in its contract: :data:`ID_PATTERN` is its path pattern (a stricter
 shape than :func:`clean_customer_ref` accepts; ids of another shape can still be looked up by
@@ -23,8 +24,8 @@ from analytics.privacy import PSEUDONYM_LENGTH, pseudonymise
 from errors import RecsightError
 
 __all__ = [
-    "MAX_ID_LENGTH", "ID_PATTERN", "MAX_SUGGESTIONS", "clean_customer_ref", "is_known_customer",
-    "resolve_customer", "suggest_customers",
+    "MAX_ID_LENGTH", "ID_PATTERN", "MAX_SUGGESTIONS", "SUGGEST_MIN_HEX", "clean_customer_ref", "is_known_customer",
+    "resolve_customer", "suggest_customers", "reference_pseudonym",
 ]
 
 MAX_ID_LENGTH = 128  # longer than any shop id we ingest; anything longer is not an id
@@ -34,6 +35,10 @@ MAX_SUGGESTIONS = 5
 _MIN_PREFIX = 6  # "c_" + 4 hex digits before suggesting pseudonyms
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _PSEUDONYM_PREFIX = re.compile(rf"c_[0-9a-f]{{{_MIN_PREFIX - 2},{PSEUDONYM_LENGTH}}}")
+# Hex digits typed before pseudonyms are suggested: 48 bits, so a guessed prefix finds nobody and
+# only an agent holding most of a real pseudonym (a truncated copy) is helped.
+SUGGEST_MIN_HEX = 12
+_SUGGESTIBLE = re.compile(rf"c_[0-9a-f]{{{SUGGEST_MIN_HEX},{PSEUDONYM_LENGTH}}}")
 
 
 def clean_customer_ref(typed: object) -> str:
@@ -84,12 +89,29 @@ def suggest_customers(con: duckdb.DuckDBPyConnection, typed: str, limit: int = M
     """Up to ``limit`` known pseudonyms starting with ``typed``, if it looks like the start of one.
 
     Shop ids are hashed, so only pseudonyms (from a report or the audit log) can be completed;
-    a prefix of fewer than four hex digits suggests nothing rather than a slice of the customers.
+    a prefix of fewer than :data:`SUGGEST_MIN_HEX` hex digits suggests nothing rather than a
+    slice of the customers (the page also limits suggestions per login: ``service.throttle``).
     """
     prefix = typed.strip().lower()
-    if not _PSEUDONYM_PREFIX.fullmatch(prefix):
+    if not _SUGGESTIBLE.fullmatch(prefix):
         return []
     rows = con.execute(
         f"SELECT DISTINCT {s.USER_ID} FROM {s.EVENTS} WHERE starts_with({s.USER_ID}, ?) "
         f"ORDER BY {s.USER_ID} LIMIT ?", [prefix, max(0, int(limit))]).fetchall()
     return [row[0] for row in rows]
+
+
+def reference_pseudonym(typed: str, secret: str) -> str | None:
+    """How an address or an audit row may name what an agent typed, without a raw id: a pseudonym
+    (or the start of one) as typed, anything else (a shop id) as its pseudonym under ``secret``;
+    None when there is no secret to hash with.
+
+    Used where a lookup is named but not (yet) resolved: a failed lookup's audit row records what
+    was searched this way, so an admin can still tell who searched for a given customer (by
+    hashing that customer's id) while the log never holds the id itself; a ``/user/<id>`` deep
+    link is rewritten to ``/user/<pseudonym>``.
+    """
+    text = typed.strip()
+    if _PSEUDONYM_PREFIX.fullmatch(text):
+        return text
+    return pseudonymise(text, secret) if secret else None

@@ -9,6 +9,9 @@ read-only, so a server's read-only connection would block every ingest (and an i
 block the server). Writing a copy means readers keep the inode they opened (old data, complete)
 until they reopen the path (new data, complete); nobody ever sees a half-written store, and a
 writer killed at any point leaves the shop file exactly as it was.
+
+The shop file is its owner's only (mode 0600), and so are the copy and its write-ahead log while
+they are written: the file holds every customer's history, pseudonymous or not.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 
 import duckdb
 
+import atomic
 from errors import RecsightError
 
 __all__ = ["connect", "connect_read_only", "rewriting", "Rewrite"]
@@ -90,7 +94,7 @@ def rewriting(db_path: Path | str) -> Iterator[Rewrite]:
     """
     path = Path(db_path)
     _make_folder(path.parent)
-    with _exclusive(path):
+    with _exclusive(path), atomic.private_files():  # the copy and its write-ahead log: owner only
         _remove_leftovers(path)
         work = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}{_WORK_SUFFIX}")
         existed = path.exists()
@@ -141,7 +145,6 @@ def _remove_leftovers(path: Path) -> None:
 def _copy(path: Path, work: Path) -> None:
     try:
         shutil.copyfile(path, work)
-        shutil.copymode(path, work)
         if _wal(path).exists():  # changes a crashed direct writer never checkpointed
             shutil.copyfile(_wal(path), _wal(work))
     except OSError as exc:
@@ -163,6 +166,7 @@ def _publish(work: Path, path: Path, existed: bool) -> None:
     if _wal(work).exists():  # a CHECKPOINT that did not happen would lose data on the move
         raise RecsightError(f"could not checkpoint the new {path.name}; the shop file is unchanged")
     try:
+        os.chmod(work, 0o600)  # whatever mode an older shop file had: customers' histories are private
         _fsync(work)
         if existed:
             _wal(path).unlink(missing_ok=True)  # its changes are in the copy; it must not replay onto it

@@ -27,10 +27,9 @@ from explain.types import Comparison, Contribution, HistoryEvidence, ItemExplana
 
 __all__ = [
     "shap_waterfall", "history_attributions", "comparison_bars", "global_importance_bars",
-    "dependence_scatter", "history_label", "contribution_rows", "format_value",
+    "dependence_plot", "history_label", "contribution_rows", "format_value",
 ]
 
-_WEBGL_FROM = 5000  # points above which dependence_scatter draws with WebGL
 _ROW_PX = 26  # height per bar, so labels never overlap however many rows a figure has
 _LABEL_CHARS = 26  # item titles are cut to this in axis labels (the hover shows them whole)
 
@@ -255,29 +254,28 @@ def global_importance_bars(importance: Mapping[str, float] | pd.DataFrame, top: 
     return _finish(fig, "What drives the ranker overall", _height(len(order) * len(segments)))
 
 
-def dependence_scatter(values: Sequence[float] | np.ndarray, shap_values: Sequence[float] | np.ndarray,
-                       label: str) -> go.Figure:
-    """How one feature's value maps to its SHAP contribution across many user–item pairs.
+def dependence_plot(bins: pd.DataFrame, label: str, missing: int = 0, k: int | None = None) -> go.Figure:
+    """How one feature's value maps to its SHAP contribution, as means over bins of customers.
 
-    Pairs where the feature is missing (NaN) cannot be placed on the x axis; they are dropped and
-    counted in the title, so the chart never silently hides data.
+    ``bins`` is :func:`dashboard.k_anonymity.dependence_bins`' frame: per bin the mean feature
+    value (x), the mean contribution (y), the spread of the contributions (the error bar), and
+    its rows and customers (the hover). A point per user–item pair would show one customer's
+    value and contribution; a bin of at least k customers shows what the model does without
+    showing anyone. Rows without a value are counted in the title, never silently dropped.
     """
-    x = np.asarray(values, dtype=float)
-    y = np.asarray(shap_values, dtype=float)
-    if x.shape != y.shape or x.ndim != 1:
-        raise ValueError(f"values and shap_values must be 1-D and the same length, got {x.shape} and {y.shape}")
-    known = ~np.isnan(x) & ~np.isnan(y)
-    # WebGL keeps tens of thousands of points responsive on screen; SVG export (reports) needs the
-    # plain scatter, which is also the better choice for the few hundred points a segment has.
-    scatter = go.Scattergl if known.sum() > _WEBGL_FROM else go.Scatter
-    fig = go.Figure(scatter(
-        x=x[known], y=y[known], mode="markers",
-        marker={"color": _signed_colours(y[known].tolist()), "size": 6, "opacity": 0.6},
-        hovertemplate="value: %{x:.4g}<br>SHAP: %{y:+.4f}<extra></extra>",
+    fig = go.Figure(go.Scatter(
+        x=bins["value"].tolist(), y=bins["contribution"].tolist(), mode="lines+markers",
+        line={"color": DIMMED, "width": 1},
+        marker={"color": _signed_colours(bins["contribution"].tolist()), "size": 8},
+        error_y={"type": "data", "array": bins["spread"].tolist(), "thickness": 1, "width": 0, "color": NEUTRAL},
+        customdata=[[int(c), int(r), float(s)] for c, r, s in zip(bins["customers"], bins["rows"], bins["spread"])],
+        hovertemplate="mean value: %{x:.4g}<br>mean SHAP: %{y:+.4f} (spread %{customdata[2]:.4f})"
+                      "<br>%{customdata[0]} customers · %{customdata[1]} items<extra></extra>",
     ))
     fig.add_hline(y=0, line_color=NEUTRAL, line_width=1)
     fig.update_xaxes(title_text=_text(label))
-    fig.update_yaxes(title_text="SHAP contribution")
-    missing = int((~known).sum())
-    note = f" ({missing} missing not shown)" if missing else ""
+    fig.update_yaxes(title_text="mean SHAP contribution")
+    notes = [f"means over bins of {k}+ customers"] if k else []
+    notes += [f"{missing} missing not shown"] if missing else []
+    note = f" ({'; '.join(notes)})" if notes else ""
     return _finish(fig, f"Effect of “{_text(label)}” on the score{note}", 380)

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from dashboard.k_anonymity import dependence_bins
 from dashboard.theme import DIMMED, INK, MUTED, PRIMARY, PRIMARY_LIGHT, empty_figure, style
 from errors import RecsightError
 from explain.faithfulness import IG_TOLERANCE, Faithfulness
@@ -369,9 +370,18 @@ def importance_view(importance: Any, by: str, segment: str | None, k_anonymity: 
     return sample.by_feature()[["label", "mean_abs_shap", "feature", "group"]]
 
 
-def dependence_view(importance: Any, feature: str, segment: str | None, k_anonymity: int) -> pd.DataFrame:
-    """Feature value and SHAP contribution of each sampled row (one segment's, or all)."""
-    return _sample(importance, segment, k_anonymity).dependence(feature)
+def dependence_view(importance: Any, feature: str, segment: str | None,
+                    k_anonymity: int) -> tuple[pd.DataFrame, int]:
+    """The dependence plot's points over the sample (one segment's, or all): bins of at least
+    ``k_anonymity`` customers (``k_anonymity.dependence_bins``), and the rows without a value.
+
+    A row is one customer's item, so a point per row would be one customer. The rows carry no
+    customer id; a customer's rows are consecutive and start at rank 1, which tells them apart.
+    """
+    sample = _sample(importance, segment, k_anonymity)
+    frame = sample.dependence(feature)
+    customers = (sample.rows["rank"] == 1).cumsum().to_numpy()
+    return dependence_bins(frame["value"], frame["contribution"], customers, k_anonymity)
 
 
 def feature_choices(importance: Any) -> list[dict[str, str]]:

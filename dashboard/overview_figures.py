@@ -4,9 +4,16 @@ Pure functions: a frame in, a ``go.Figure`` out, no database and no Dash, so the
 directly and reused by reports. The look (fonts, palette, grid) is the one theme of
 :mod:`dashboard.theme`, shared with the explanation figures; an empty frame gives a figure with a
 short message instead of blank axes.
+
+Values hidden for k-anonymity (:mod:`dashboard.k_anonymity`) arrive as NaN: a funnel stage says
+"fewer than k customers" instead of its numbers, a hidden day is a gap in the line and a missing
+bar, a hidden revenue or purchase count reads "hidden" in the hover. Data carried into the
+figures (``customdata``) holds None for them, never the number.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -23,47 +30,73 @@ _STAGE_LABELS = {schema.VIEW: "Viewed", schema.CLICK: "Clicked", schema.CART: "A
 _LABEL_WIDTH = 34
 
 
-def funnel_figure(frame: pd.DataFrame, height: int = 320) -> go.Figure:
+def funnel_figure(frame: pd.DataFrame, height: int = 320, *, k: int | None = None) -> go.Figure:
     """The view → click → cart → purchase funnel from ``shop_overview.funnel``.
 
     Each bar shows its events and the share of the step before, the rate an analyst reads first.
+    A stage hidden for privacy (NaN) says "fewer than k customers", and the stage after it shows
+    no share (it would give the hidden count away).
     """
-    if frame.empty or int(frame["events"].sum()) == 0:
-        return empty_figure("No funnel events in this selection", height)
+    if frame.empty or float(frame["events"].fillna(0).sum()) == 0:
+        hidden_all = not frame.empty and frame["events"].isna().any()
+        return empty_figure(f"Every funnel stage has fewer than {k} customers: hidden for privacy" if hidden_all
+                            else "No funnel events in this selection", height)
     labels = [_STAGE_LABELS.get(stage, str(stage).title()) for stage in frame["stage"]]
+    events, users = _or_none(frame["events"]), _or_none(frame["users"])
+    hidden = f"fewer than {k} customers" if k else "hidden"
+    text, hover = [], []
+    for i, (count, people) in enumerate(zip(events, users)):
+        if count is None:
+            text.append(hidden)
+            hover.append(f"{labels[i]}<br>{hidden}: hidden for privacy")
+            continue
+        before = events[i - 1] if i else None
+        share = f"{count / before:.1%}" if before else None
+        text.append(f"{count:,}" + (f" · {share}" if share else ""))
+        hover.append(f"{labels[i]}<br>{count:,} events · {people:,} customers"
+                     + (f"<br>{share} of previous step" if share else ""))
     fig = go.Figure(go.Funnel(
         y=labels,
-        x=frame["events"],
-        customdata=frame["users"],
-        texttemplate=["%{value:,}"] + ["%{value:,} · %{percentPrevious:.1%}"] * (len(frame) - 1),
+        x=events,
+        customdata=users,
+        text=text,
+        textinfo="text",
+        hovertext=hover,
         textposition="auto",
         insidetextfont=dict(color="white", size=12),
         outsidetextfont=dict(color=INK, size=12),
         marker=dict(color=list(_FUNNEL_SHADES[: len(frame)])),
         connector=dict(line=dict(color=GRID, width=1), fillcolor="#eef2f6"),
-        hovertemplate="%{y}<br>%{x:,} events · %{customdata:,} customers<br>"
-                      "%{percentPrevious:.1%} of previous step<extra></extra>",
+        hovertemplate="%{hovertext}<extra></extra>",
     ))
     style(fig, height)
     fig.update_yaxes(tickfont=dict(color=INK, size=12), gridcolor="rgba(0,0,0,0)", showline=False)
     return fig
 
 
-def activity_figure(frame: pd.DataFrame, freq: str = "day", height: int = 320) -> go.Figure:
-    """Events (top) and revenue (bottom) per period from ``shop_overview.activity_over_time``."""
+def activity_figure(frame: pd.DataFrame, freq: str = "day", height: int = 320, *, k: int | None = None) -> go.Figure:
+    """Events (top) and revenue (bottom) per period from ``shop_overview.activity_over_time``.
+
+    Periods hidden for privacy are gaps; the subplot titles say so when there are any.
+    """
     if frame.empty:
         return empty_figure("No events in this selection", height)
     unit = "Daily" if freq == "day" else "Weekly"
+    few = f"fewer than {k}" if k else "too few"
+    gaps = f" · blank: {few} customers" if frame["events"].isna().any() else ""
+    blank = f" · blank: {few} buyers" if frame["revenue"].isna().any() else ""
+    purchases = _or_none(frame["purchases"])
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12, row_heights=[0.58, 0.42],
-                        subplot_titles=(f"{unit} events", f"{unit} revenue"))
+                        subplot_titles=(f"{unit} events{gaps}", f"{unit} revenue{blank}"))
     fig.add_trace(go.Scatter(
-        x=frame["period"], y=frame["events"], mode="lines", line=dict(color=PRIMARY, width=2),
-        fill="tozeroy", fillcolor="rgba(61,106,142,0.12)", customdata=frame["users"],
+        x=frame["period"], y=_or_none(frame["events"]), mode="lines", line=dict(color=PRIMARY, width=2),
+        fill="tozeroy", fillcolor="rgba(61,106,142,0.12)", customdata=_or_none(frame["users"]),
         hovertemplate="%{x|%d %b %Y}<br>%{y:,} events · %{customdata:,} customers<extra></extra>",
     ), row=1, col=1)
     fig.add_trace(go.Bar(
-        x=frame["period"], y=frame["revenue"], marker=dict(color=ACCENT), customdata=frame["purchases"],
-        hovertemplate="%{x|%d %b %Y}<br>revenue %{y:,.2f} · %{customdata:,} purchases<extra></extra>",
+        x=frame["period"], y=_or_none(frame["revenue"], whole=False), marker=dict(color=ACCENT), customdata=purchases,
+        hovertext=["purchases hidden" if p is None else f"{p:,} purchases" for p in purchases],
+        hovertemplate="%{x|%d %b %Y}<br>revenue %{y:,.2f} · %{hovertext}<extra></extra>",
     ), row=2, col=1)
     style(fig, height)
     fig.update_layout(margin=dict(l=8, r=16, t=28, b=8), bargap=0.15)
@@ -78,30 +111,39 @@ def ranking_figure(
     value: str = "events",
     height: int | None = None,
     empty_message: str = "Nothing to rank in this selection",
+    *,
+    k: int | None = None,
 ) -> go.Figure:
     """A horizontal bar chart of a ``top_categories`` / ``top_brands`` frame, largest on top.
 
     Long category paths are shortened on the axis; the hover shows the full name and every
-    measure.
+    measure, with "hidden" for purchases or revenue of fewer than k buyers.
     """
     if frame.empty:
         return empty_figure(empty_message, height or 320)
     names = frame[label].astype(str)
+    events, users = _or_none(frame["events"]), _or_none(frame["users"])
+    purchases, revenue = _or_none(frame["purchases"]), _or_none(frame["revenue"], whole=False)
+    values = _or_none(frame[value], whole=value != "revenue")
+    few = f"hidden (fewer than {k} buyers)" if k else "hidden"
+    hover = [f"<b>{name}</b><br>{count:,} events · " + (few if bought is None else f"{bought:,} purchases")
+             + "<br>revenue " + (few if money is None else f"{money:,.2f}") + f" · {people:,} customers"
+             for name, count, bought, money, people in zip(names, events, purchases, revenue, users)]
     fig = go.Figure(go.Bar(
-        x=frame[value],
+        x=values,
         y=[_shorten(name) for name in names],
         orientation="h",
         marker=dict(color=PRIMARY if value == "events" else ACCENT),
-        text=[_compact(v) for v in frame[value]],
+        text=["" if v is None else _compact(v) for v in values],
         textposition="outside",
         cliponaxis=False,
-        customdata=list(zip(names, frame["events"], frame["purchases"], frame["revenue"], frame["users"])),
-        hovertemplate="<b>%{customdata[0]}</b><br>%{customdata[1]:,} events · %{customdata[2]:,} purchases"
-                      "<br>revenue %{customdata[3]:,.2f} · %{customdata[4]:,} customers<extra></extra>",
+        customdata=[list(row) for row in zip(names, events, purchases, revenue, users)],
+        hovertext=hover,
+        hovertemplate="%{hovertext}<extra></extra>",
     ))
     style(fig, height or max(220, 34 * len(frame) + 40))
     fig.update_yaxes(autorange="reversed", tickfont=dict(color=INK), gridcolor="rgba(0,0,0,0)", showline=False)
-    fig.update_xaxes(visible=False, range=[0, float(frame[value].max()) * 1.18 or 1])
+    fig.update_xaxes(visible=False, range=[0, float(frame[value].max(skipna=True)) * 1.18 or 1])
     return fig
 
 
@@ -127,6 +169,12 @@ def segments_figure(frame: pd.DataFrame, selected: str | None = None, height: in
     fig.update_yaxes(autorange="reversed", tickfont=dict(color=INK), gridcolor="rgba(0,0,0,0)", showline=False)
     fig.update_xaxes(visible=False, range=[0, float(frame["customers"].max()) * 1.25 or 1])
     return fig
+
+
+def _or_none(values: Any, whole: bool = True) -> list[Any]:
+    """Plain Python numbers (whole ones for counts), None for the missing (hidden) ones: what a
+    figure may carry, so a hidden value is never in the page, not even as NaN."""
+    return [None if value is None or pd.isna(value) else int(value) if whole else float(value) for value in values]
 
 
 def _segment_label(name: str) -> str:

@@ -15,9 +15,12 @@ disagree:
 * the date range is inclusive of both days; the segment is the ``rfm_segment`` of the
   ``user_profiles`` table (as of its build), so a segment filter needs that table.
 
-Privacy: this page shows aggregates only. :func:`resolve_filter` refuses a segment of fewer than
-k customers, :func:`segment_breakdown` hides such segments, and the top lists take ``min_users``
-so a category or brand bought by a handful of people is not singled out.
+Privacy: this page shows aggregates only, and k-anonymity holds per figure, not just per
+selection (:mod:`dashboard.k_anonymity`). :func:`resolve_filter` refuses a segment or a selection
+of fewer than k customers; then every aggregate takes ``k`` and hides each number computed from
+1 to k-1 customers: a KPI, a funnel stage, a day or week of activity, a category, brand or
+segment row (purchases and revenue count their buyers, not the row's active customers). Rows
+of fewer than k customers are left out; hidden values are missing (None / NaN).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import duckdb
 import pandas as pd
 
 from analytics import profiles, schema
+from dashboard.k_anonymity import hide, hide_kpis
 from errors import RecsightError
 
 __all__ = [
@@ -152,12 +156,13 @@ def resolve_filter(
 # --------------------------------------------------------------------------- aggregates
 
 
-def kpis(con: duckdb.DuckDBPyConnection, flt: OverviewFilter = OverviewFilter()) -> dict[str, Any]:
+def kpis(con: duckdb.DuckDBPyConnection, flt: OverviewFilter = OverviewFilter(), *, k: int) -> dict[str, Any]:
     """Headline numbers for the filtered events.
 
     Keys: users, buyers, items (items with an event), catalogue_items (the whole catalogue),
     events, views, purchases, revenue, conversion (purchases / views or None) and buyer_share
-    (buyers / users or None).
+    (buyers / users or None); each None when it describes 1 to k-1 customers, and ``hidden``
+    naming those (``k_anonymity.hide_kpis``).
     """
     where, params = _where(flt)
     params.update(_money_params(), view=schema.VIEW)
@@ -165,27 +170,30 @@ def kpis(con: duckdb.DuckDBPyConnection, flt: OverviewFilter = OverviewFilter())
         WITH f AS ({_filtered_events(where)})
         SELECT count(DISTINCT {schema.USER_ID}),
                count(DISTINCT {schema.USER_ID}) FILTER (WHERE {schema.EVENT_TYPE} = $purchase),
+               count(DISTINCT {schema.USER_ID}) FILTER (WHERE {schema.EVENT_TYPE} IN ($purchase, $ret)),
+               count(DISTINCT {schema.USER_ID}) FILTER (WHERE {schema.EVENT_TYPE} = $view),
                count(DISTINCT {schema.ITEM_ID}),
                count(*),
                count(*) FILTER (WHERE {schema.EVENT_TYPE} = $view),
                count(*) FILTER (WHERE {schema.EVENT_TYPE} = $purchase),
                coalesce(sum(value), 0)
         FROM f""", params).fetchone()
-    users, buyers, items, events, views, purchases, revenue = row
+    users, buyers, payers, viewers, items, events, views, purchases, revenue = row
     catalogue = con.execute(f"SELECT count(*) FROM {schema.ITEMS}").fetchone()[0]
-    return {
-        "users": users, "buyers": buyers, "items": items, "catalogue_items": catalogue,
-        "events": events, "views": views, "purchases": purchases, "revenue": float(revenue),
-        "conversion": purchases / views if views else None,
+    return hide_kpis({
+        "users": users, "buyers": buyers, "payers": payers, "viewers": viewers, "items": items,
+        "catalogue_items": catalogue, "events": events, "views": views, "purchases": purchases,
+        "revenue": float(revenue), "conversion": purchases / views if views else None,
         "buyer_share": buyers / users if users else None,
-    }
+    }, k)
 
 
-def funnel(con: duckdb.DuckDBPyConnection, flt: OverviewFilter = OverviewFilter()) -> pd.DataFrame:
+def funnel(con: duckdb.DuckDBPyConnection, flt: OverviewFilter = OverviewFilter(), *, k: int) -> pd.DataFrame:
     """Events and distinct customers at each funnel stage (view, click, cart, purchase).
 
     Every stage is listed, with zeros where a shop records no such events (Online Retail has
-    purchases only), so the chart always shows the same four steps.
+    purchases only), so the chart always shows the same four steps; a stage of 1 to k-1
+    customers has both numbers missing.
     """
     where, params = _where(flt)
     params["stages"] = list(FUNNEL_STAGES)
@@ -195,16 +203,18 @@ def funnel(con: duckdb.DuckDBPyConnection, flt: OverviewFilter = OverviewFilter(
         WHERE {schema.EVENT_TYPE} IN (SELECT unnest($stages)) {('AND ' + where) if where else ''}
         GROUP BY ALL""", params).df().set_index("stage")
     frame = counts.reindex(list(FUNNEL_STAGES)).fillna(0).astype("int64").rename_axis("stage").reset_index()
-    return frame
+    return hide(frame, {"users": ("events", "users")}, k)
 
 
 def activity_over_time(
-    con: duckdb.DuckDBPyConnection, flt: OverviewFilter = OverviewFilter(), freq: str = "day",
+    con: duckdb.DuckDBPyConnection, flt: OverviewFilter = OverviewFilter(), freq: str = "day", *, k: int,
 ) -> pd.DataFrame:
     """Events, purchases, revenue and active customers per day or week (weeks start on Monday).
 
     Periods without events inside the filtered span are listed with zeros, so a quiet day shows
-    as a dip rather than being bridged by the line.
+    as a dip rather than being bridged by the line. A period of 1 to k-1 active customers has
+    every number missing; one with 1 to k-1 buyers (or customers who bought or returned) has
+    its purchases (or revenue) missing.
     """
     if freq not in FREQUENCIES:
         raise RecsightError(f"unknown period {freq!r}: use one of {', '.join(FREQUENCIES)}")
@@ -216,14 +226,16 @@ def activity_over_time(
                count(*) AS events,
                count(*) FILTER (WHERE {schema.EVENT_TYPE} = $purchase) AS purchases,
                coalesce(sum(value), 0) AS revenue,
-               count(DISTINCT {schema.USER_ID}) AS users
+               count(DISTINCT {schema.USER_ID}) AS users,
+               {_BUYERS_SQL}
         FROM f GROUP BY ALL ORDER BY period""", params).df()
     if frame.empty:
-        return frame
+        return frame.drop(columns=["buyers", "payers"])
     frame["period"] = pd.to_datetime(frame["period"])
     full = pd.date_range(frame["period"].min(), frame["period"].max(), freq="D" if freq == "day" else "W-MON")
     frame = frame.set_index("period").reindex(full, fill_value=0).rename_axis("period").reset_index()
-    return frame.astype({"events": "int64", "purchases": "int64", "users": "int64", "revenue": "float64"})
+    frame = frame.astype({"events": "int64", "purchases": "int64", "users": "int64", "revenue": "float64"})
+    return _hide_money(frame, k, {"users": ("events", "purchases", "revenue", "users")})
 
 
 def top_categories(
@@ -233,20 +245,22 @@ def top_categories(
     level: str = "top",
     by: str = "events",
     limit: int = 10,
-    min_users: int = 1,
+    k: int,
 ) -> pd.DataFrame:
     """The leading categories: ``level`` "top" groups by the first part of the path, "full" by
     the whole path "A > B > C". Columns: category, events, purchases, revenue, users.
 
-    Events on items without a category are left out; groups with fewer than ``min_users``
-    distinct customers are left out too.
+    Events on items without a category are left out; groups with fewer than ``k`` distinct
+    customers are left out too, and a group's purchases (revenue) are missing when 1 to k-1 of
+    its customers bought (or returned). Ranked by revenue or purchases, groups whose ranked
+    value is hidden are left out, since their place in the ranking would give it away.
     """
     if level not in CATEGORY_LEVELS:
         raise RecsightError(f"unknown category level {level!r}: use one of {', '.join(CATEGORY_LEVELS)}")
     key = f"nullif(trim({schema.CATEGORY}), '')"
     if level == "top":
         key = f"nullif(trim(split_part({schema.CATEGORY}, $separator, 1)), '')"
-    return _ranking(con, flt, key, "category", by, limit, min_users,
+    return _ranking(con, flt, key, "category", by, limit, k,
                     extra={"separator": schema.CATEGORY_SEPARATOR} if level == "top" else None)
 
 
@@ -256,10 +270,10 @@ def top_brands(
     *,
     by: str = "events",
     limit: int = 10,
-    min_users: int = 1,
+    k: int,
 ) -> pd.DataFrame:
     """The leading brands; columns brand, events, purchases, revenue, users (see top_categories)."""
-    return _ranking(con, flt, f"nullif(trim({schema.BRAND}), '')", "brand", by, limit, min_users)
+    return _ranking(con, flt, f"nullif(trim({schema.BRAND}), '')", "brand", by, limit, k)
 
 
 def segment_breakdown(
@@ -271,7 +285,8 @@ def segment_breakdown(
     customers), active (customers with an event in the range), events and revenue in the range.
     Segments with fewer than k customers are dropped and counted in ``suppressed``; where fewer
     than k of a segment's customers were active in the range, active, events and revenue are
-    None, because they would describe too few people. The segment filter is ignored here: the
+    None, because they would describe too few people, and so is revenue where 1 to k-1 of them
+    bought or returned something. The segment filter is ignored here: the
     chart shows every segment and the page highlights the selected one.
     """
     if not profiles_available(con):
@@ -281,12 +296,14 @@ def segment_breakdown(
     frame = con.execute(f"""
         WITH f AS ({_filtered_events(where)}),
         act AS (
-            SELECT {schema.USER_ID}, count(*) AS events, coalesce(sum(value), 0) AS revenue
+            SELECT {schema.USER_ID}, count(*) AS events, coalesce(sum(value), 0) AS revenue,
+                   bool_or({schema.EVENT_TYPE} IN ($purchase, $ret)) AS paid
             FROM f GROUP BY ALL
         )
         SELECT p.{profiles.RFM_SEGMENT} AS segment,
                count(*) AS customers,
                count(act.{schema.USER_ID}) AS active,
+               count(act.{schema.USER_ID}) FILTER (WHERE act.paid) AS payers,
                coalesce(sum(act.events), 0) AS events,
                coalesce(sum(act.revenue), 0) AS revenue
         FROM {profiles.USER_PROFILES} AS p
@@ -300,6 +317,7 @@ def segment_breakdown(
     quiet = shown["active"] < k
     shown["events"] = shown["events"].astype("float64")
     shown.loc[quiet, ["active", "events", "revenue"]] = None
+    shown = hide(shown, {"payers": ("revenue",)}, k)
     order = {name: i for i, name in enumerate(_segment_order(dict(zip(shown["segment"], shown["customers"]))))}
     shown = shown.sort_values("segment", key=lambda s: s.map(order)).reset_index(drop=True)
     columns = ["segment", "customers", "share", "active", "events", "revenue"]
@@ -361,6 +379,18 @@ def _money_params() -> dict[str, str]:
     return {"purchase": schema.PURCHASE, "ret": schema.RETURN}
 
 
+# Who purchases and revenue are about, per group of filtered events (bind _money_params).
+_BUYERS_SQL = (f"count(DISTINCT {schema.USER_ID}) FILTER (WHERE {schema.EVENT_TYPE} = $purchase) AS buyers, "
+               f"count(DISTINCT {schema.USER_ID}) FILTER (WHERE {schema.EVENT_TYPE} IN ($purchase, $ret)) AS payers")
+
+
+def _hide_money(frame: pd.DataFrame, k: int, extra: dict[str, tuple[str, ...]] | None = None) -> pd.DataFrame:
+    """Purchases of 1 to k-1 buyers and revenue of 1 to k-1 buyers or returners hidden (and
+    whatever ``extra`` hides); the two counts themselves are not returned."""
+    rules = {**(extra or {}), "buyers": ("purchases",), "payers": ("revenue",)}
+    return hide(frame, rules, k).drop(columns=["buyers", "payers"])
+
+
 def _ranking(
     con: duckdb.DuckDBPyConnection,
     flt: OverviewFilter,
@@ -368,7 +398,7 @@ def _ranking(
     name: str,
     by: str,
     limit: int,
-    min_users: int,
+    k: int,
     extra: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     if by not in _RANK_BY:
@@ -377,20 +407,25 @@ def _ranking(
         raise RecsightError(f"limit must be between 1 and {_MAX_LIMIT}, got {limit}")
     where, params = _where(flt)
     params.update(extra or {})
-    params.update(_money_params(), limit=int(limit), min_users=int(min_users))
+    params.update(_money_params(), limit=int(limit), k=int(k))
+    # Ranked by money, a hidden value must not be ranked either: its place would give it away.
+    ranked_count = {"revenue": "payers", "purchases": "buyers"}.get(by)
+    shown = f" AND ({ranked_count} = 0 OR {ranked_count} >= $k)" if ranked_count else ""
     frame = con.execute(f"""
         WITH f AS ({_filtered_events(where)})
         SELECT {key_sql} AS {name},
                count(*) AS events,
                count(*) FILTER (WHERE {schema.EVENT_TYPE} = $purchase) AS purchases,
                coalesce(sum(value), 0) AS revenue,
-               count(DISTINCT {schema.USER_ID}) AS users
+               count(DISTINCT {schema.USER_ID}) AS users,
+               {_BUYERS_SQL}
         FROM f
         GROUP BY 1
-        HAVING {name} IS NOT NULL AND users >= $min_users
+        HAVING {name} IS NOT NULL AND users >= $k{shown}
         ORDER BY {by} DESC, {name}
         LIMIT $limit""", params).df()
-    return frame.astype({"events": "int64", "purchases": "int64", "users": "int64", "revenue": "float64"})
+    frame = frame.astype({"events": "int64", "purchases": "int64", "users": "int64", "revenue": "float64"})
+    return _hide_money(frame, k)
 
 
 def _segment_order(sizes: dict[str, int]) -> list[str]:

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import dash
 import dash_bootstrap_components as dbc
 import flask
 import plotly.graph_objects as go
@@ -20,11 +21,12 @@ from dash.exceptions import PreventUpdate
 
 from dashboard.theme import PRIMARY, empty_figure
 from errors import RecsightError
+from service import access
 from settings import SETTINGS_KEY, Settings, load_settings
 
 __all__ = [
     "UNEXPECTED", "GRAPH_CONFIG", "page", "card", "graph", "toggle", "field", "sentence", "capitalised", "guarded",
-    "current_settings",
+    "current_settings", "refused_page",
 ]
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,27 @@ def current_settings() -> Settings:
         if isinstance(settings, Settings):
             return settings
     return load_settings()
+
+
+def refused_page(module: str) -> html.Div | None:
+    """A page's own role check, for its ``layout`` to call first: None when the signed-in user
+    may open the page registered by ``module``, else a short refusal to show instead.
+
+    The guard already refuses the page (and the pages router rendering it) to other roles; this
+    is the second line, so a hole in how a request is read can never render a page for a role
+    the access rules keep out of it. A layout built outside any request (tests, tooling) serves
+    nobody and is not refused.
+    """
+    if not flask.has_request_context():
+        return None
+    registered = dash.page_registry.get(module)
+    user = access.current_user()
+    if registered is not None and user is not None and user.role in access.page_roles(registered["path"]):
+        return None
+    log.warning("page %s refused to %s in its layout", module, user.role if user else "nobody")
+    return html.Div(className="rs-page rs-page-refused", children=[
+        html.P("This page is not open to your role. Pick a page from the menu.", className="rs-page-lead"),
+    ])
 
 
 def page(title: str, lead: str, *children: Any, title_id: str | None = None) -> html.Div:

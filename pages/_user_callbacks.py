@@ -8,8 +8,17 @@ customer, the list, the cached explanation), the components are :mod:`pages._use
 
 Every lookup (found or not), every explanation view ("Why?" and "compare") and every export
 appends exactly one audit row *before* its result is shown; if the row cannot be written the
-result is not shown. Problems are messages on the page (a :class:`RecsightError`'s one line);
-anything unexpected is logged with its traceback and shown as one line, never a traceback.
+result is not shown. The customer store the browser keeps (``cu-customer.data``) is sealed for
+the session right after the lookup's audit row (:mod:`service.customer_state`), and every
+callback that reads it checks the seal first (the guard checks it too, before any callback
+runs): the reasons under the cards, which have no audit row of their own, can then only be those
+of a customer this session looked up, and audited.
+
+Lookups and "did you mean" suggestions are limited per login (:mod:`service.throttle`, shared
+with the API), so the page cannot map shop ids to pseudonyms in bulk either.
+
+Problems are messages on the page (a :class:`RecsightError`'s one line); anything unexpected is
+logged with its traceback and shown as one line, never a traceback.
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ from pages._user_views import (
     result_view,
     why_view,
 )
-from service import access, audit
+from service import access, audit, customer_state, throttle
 from settings import Settings
 from workflows import lookup as work
 from workflows.lookup import Found, K
@@ -80,13 +89,18 @@ def lookup(typed: Any, settings: Settings, record: Recorder = access.record_acti
         text = clean_customer_ref(typed)
     except RecsightError as exc:
         return LookupView(alert(str(exc), "warning", "cu-problem"), None)  # nothing was looked up
+    wait = throttle.lookup_wait(settings, "lookup page")  # per login: no mapping of ids to pseudonyms in bulk
+    if wait is not None:
+        return LookupView(alert(f"too many lookups in a short time: try again in {wait} seconds", "warning",
+                                "cu-problem"), None)
 
     def audited(customer: str | None, detail: str) -> None:
         record(audit.CUSTOMER_LOOKUP, customer=customer, detail=detail)
 
     found = work.look_up(text, settings, audited)
     if not isinstance(found, Found):
-        return LookupView(not_found_view(found.message, found.suggestions), None)
+        shown = found.suggestions if found.suggestions and throttle.suggestions_allowed(settings) else []
+        return LookupView(not_found_view(found.message, shown), None)
     store = {"user_id": found.user_id, "version": found.version, "cold_start": found.cold_start,
              "items": [[item.item_id, item.title, item.rank] for item in found.items]}
     return LookupView(result_view(store, found), store)
@@ -201,16 +215,41 @@ def _on_lookup(_clicks: int | None, _submits: int | None, initial: str | None, t
     elif not _clicked():
         raise PreventUpdate
     settings = current_settings()
-    return guarded("customer lookup: lookup", lambda: lookup(typed, settings),
+    return guarded("customer lookup: lookup", lambda: _sealed(lookup(typed, settings)),
                    lambda message: LookupView(alert(message, "danger", "cu-problem"), None))
 
 
+def _sealed(view: LookupView) -> LookupView:
+    """The lookup's result with its customer store sealed for this session (after its audit row)."""
+    return view._replace(customer=customer_state.seal(view.customer)) if view.customer else view
+
+
+# The address bar after a lookup: /user/<pseudonym>, in an entry marked as looked up (for
+# _DEEP_LINK). A new entry after a lookup typed on the page; the same entry, replaced, when the
+# address already names the customer, or names anyone by something other than a pseudonym (a
+# shop id reached without a page load): such an address must not stay in the history.
 _PUSH_URL = """function (customer) {
     if (!customer || !customer.user_id) { return window.dash_clientside.no_update; }
-    const base = window.location.pathname.replace(/\\/user(\\/.*)?$/, "");
+    const path = window.location.pathname;
+    const base = path.replace(/\\/user(\\/.*)?$/, "");
     const target = base + "/user/" + encodeURIComponent(customer.user_id);
-    if (window.location.pathname !== target) { window.history.pushState(null, "", target); }
+    const here = path.slice(base.length);
+    const state = {recsightLookedUp: customer.user_id};
+    if (path === target || (/^\\/user\\/./.test(here) && !/^\\/user\\/c_[0-9a-f]{20}\\/?$/.test(here))) {
+        window.history.replaceState(state, "", target);
+    } else {
+        window.history.pushState(state, "", target);
+    }
     return window.dash_clientside.no_update;
+}"""
+
+# A deep link's customer (cu-link) is looked up (cu-initial) once: not when Back or Forward
+# return to an entry _PUSH_URL marked as looked up; then the search is filled in and a click
+# looks up, and audits, again.
+_DEEP_LINK = """function (link) {
+    const state = window.history.state;
+    if (!link || (state && state.recsightLookedUp === link)) { return window.dash_clientside.no_update; }
+    return link;
 }"""
 
 
@@ -221,7 +260,7 @@ def _on_customer(customer: dict[str, Any] | None) -> list[Any]:
     if not item_ids:
         raise PreventUpdate
     settings = current_settings()
-    return guarded("customer lookup: reasons", lambda: reasons(customer, item_ids, settings),
+    return guarded("customer lookup: reasons", lambda: reasons(customer_state.verified(customer), item_ids, settings),
                    lambda message: [html.Div(sentence(message), className="rs-reason-note")] * len(item_ids))
 
 
@@ -230,7 +269,7 @@ def _on_why(_clicks: list[int | None], customer: dict[str, Any] | None) -> tuple
         raise PreventUpdate
     item_id = ctx.triggered_id.get("item")
     settings = current_settings()
-    view = guarded("customer lookup: why", lambda: why(customer, item_id, settings),
+    view = guarded("customer lookup: why", lambda: why(customer_state.verified(customer), item_id, settings),
                    lambda message: WhyView("Why this item?", alert(message, "warning", "cu-why-problem")))
     return True, view.title, view.body
 
@@ -239,7 +278,8 @@ def _on_compare(_clicks: int | None, item_a: str | None, item_b: str | None, cus
     if not _clicked():
         raise PreventUpdate
     settings = current_settings()
-    return guarded("customer lookup: compare", lambda: compare(customer, item_a, item_b, settings),
+    return guarded("customer lookup: compare",
+                   lambda: compare(customer_state.verified(customer), item_a, item_b, settings),
                    lambda message: alert(message, "warning", "cu-compare-problem"))
 
 
@@ -251,7 +291,7 @@ def _on_export(*args: Any) -> tuple[Any, Any]:
     settings = current_settings()
 
     def run() -> tuple[Any, Any]:
-        payload = export(customer, fmt, settings)
+        payload = export(customer_state.verified(customer), fmt, settings)
         return payload, f"{EXPORT_FORMATS[fmt][0]} report downloaded."
 
     return guarded("customer lookup: export", run, lambda message: (dash.no_update, sentence(message)))
@@ -261,12 +301,14 @@ def register() -> None:
     """Hand the page's callbacks to Dash. ``pages/user.py`` calls this each time Dash loads the page
     (Dash runs a page module afresh for every app it builds, so each app gets the callbacks; an
     import alone would register them for the first app of the process only)."""
+    customer_state.protect("cu-customer", "data")
     callback(
         Output("cu-result", "children"), Output("cu-customer", "data"),
         Input("cu-go", "n_clicks"), Input("cu-search", "n_submit"), Input("cu-initial", "data"),
         State("cu-search", "value"),
     )(_on_lookup)
     clientside_callback(_PUSH_URL, Output("cu-url", "children"), Input("cu-customer", "data"))
+    clientside_callback(_DEEP_LINK, Output("cu-initial", "data"), Input("cu-link", "data"))
     callback(Output({"type": REASONS, "item": ALL}, "children"), Input("cu-customer", "data"))(_on_customer)
     callback(
         Output("cu-why-modal", "is_open"), Output("cu-why-title", "children"), Output("cu-why-body", "children"),

@@ -2,14 +2,17 @@
 who, role, when (UTC) and which pseudonymous customer; filtered by user, action and dates.
 
 Thin like every page: the layout, and one callback whose body is :func:`update_audit` (tests
-call it directly). Reading is all it does; the log is appended to by :mod:`service.audit` only.
+call it directly). The layout opens with a notice when something was throttled in the last
+:data:`ALERT_HOURS` hours (a sign-in lock, a login over its lookup limit, a flood of failed
+sign-ins: :mod:`service.throttle` writes one ``throttled`` row per burst), so an admin sees an
+attack without filtering for it. Reading is all it does; the log is appended to by :mod:`service.audit` only.
 Only admins reach this page and its callback (``service.access.PAGE_RULES``).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
 import dash
@@ -18,11 +21,11 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, callback, dcc, html
 
 from errors import RecsightError
-from pages._parts import current_settings, field, page
+from pages._parts import current_settings, field, page, refused_page
 from service import audit
 from settings import Settings
 
-__all__ = ["layout", "build_layout", "update_audit", "AuditView", "ACTION_LABELS", "ALL", "COLUMNS"]
+__all__ = ["layout", "build_layout", "update_audit", "AuditView", "ACTION_LABELS", "ALL", "COLUMNS", "ALERT_HOURS"]
 
 dash.register_page(__name__, path="/audit", name="Audit log", title="Audit log · Recsight", order=90)
 
@@ -36,7 +39,11 @@ ACTION_LABELS: dict[str, str] = {
     audit.CUSTOMER_LOOKUP: "Customer lookup",
     audit.EXPLANATION_VIEW: "Explanation viewed",
     audit.REPORT_EXPORT: "Report exported",
+    audit.ACCESS_DENIED: "Page refused",
+    audit.THROTTLED: "Throttled (burst)",
 }
+ALERT_HOURS = 24  # how long a throttled burst stays on the page's notice
+_ALERTS_LISTED = 5
 COLUMNS: tuple[tuple[str, str, int], ...] = (  # field, header, width
     ("when", "When (UTC)", 170), ("who", "User", 130), ("role", "Role", 100), ("action", "Action", 160),
     ("customer", "Customer (pseudonym)", 200), ("detail", "Detail", 320),
@@ -54,8 +61,9 @@ class AuditView(NamedTuple):
 
 
 def layout(**_query: str) -> Any:
-    """Dash calls this per visit (query-string values arrive as keyword arguments, unused)."""
-    return build_layout(current_settings())
+    """Dash calls this per visit (query-string values arrive as keyword arguments, unused); the
+    page checks the role itself too (the user filter lists every name in the log)."""
+    return refused_page(__name__) or build_layout(current_settings())
 
 
 def build_layout(settings: Settings) -> Any:
@@ -65,12 +73,13 @@ def build_layout(settings: Settings) -> Any:
         problem = None
     except RecsightError as exc:
         users, actions, problem = [], [], str(exc)
-    actions = list(ACTION_LABELS) + sorted(set(actions) - set(ACTION_LABELS))
+    actions = list(audit.ACTIONS) + sorted(set(actions) - set(audit.ACTIONS))
     return page(
         "Audit log",
         "Who signed in, looked up a customer, viewed an explanation or exported a report. "
         "Customers appear as pseudonyms; entries can be added, never changed.",
         dbc.Alert(problem, color="warning", className="rs-alert", id="au-problem") if problem else None,
+        _alerts(settings),
         html.Div(className="rs-filters", children=[
             field("User", "au-user", dcc.Dropdown(
                 id="au-user", value=ALL, clearable=False,
@@ -103,6 +112,27 @@ def build_layout(settings: Settings) -> Any:
     )
 
 
+def _alerts(settings: Settings) -> Any:
+    """The notice of recent throttled bursts (newest first), or None when there were none."""
+    since = datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=ALERT_HOURS)
+    try:
+        entries = [entry for entry in audit.read_entries(settings.audit_db, action=audit.THROTTLED,
+                                                          start=since.date(), limit=1000)
+                   if entry.at_utc >= since]
+    except RecsightError:
+        return None  # the filters' problem line already says the log cannot be read
+    if not entries:
+        return None
+    count = f"{len(entries)}{'+' if len(entries) == 1000 else ''}"
+    return dbc.Alert(color="danger", className="rs-alert", id="au-alerts", children=[
+        html.Strong(f"{count} throttled burst{'s' if len(entries) != 1 else ''} in the last {ALERT_HOURS} hours: "
+                    "repeated failed sign-ins or lookups over the limit. "),
+        f"Choose the action “{ACTION_LABELS[audit.THROTTLED]}” to see them all. Newest:",
+        html.Ul([html.Li(f"{entry.at_utc:%Y-%m-%d %H:%M} UTC · {entry.who}: {entry.detail}")
+                 for entry in entries[:_ALERTS_LISTED]], className="mb-0"),
+    ])
+
+
 # --------------------------------------------------------------------------- callback body
 
 
@@ -110,6 +140,8 @@ def update_audit(who: str | None, action: str | None, start_date: str | None, en
                  settings: Settings) -> AuditView:
     """The entries matching the filters, newest first, and a summary (or why there are none)."""
     try:
+        if not all(isinstance(value, (str, type(None))) for value in (who, action)):
+            raise RecsightError("pick the user and the action from their lists")  # a forged request: text only
         start, end = _day(start_date, "start"), _day(end_date, "end")
         if start and end and start > end:
             raise RecsightError("the start date is after the end date")

@@ -8,7 +8,8 @@ functions (tests call them directly). The numbers come from the stored model ver
 gives its saved global SHAP sample and runs the faithfulness checks once per process), so drawing
 the page loads no model and reads no customer. Aggregates only:
 no customer id appears here, and segments of fewer than ``settings.k_anonymity`` customers are
-suppressed everywhere (evaluation, importance, dependence).
+suppressed everywhere (evaluation, importance, dependence); the dependence plot shows means
+over bins of at least k customers, never one customer's point.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ import plotly.graph_objects as go
 from dash import Input, Output, callback, dcc, html
 
 from dashboard import model_insight as mi
-from dashboard.explanation_figures import dependence_scatter, global_importance_bars
+from dashboard.explanation_figures import dependence_plot, global_importance_bars
 from dashboard.theme import PRIMARY, empty_figure
 from errors import RecsightError
 from explain.global_view import GlobalImportance
-from pages._parts import card, current_settings, graph, guarded, page, sentence, toggle
+from pages._parts import card, current_settings, graph, guarded, page, refused_page, sentence, toggle
 from settings import Settings
 from workflows import insight
 from workflows.insight import FAITHFULNESS_CUSTOMERS
@@ -70,8 +71,9 @@ class EvaluationView(NamedTuple):
 
 
 def layout(**_query: str) -> Any:
-    """Dash calls this per visit (query-string values arrive as keyword arguments, unused)."""
-    return build_layout(current_settings())
+    """Dash calls this per visit (query-string values arrive as keyword arguments, unused); the
+    page checks the role itself too."""
+    return refused_page(__name__) or build_layout(current_settings())
 
 
 def build_layout(settings: Settings) -> Any:
@@ -163,15 +165,16 @@ def update_importance(version: str | None, by: str | None, segment: str | None, 
 
 def update_dependence(version: str | None, feature: str | None, segment: str | None,
                       settings: Settings) -> go.Figure:
-    """How one feature's value maps to its contribution, over the sampled lists."""
+    """How one feature's value maps to its contribution, over the sampled lists: means over
+    bins of at least k customers, never one customer's point."""
     importance, problem = _importance(settings, version)
     if importance is None:
         return empty_figure(problem or "No importance to show", 380)
     if not feature:
         return empty_figure("Choose a feature", 380)
     chosen = None if segment in (None, "", ALL_SEGMENTS) else segment
-    frame = mi.dependence_view(importance, feature, chosen, settings.k_anonymity)
-    return dependence_scatter(frame["value"], frame["contribution"], mi.feature_label(feature))
+    bins, missing = mi.dependence_view(importance, feature, chosen, settings.k_anonymity)
+    return dependence_plot(bins, mi.feature_label(feature), missing, settings.k_anonymity)
 
 
 def update_faithfulness(version: str | None, settings: Settings) -> FaithfulnessView:
@@ -300,8 +303,9 @@ def _importance_section(importance: GlobalImportance | None, problem: str | None
         ]),
         dbc.Row(className="g-3", children=[
             dbc.Col(card("Global importance", note, graph("mo-importance", 460)), lg=6),
-            dbc.Col(card("Dependence", "Each point is one recommended item: the feature's value and what it "
-                                       "added to the score", graph("mo-dependence", 460)), lg=6),
+            dbc.Col(card("Dependence", "Each point is a bin of recommended items from at least "
+                                       f"{k} customers: the feature's mean value and what it "
+                                       "added to the score on average", graph("mo-dependence", 460)), lg=6),
         ]),
     ])
 

@@ -5,8 +5,10 @@ The page is thin: the layout, and callbacks whose bodies are the module-level ``
 functions below, which take the filter values and the settings and return what the outputs
 show. Tests call them directly. Queries live in :mod:`dashboard.shop_overview`, figures in
 :mod:`dashboard.overview_figures`. Every callback opens its own short-lived read-only connection.
-Aggregates only: no customer id appears on this page, and selections or segments of fewer than
-``settings.k_anonymity`` customers are refused or hidden.
+Aggregates only: no customer id appears on this page; selections or segments of fewer than
+``settings.k_anonymity`` customers are refused, and within a selection every number about fewer
+than k customers (a KPI, a funnel stage, a day, a row) is hidden and says so
+(:mod:`dashboard.k_anonymity`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from dashboard import overview_figures as figs
 from dashboard import shop_overview as so
 from dashboard.theme import PRIMARY, empty_figure
 from errors import RecsightError
-from pages._parts import capitalised, card, current_settings, graph, page, sentence, toggle
+from pages._parts import capitalised, card, current_settings, graph, page, refused_page, sentence, toggle
 from settings import Settings
 from workflows.overview import run_overview_query, shop_choices
 
@@ -58,8 +60,9 @@ class OverviewView(NamedTuple):
 
 
 def layout(**_query: str) -> Any:
-    """Dash calls this per visit (query-string values arrive as keyword arguments, unused)."""
-    return build_layout(current_settings())
+    """Dash calls this per visit (query-string values arrive as keyword arguments, unused); the
+    page checks the role itself too."""
+    return refused_page(__name__) or build_layout(current_settings())
 
 
 def build_layout(settings: Settings) -> Any:
@@ -159,7 +162,10 @@ def preset_dates(preset: str, bounds: dict[str, str] | None) -> tuple[str, str]:
     last event day, never before its first; "all" is the whole span."""
     if not bounds:
         raise RecsightError("the shop has no date range yet")
-    first, last = date.fromisoformat(bounds["first"]), date.fromisoformat(bounds["last"])
+    try:  # the browser sends the bounds back: a forged or damaged store is a refusal, not a crash
+        first, last = date.fromisoformat(bounds["first"]), date.fromisoformat(bounds["last"])
+    except (KeyError, TypeError, ValueError):
+        raise RecsightError("the shop's date range on the page is not readable: reload the page") from None
     if preset not in PRESETS:
         raise RecsightError(f"unknown quick range {preset!r}")
     days = PRESETS[preset]
@@ -170,41 +176,44 @@ def preset_dates(preset: str, bounds: dict[str, str] | None) -> tuple[str, str]:
 def update_overview(start_date: str | None, end_date: str | None, segment: str | None,
                     settings: Settings) -> OverviewView:
     """KPI cards, the funnel, and a notice (an error or a privacy note) for the filter."""
+    k = settings.k_anonymity
     result, problem = _run(settings, start_date, end_date, segment,
-                           lambda con, flt: (so.kpis(con, flt), so.funnel(con, flt)))
+                           lambda con, flt: (so.kpis(con, flt, k=k), so.funnel(con, flt, k=k)))
     if result is None:
-        return OverviewView(_kpi_cards(None), empty_figure(problem), _notice(problem))
+        return OverviewView(_kpi_cards(None, k), empty_figure(problem), _notice(problem))
     numbers, funnel = result
     notice = _notice("there are no events in this selection", color="info") if numbers["events"] == 0 else None
-    return OverviewView(_kpi_cards(numbers), figs.funnel_figure(funnel), notice)
+    return OverviewView(_kpi_cards(numbers, k), figs.funnel_figure(funnel, k=k), notice)
 
 
 def update_activity(start_date: str | None, end_date: str | None, segment: str | None, freq: str,
                     settings: Settings) -> go.Figure:
-    """Events and revenue per day or week."""
+    """Events and revenue per day or week; periods of fewer than k customers (or buyers) blank."""
+    k = settings.k_anonymity
     frame, problem = _run(settings, start_date, end_date, segment,
-                          lambda con, flt: so.activity_over_time(con, flt, freq=freq))
-    return empty_figure(problem, 340) if frame is None else figs.activity_figure(frame, freq, 340)
+                          lambda con, flt: so.activity_over_time(con, flt, freq=freq, k=k))
+    return empty_figure(problem, 340) if frame is None else figs.activity_figure(frame, freq, 340, k=k)
 
 
 def update_rankings(start_date: str | None, end_date: str | None, segment: str | None, level: str, by: str,
                     settings: Settings) -> tuple[go.Figure, go.Figure]:
     """Top categories (top level or full path) and top brands, ranked by events or revenue.
 
-    Categories and brands bought or viewed by fewer than k customers are left out.
+    Categories and brands bought or viewed by fewer than k customers are left out; purchases
+    and revenue of fewer than k buyers are hidden in the rows shown.
     """
     k = settings.k_anonymity
 
     def query(con: duckdb.DuckDBPyConnection, flt: so.OverviewFilter) -> tuple[Any, Any]:
-        return (so.top_categories(con, flt, level=level, by=by, min_users=k),
-                so.top_brands(con, flt, by=by, min_users=k))
+        return (so.top_categories(con, flt, level=level, by=by, k=k),
+                so.top_brands(con, flt, by=by, k=k))
 
     result, problem = _run(settings, start_date, end_date, segment, query)
     if result is None:
         return empty_figure(problem, 380), empty_figure(problem, 380)
     categories, brands = result
-    return (figs.ranking_figure(categories, "category", by, 380, "No category has enough customers to show"),
-            figs.ranking_figure(brands, "brand", by, 380, "No brand has enough customers to show"))
+    return (figs.ranking_figure(categories, "category", by, 380, "No category has enough customers to show", k=k),
+            figs.ranking_figure(brands, "brand", by, 380, "No brand has enough customers to show", k=k))
 
 
 def update_segments(start_date: str | None, end_date: str | None, segment: str | None,
@@ -232,22 +241,32 @@ def _run(settings: Settings, start: str | None, end: str | None, segment: str | 
         return None, sentence(str(exc))
 
 
-def _kpi_cards(numbers: dict[str, Any] | None) -> list[html.Div]:
+def _kpi_cards(numbers: dict[str, Any] | None, k: int) -> list[html.Div]:
+    """The five cards; a number about fewer than k customers is "—" or says so in words."""
     if numbers is None:
         dash_ = "—"
         return [_kpi_card(name, label, dash_, "") for name, label in _KPI_LABELS.items()]
+    hidden = set(numbers.get("hidden", ()))
+    few = f"fewer than {k}"
     conversion = numbers["conversion"]
     buyer_share = numbers["buyer_share"]
+    views = f"views hidden ({few} viewers)" if "views" in hidden else f"{_count(numbers['views'])} views"
+    purchases = (f"purchases hidden ({few} buyers)" if "purchases" in hidden
+                 else f"{_count(numbers['purchases'])} purchases")
+    if "conversion" in hidden:
+        conversion_card = ("—", f"hidden: {few} customers {'bought' if 'purchases' in hidden else 'viewed'}")
+    else:
+        conversion_card = ("—" if conversion is None else f"{conversion:.2%}", "purchases per view" + (
+            "" if buyer_share is None else f" · {buyer_share:.0%} of customers bought"))
     return [
         _kpi_card("users", "Customers", _count(numbers["users"]),
-                  f"{_count(numbers['buyers'])} bought something"),
+                  f"{few if 'buyers' in hidden else _count(numbers['buyers'])} bought something"),
         _kpi_card("items", "Items", _count(numbers["items"]),
                   f"of {_count(numbers['catalogue_items'])} in the catalogue"),
-        _kpi_card("events", "Events", _count(numbers["events"]),
-                  f"{_count(numbers['views'])} views · {_count(numbers['purchases'])} purchases"),
-        _kpi_card("revenue", "Revenue", _money(numbers["revenue"]), "purchases net of returns"),
-        _kpi_card("conversion", "Conversion", "—" if conversion is None else f"{conversion:.2%}",
-                  "purchases per view" + ("" if buyer_share is None else f" · {buyer_share:.0%} of customers bought")),
+        _kpi_card("events", "Events", _count(numbers["events"]), f"{views} · {purchases}"),
+        _kpi_card("revenue", "Revenue", *(("—", f"hidden: {few} customers bought or returned") if "revenue" in hidden
+                                          else (_money(numbers["revenue"]), "purchases net of returns"))),
+        _kpi_card("conversion", "Conversion", *conversion_card),
     ]
 
 
@@ -273,7 +292,7 @@ def _segment_table(breakdown: so.SegmentBreakdown, k: int, selected: str | None 
     note = [f"Active: customers with an event in the selected dates. Groups under {k} customers are hidden"]
     if breakdown.suppressed:
         note.append(f" ({breakdown.suppressed} segment{'s' if breakdown.suppressed != 1 else ''} hidden)")
-    note.append(f"; “–” marks figures about fewer than {k} active customers.")
+    note.append(f"; “–” marks figures about fewer than {k} customers (active, or for revenue: buying or returning).")
     return html.Div([
         dbc.Table([head, html.Tbody(rows)], className="rs-table", size="sm", borderless=True, hover=True),
         html.Div(note, className="rs-table-note"),

@@ -11,6 +11,13 @@ Finding a customer is exact and server-side (a shop id is hashed with the shop's
 pseudonym is taken as is): nothing ever lists every customer. ``/user/<id>`` deep-links to a
 lookup; after a typed lookup the address bar shows ``/user/<pseudonym>`` (never the typed shop
 id), so the link can be shared without revealing it.
+
+Deep links name customers by pseudonym only: the server redirects a page load of
+``/user/<shop id>`` to the pseudonym (``service.deeplinks``), this layout shows the pseudonym for
+one reached inside the app, and the address-bar script replaces such an entry rather than keep
+it in the history. A deep link looks up once: Back and Forward to an entry already looked up
+show the search filled in, and only a click looks up (and audits) again. A link on another
+site opens the page the same way, without looking up.
 """
 
 from __future__ import annotations
@@ -22,10 +29,12 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from analytics.customers import MAX_ID_LENGTH
+from analytics.customers import MAX_ID_LENGTH, clean_customer_ref, reference_pseudonym
 from dashboard.theme import PRIMARY
+from errors import RecsightError
 from pages import _user_callbacks
-from pages._parts import page
+from pages._parts import current_settings, page, refused_page
+from service.deeplinks import opened_from_elsewhere
 
 __all__ = ["layout", "build_layout"]
 
@@ -36,13 +45,16 @@ _user_callbacks.register()
 
 
 def layout(user_id: str | None = None, **_query: str) -> Any:
-    """Dash calls this per visit; ``user_id`` comes from a ``/user/<id>`` deep link."""
-    return build_layout(unquote(user_id) if user_id else None)
+    """Dash calls this per visit; ``user_id`` comes from a ``/user/<id>`` deep link. The page
+    checks the role itself too."""
+    return refused_page(__name__) or build_layout(unquote(user_id) if user_id else None,
+                                                  from_elsewhere=opened_from_elsewhere())
 
 
-def build_layout(user_id: str | None = None) -> Any:
-    """The search bar and an empty result area; a deep link pre-fills the search and looks up."""
-    typed = (user_id or "")[: MAX_ID_LENGTH]
+def build_layout(user_id: str | None = None, from_elsewhere: bool = False) -> Any:
+    """The search bar and an empty result area; a deep link pre-fills the search with the
+    customer's pseudonym (never a shop id) and looks up, unless another site's link opened it."""
+    typed = _link_pseudonym(user_id)
     return page(
         "Customer lookup",
         "Find one customer, see what we recommend to them and why, and export it as a report. "
@@ -60,9 +72,13 @@ def build_layout(user_id: str | None = None) -> Any:
                          "and only the pseudonym is kept.", className="rs-field-hint"),
             ]),
         ]),
-        dcc.Store(id="cu-initial", data=typed or None),
+        # cu-link: the deep link's customer; the page's script copies it to cu-initial (which
+        # looks up) unless Back or Forward returned to an entry already looked up
+        dcc.Store(id="cu-link", data=None if from_elsewhere else typed or None),
+        dcc.Store(id="cu-initial"),
         dcc.Store(id="cu-customer"),
-        dcc.Loading(html.Div(id="cu-result", children=_intro()), type="dot", color=PRIMARY, delay_show=150,
+        dcc.Loading(html.Div(id="cu-result", children=_intro(from_elsewhere and bool(typed))), type="dot",
+                    color=PRIMARY, delay_show=150,
                     overlay_style={"visibility": "visible", "opacity": 0.5},
                     target_components={"cu-result": "children"}),  # not while the reasons load inside
         dbc.Modal(id="cu-why-modal", size="xl", scrollable=True, is_open=False, children=[
@@ -74,9 +90,22 @@ def build_layout(user_id: str | None = None) -> Any:
     )
 
 
-def _intro() -> Any:
+def _link_pseudonym(user_id: str | None) -> str:
+    """The pseudonym a deep link names ('' for none, or for text that is no customer id)."""
+    if not user_id:
+        return ""
+    try:
+        found = reference_pseudonym(clean_customer_ref(user_id[:MAX_ID_LENGTH]), current_settings().secret)
+    except RecsightError:
+        return ""
+    return found or ""
+
+
+def _intro(from_elsewhere: bool = False) -> Any:
     return html.Div(className="rs-empty-state", id="cu-intro", children=[
         html.Div("Look a customer up", className="rs-empty-title"),
+        html.P("A link on another site opened this customer: press Look up to see them (the lookup is "
+               "recorded in your name).", id="cu-from-elsewhere") if from_elsewhere else None,
         html.P("Their profile, their behaviour over time and their top recommendations, each with the "
                "reasons behind it, appear here."),
     ])

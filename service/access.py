@@ -17,13 +17,15 @@ Anything no rule names is admin-only: a new page or route is closed until someon
 may use it, and the role-matrix test (tests/service/test_role_matrix.py) fails until the rules
 and the test agree.
 
-Sessions are Flask's signed cookies holding the user name and the sign-in time only; the role
-is read from the users file on every request, so changing or removing a user takes effect at
-once.
+Sessions are Flask's signed cookies holding the user name, the sign-in time and a session id
+the server must still list as live (:mod:`service.sessions`: sign-out and the idle timeout end it
+on the server); the role is read from the users file on every request, so changing or removing a
+user takes effect at once.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -33,14 +35,14 @@ from typing import Any
 import flask
 
 from errors import RecsightError
-from service import audit
+from service import audit, callbacks, sessions
 from service.users import ADMIN, ANALYST, ROLES, SUPPORT, User, get_user
 from settings import Settings
 
 __all__ = [
     "Rule", "PAGE_RULES", "ROUTE_RULES", "ALL_ROLES", "DEFAULT_ROLES", "SESSION_MAX_AGE_S", "ACCESS_KEY",
     "page_roles", "route_roles", "url_roles", "callback_roles", "page_for_url", "allowed_pages",
-    "start_session", "end_session", "current_user", "record_action", "AccessConfig",
+    "start_session", "end_session", "current_user", "session_binding", "record_action", "AccessConfig",
 ]
 
 log = logging.getLogger(__name__)
@@ -128,19 +130,22 @@ def url_roles(url_path: str, strip_relative_path: Callable[[str], str | None]) -
 def callback_roles(body: Any, config: AccessConfig) -> frozenset[str]:
     """The roles that may run the Dash callback a ``/_dash-update-component`` request asks for.
 
-    Unknown or malformed requests get the empty set: nobody.
+    Unknown or malformed requests get the empty set: nobody. The request is first checked
+    against the registered callback (:func:`service.callbacks.validate`: ids, properties and
+    positions), so the router's URL path is read at the position Dash hands to the router, never
+    from an entry that only claims to be it.
     """
-    output = body.get("output") if isinstance(body, dict) else None
-    entry = config.callback_map.get(output) if isinstance(output, str) else None
-    function = entry.get("callback") if entry else None
-    if function is None:
+    try:
+        call = callbacks.validate(body, config.callback_map)
+    except callbacks.CallbackRefused:
         return frozenset()
+    output, function = call.output, call.entry["callback"]
     module = getattr(function, "__module__", "") or ""
     page = _page_of_module(module)
     if page is not None:
         return page_roles(page["path"])
     if module.startswith("dash") and _ROUTER_OUTPUT in output:
-        pathname = _input_value(body, _ROUTER_LOCATION, "pathname")
+        pathname = call.value(_ROUTER_LOCATION, "pathname")
         return url_roles(pathname, config.strip_relative_path) if isinstance(pathname, str) else frozenset()
     if module in config.shell_modules:
         return ALL_ROLES
@@ -169,13 +174,6 @@ def _page_of_module(module: str) -> dict[str, Any] | None:
                  if page["module"] == module or module in page.get("callback_modules", ())), None)
 
 
-def _input_value(body: dict[str, Any], component_id: str, prop: str) -> Any:
-    for item in body.get("inputs") or []:
-        if isinstance(item, dict) and item.get("id") == component_id and item.get("property") == prop:
-            return item.get("value")
-    return None
-
-
 # --------------------------------------------------------------------------- sessions
 
 
@@ -184,11 +182,13 @@ def start_session(user: User) -> None:
     flask.session.clear()
     flask.session[_SESSION_USER] = user.name
     flask.session[_SESSION_SINCE] = int(time.time())
+    sessions.begin(flask.session, user.name, SESSION_MAX_AGE_S)  # RecsightError: nobody is signed in
     flask.g.recsight_user = user
 
 
 def end_session() -> None:
-    """Sign the browser out."""
+    """Sign the browser out, and end its session on the server so a copy of the cookie is void too."""
+    sessions.finish(flask.session)
     flask.session.clear()
     flask.g.pop("recsight_user", None)
 
@@ -207,6 +207,17 @@ def current_user() -> User | None:
     return user
 
 
+def session_binding() -> str | None:
+    """What names this browser's signed-in session, for state the server hands the browser and
+    must recognise as its own later (:mod:`service.customer_state`): the user, the sign-in time
+    and the server's session id. None without a signed-in browser session (an API call signed in
+    with basic auth has none). Signing out or in again changes it, so such state is void then."""
+    user = current_user()
+    if user is None or flask.session.get(_SESSION_USER) != user.name:
+        return None
+    return json.dumps([user.name, flask.session.get(_SESSION_SINCE), flask.session.get(sessions.SESSION_ID)])
+
+
 def session_user() -> User | None:
     """The user the session cookie names, if the session is young enough and they still exist."""
     name, since = flask.session.get(_SESSION_USER), flask.session.get(_SESSION_SINCE)
@@ -216,6 +227,8 @@ def session_user() -> User | None:
         return None
     config = flask.current_app.config.get(ACCESS_KEY)
     if not isinstance(config, AccessConfig):
+        return None
+    if not sessions.is_live(flask.session, name, config.settings.idle_timeout_s):  # signed out, idle
         return None
     return get_user(config.settings.users_file, name)
 

@@ -8,10 +8,12 @@ session cookie) and the role matrix (``access.ROUTE_RULES``: support and admin).
 Every request goes the same way, and each step has its own status code:
 
 1. validate every input against the documented limits (``400``; the bad value is never echoed,
-   since it may be a raw customer id);
+   since it may be a raw customer id), then count the lookup against the signed-in login's
+   limit (``429`` with ``Retry-After`` over it: :mod:`service.throttle`);
 2. take the process's loaded recommender (``503`` when the model or shop is missing or broken);
 3. resolve the customer: a shop id is hashed with the shop's secret, a pseudonym is taken as is
-   (``404`` when nobody matches; that failed lookup is audited without a customer);
+   (``404`` when nobody matches; that failed lookup is audited without a customer, naming what
+   was searched by its pseudonym);
 4. do the work, append exactly one audit row for the signed-in user, and only then answer: when
    the row cannot be written nothing is served (``503``).
 
@@ -41,10 +43,10 @@ import numpy as np
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from analytics.customers import ID_PATTERN, MAX_ID_LENGTH
+from analytics.customers import ID_PATTERN, MAX_ID_LENGTH, reference_pseudonym
 from dashboard.reports import render_report
 from errors import RecsightError
-from service import access, audit, openapi
+from service import access, audit, openapi, throttle
 from service.openapi import (
     API_BASE,
     DEFAULT_FORMAT,
@@ -72,12 +74,14 @@ _NOT_FOUND = "unknown customer: no customer has this id or pseudonym"
 
 
 class _Refusal(Exception):
-    """A refusal with its HTTP status and a one-line message for the client."""
+    """A refusal with its HTTP status and a one-line message for the client (and, for 429, the
+    seconds to wait)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.retry_after = retry_after
 
 
 def blueprint(settings: Settings) -> flask.Blueprint:
@@ -165,6 +169,8 @@ def _endpoint(view: Callable[..., Response]) -> Callable[..., Response]:
         try:
             return view(*args, **kwargs)
         except _Refusal as exc:
+            if exc.retry_after is not None:
+                return throttle.too_many(exc.retry_after, exc.message)
             return error_response(exc.status, exc.message)
         except Exception:
             # the endpoint, not the path: the path may hold a raw customer id
@@ -222,6 +228,9 @@ def _lookup(settings: Settings, typed: str, what: str) -> tuple[Any, str]:
     if not _ID.fullmatch(typed):
         raise _Refusal(400, f"a customer id is 1 to {MAX_ID_LENGTH} letters, digits or . _ : @ + - "
                             "(look other ids up by their pseudonym)")
+    wait = throttle.lookup_wait(settings, "API")  # per login: ids cannot be mapped to pseudonyms in bulk
+    if wait is not None:
+        raise _Refusal(429, "too many customer lookups", retry_after=wait)
     try:
         recommender = recommender_for(settings)
     except RecsightError as exc:
@@ -233,7 +242,8 @@ def _lookup(settings: Settings, typed: str, what: str) -> tuple[Any, str]:
     try:
         user_id = resolve_customer(recommender, typed, settings.secret)
     except RecsightError:
-        _record(audit.CUSTOMER_LOOKUP, None, f"API {what}: no customer matched")
+        searched = reference_pseudonym(typed, settings.secret) or "a shop id"  # never the id itself
+        _record(audit.CUSTOMER_LOOKUP, None, f"API {what}: no customer matched (searched {searched})")
         raise _Refusal(404, _NOT_FOUND) from None
     return recommender, user_id
 

@@ -15,6 +15,8 @@ in one connection and one transaction, while the others wait for their own row t
 ``record`` still returns only once its row is in the file, or raises. The table is created
 only when an insert finds it missing (a new or emptied file), not before every row.
 
+The file is its owner's only (mode 0600, its write-ahead log too): it names who looked whom up.
+
 Callers pass pseudonyms only: a ``customer`` that is not a pseudonym (``c_`` and 20 hex digits)
 is refused, so a raw customer id can never land in the log by mistake. Free text (the typed
 name of a failed sign-in, the detail) is cut to a fixed length and stripped of control
@@ -24,6 +26,7 @@ characters, since it may come from an attacker.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -33,12 +36,14 @@ from pathlib import Path
 
 import duckdb
 
+import atomic
 from analytics.privacy import PSEUDONYM_LENGTH
 from errors import RecsightError
 
 __all__ = [
     "AUDIT_LOG", "SEQ", "AT_UTC", "WHO", "ROLE", "ACTION", "CUSTOMER", "DETAIL",
-    "SIGN_IN", "SIGN_IN_FAILED", "SIGN_OUT", "CUSTOMER_LOOKUP", "EXPLANATION_VIEW", "REPORT_EXPORT", "ACTIONS",
+    "SIGN_IN", "SIGN_IN_FAILED", "SIGN_OUT", "CUSTOMER_LOOKUP", "EXPLANATION_VIEW", "REPORT_EXPORT", "ACCESS_DENIED",
+    "THROTTLED", "ACTIONS",
     "AuditEntry", "record", "read_entries", "filter_choices", "MAX_ENTRIES",
 ]
 
@@ -53,7 +58,10 @@ SIGN_OUT = "sign_out"
 CUSTOMER_LOOKUP = "customer_lookup"
 EXPLANATION_VIEW = "explanation_view"
 REPORT_EXPORT = "report_export"
-ACTIONS: tuple[str, ...] = (SIGN_IN, SIGN_IN_FAILED, SIGN_OUT, CUSTOMER_LOOKUP, EXPLANATION_VIEW, REPORT_EXPORT)
+ACCESS_DENIED = "access_denied"  # a signed-in user was refused a page (403)
+THROTTLED = "throttled"  # a burst was throttled (service.throttle): one row per burst, an alert for admins
+ACTIONS: tuple[str, ...] = (SIGN_IN, SIGN_IN_FAILED, SIGN_OUT, CUSTOMER_LOOKUP, EXPLANATION_VIEW, REPORT_EXPORT,
+                            ACCESS_DENIED, THROTTLED)
 
 MAX_ENTRIES = 5000  # one screen of the admin page; filters narrow it down
 _MAX_WHO, _MAX_ROLE, _MAX_DETAIL = 64, 16, 500
@@ -161,7 +169,9 @@ def _insert(path: Path, rows: list[tuple]) -> list[int]:
     """Insert ``rows`` in one transaction of one connection; their sequence numbers, in order."""
     sql = (f"INSERT INTO {AUDIT_LOG} ({AT_UTC}, {WHO}, {ROLE}, {ACTION}, {CUSTOMER}, {DETAIL}) "
            f"VALUES (?, ?, ?, ?, ?, ?) RETURNING {SEQ}")
-    with _in_process, _open(path, create=True) as con:
+    # private_files: the write-ahead log DuckDB creates for this write holds the same rows
+    with _in_process, atomic.private_files(), _open(path, create=True) as con:
+        _make_private(path)
         try:
             con.execute("BEGIN TRANSACTION")
             try:
@@ -212,6 +222,15 @@ def filter_choices(audit_db: Path | str) -> tuple[list[str], list[str]]:
 
 def _clean(text: str, limit: int) -> str:
     return _CONTROL.sub(" ", str(text))[:limit]
+
+
+def _make_private(path: Path) -> None:
+    """Mode 0600 for the log (also a log created before this rule): it names who looked whom up."""
+    try:
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)
+    except OSError as exc:
+        raise RecsightError(f"cannot make the audit log {path} private: {exc.strerror or exc}") from None
 
 
 def _select(audit_db: Path | str, sql: str, params: list[object]) -> list[tuple]:

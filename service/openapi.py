@@ -48,6 +48,11 @@ _ERRORS: dict[str, Any] = {
     "403": _error("The signed-in role may not use this (only support and admin work with customers)."),
     "404": _error("No customer has this id or pseudonym."),
     "405": _error("Only GET is offered."),
+    "429": {"description": "Too many requests: the signed-in login's customer lookups are over their limit, or "
+                           "sign-in for this account or address is locked after failed attempts. Retry after the "
+                           "seconds in Retry-After.",
+            "headers": {"Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 1}}},
+            "content": {"application/json": {"schema": _ref("Error")}}},
     "503": _error("No trained model or shop database (or it cannot be read), or the audit log cannot be "
                   "written: nothing is served unrecorded."),
     "500": _error("A bug; the server log has the details."),
@@ -163,7 +168,7 @@ _DOCUMENT: dict[str, Any] = {
             "summary": "This document", "tags": ["service"],
             "responses": {"200": {"description": "The OpenAPI document.",
                                   "content": {"application/json": {"schema": {"type": "object"}}}},
-                          "401": _ERRORS["401"], "403": _ERRORS["403"]},
+                          "401": _ERRORS["401"], "403": _ERRORS["403"], "429": _ERRORS["429"]},
         }},
         f"{API_BASE}/users/{{id}}/recommendations": _customer_operation(
             "Top-k recommendations, optionally explained",

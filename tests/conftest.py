@@ -19,6 +19,15 @@ def _test_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RECSIGHT_SECRET", TEST_SECRET)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_throttle() -> None:
+    """Every test starts with no failed sign-in or lookup counted: the throttle's state is the
+    process's (service/throttle.py) and the session's apps serve many tests."""
+    from service import throttle
+
+    throttle.current().reset()
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """The real public datasets beside the checkout (../shared/data); skip if absent."""

@@ -46,3 +46,35 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary_one(tmp_path:
     with pytest.raises(OSError, match="No space left"):
         replace_with(target, half)
     assert target.read_text() == "trees" and [p.name for p in tmp_path.iterdir()] == ["ranker.txt"]
+
+
+def test_files_created_in_a_private_block_are_the_owners_only(tmp_path: Path) -> None:
+    """What DuckDB creates itself (a write-ahead log) inside ``private_files`` is 0600; shared
+    files written meanwhile keep their ordinary mode, and the umask is back afterwards."""
+    import threading
+
+    from atomic import private_files
+
+    mask = os.umask(0o022)
+    try:
+        entered, release = threading.Event(), threading.Event()
+
+        def other_block() -> None:
+            with private_files():
+                entered.set()
+                release.wait(5)
+
+        thread = threading.Thread(target=other_block)
+        with private_files():
+            thread.start()
+            entered.wait(5)
+            (tmp_path / "first.wal").write_text("rows")
+        (tmp_path / "second.wal").write_text("rows")  # the other thread's block is still open
+        write_text(tmp_path / "shared.csv", "a\n", private=False)
+        release.set()
+        thread.join(5)
+        assert os.umask(0o022) == 0o022  # put back once the last block ended
+    finally:
+        os.umask(mask)
+    assert _mode(tmp_path / "first.wal") == _mode(tmp_path / "second.wal") == 0o600
+    assert _mode(tmp_path / "shared.csv") == 0o644

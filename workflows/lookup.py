@@ -34,7 +34,7 @@ import duckdb
 import pandas as pd
 
 from analytics import schema as s
-from analytics.customers import suggest_customers
+from analytics.customers import reference_pseudonym, suggest_customers
 from analytics.db import connect_read_only
 from analytics.profile_card import ProfileCard, profile_card
 from dashboard.customer_view import timeline
@@ -86,8 +86,9 @@ def look_up(text: str, settings: Settings, record: Recorder) -> Found | NotFound
     """Find the customer ``text`` names (a cleaned shop id or pseudonym), record the lookup, and
     read their list, profile card, timeline and item details.
 
-    ``record`` is called exactly once: with None and "no customer matched", or with the pseudonym
-    before anything of the customer is returned (if it raises, nothing is).
+    ``record`` is called exactly once: with None and "no customer matched (searched <pseudonym of
+    the text>)", or with the pseudonym before anything of the customer is returned (if it
+    raises, nothing is).
     """
     recommender = recommender_for(settings)
     try:
@@ -95,7 +96,8 @@ def look_up(text: str, settings: Settings, record: Recorder) -> Found | NotFound
     except RecsightError as exc:
         with shop_cursor(settings.db_path) as con:
             suggestions = suggest_customers(con, text)
-        record(None, "no customer matched")
+        # what was searched, as a pseudonym: the row shows whom the agent looked for, no shop id
+        record(None, f"no customer matched (searched {reference_pseudonym(text, settings.secret) or 'a shop id'})")
         return NotFound(str(exc), suggestions)
     # Ranking is most of the wait: it runs beside the profile reads and the audit row, whose
     # append must still succeed before anything of the customer is returned.

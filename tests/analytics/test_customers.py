@@ -67,9 +67,12 @@ def test_a_shop_without_a_users_table_still_resolves(con):
 
 def test_suggestions_complete_pseudonym_prefixes_only(con):
     target = U["u3"]
-    assert customers.suggest_customers(con, target[:8]) == sorted(
-        p for p in U.values() if p.startswith(target[:8]) and p != COLD)
-    assert customers.suggest_customers(con, target[:8].upper()) == customers.suggest_customers(con, target[:8])
+    start = target[:2 + customers.SUGGEST_MIN_HEX]  # the shortest prefix that is completed
+    assert customers.suggest_customers(con, start) == sorted(
+        p for p in U.values() if p.startswith(start) and p != COLD)
+    assert customers.suggest_customers(con, start.upper()) == customers.suggest_customers(con, start) == [target]
+    assert customers.suggest_customers(con, start[:-1]) == []  # one hex digit short
+    assert customers.suggest_customers(con, target[:6]) == []  # 4 hex digits reached a slice of the shop
     assert customers.suggest_customers(con, "c_") == []  # too short: no slice of the customer base
     assert customers.suggest_customers(con, "c_12") == []
     assert customers.suggest_customers(con, "u1") == []  # shop ids are hashed: nothing to complete

@@ -196,9 +196,10 @@ def test_importance_per_feature_group_and_segment():
 
 def test_dependence_choices_and_additivity():
     gi = _importance()
-    frame = mi.dependence_view(gi, "brand_share", "champions", 10)
-    assert len(frame) == 22 and list(frame.columns) == ["value", "contribution", "segment"]
-    assert (frame["value"] == 2 * frame["contribution"]).all()
+    bins, missing = mi.dependence_view(gi, "brand_share", "champions", 10)
+    assert missing == 0 and bins["rows"].sum() == 22  # every row of the segment, in bins
+    assert (bins["customers"] >= 10).all()  # no point for fewer than k customers
+    assert bins["value"].to_numpy() == pytest.approx(2 * bins["contribution"].to_numpy())
     assert [o["value"] for o in mi.feature_choices(gi)] == ["brand_share", "attention_score"]
     assert mi.shap_additivity(gi) == pytest.approx(0.0, abs=1e-12)
     broken = GlobalImportance(gi.features, gi.base + 0.25, gi.n_users, gi.k, gi.segment_by, gi.rows)

@@ -76,46 +76,46 @@ CHAMPIONS = so.OverviewFilter(segment=profiles.CHAMPIONS)
 
 
 def test_kpis_whole_shop(con):
-    assert so.kpis(con) == {
+    assert so.kpis(con, k=1) == {
         "users": 4, "buyers": 3, "items": 4, "catalogue_items": 5, "events": 12, "views": 6,
         "purchases": 3, "revenue": pytest.approx(35.0), "conversion": pytest.approx(0.5),
-        "buyer_share": pytest.approx(0.75),
+        "buyer_share": pytest.approx(0.75), "hidden": (),
     }
 
 
 def test_kpis_date_range_includes_the_whole_end_day(con):
-    got = so.kpis(con, FIRST_FIVE_DAYS)
+    got = so.kpis(con, FIRST_FIVE_DAYS, k=1)
     assert (got["events"], got["users"], got["views"], got["purchases"]) == (9, 3, 5, 2)
     assert got["revenue"] == pytest.approx(38.0)
     assert got["conversion"] == pytest.approx(0.4)
-    assert so.kpis(con, so.OverviewFilter(date(2024, 1, 10), date(2024, 1, 10)))["events"] == 1
+    assert so.kpis(con, so.OverviewFilter(date(2024, 1, 10), date(2024, 1, 10)), k=1)["events"] == 1
 
 
 def test_kpis_segment_filter(con):
-    got = so.kpis(con, CHAMPIONS)
+    got = so.kpis(con, CHAMPIONS, k=1)
     assert (got["events"], got["users"], got["buyers"]) == (8, 2, 2)
     assert got["revenue"] == pytest.approx(20.0)  # 20 + 18 - 18
 
 
 def test_kpis_empty_range_has_no_rates(con):
-    got = so.kpis(con, so.OverviewFilter(date(2023, 1, 1), date(2023, 1, 31)))
+    got = so.kpis(con, so.OverviewFilter(date(2023, 1, 1), date(2023, 1, 31)), k=1)
     assert got["events"] == 0 and got["revenue"] == 0.0
     assert got["conversion"] is None and got["buyer_share"] is None
 
 
 def test_funnel_lists_every_stage(con):
-    frame = so.funnel(con)
+    frame = so.funnel(con, k=1)
     assert frame.to_dict("list") == {
         "stage": [schema.VIEW, schema.CLICK, schema.CART, schema.PURCHASE],
         "events": [6, 1, 1, 3],
         "users": [4, 1, 1, 3],
     }
-    late = so.funnel(con, so.OverviewFilter(date(2024, 1, 9), None))
+    late = so.funnel(con, so.OverviewFilter(date(2024, 1, 9), None), k=1)
     assert late["events"].tolist() == [1, 0, 0, 1]
 
 
 def test_activity_daily_fills_quiet_days(con):
-    frame = so.activity_over_time(con, freq="day")
+    frame = so.activity_over_time(con, freq="day", k=1)
     assert len(frame) == 10
     assert frame["period"].iloc[0] == pd.Timestamp("2024-01-01")
     assert frame["events"].tolist() == [4, 2, 2, 0, 1, 0, 0, 1, 1, 1]
@@ -124,7 +124,7 @@ def test_activity_daily_fills_quiet_days(con):
 
 
 def test_activity_weekly_starts_on_monday(con):
-    frame = so.activity_over_time(con, freq="week")
+    frame = so.activity_over_time(con, freq="week", k=1)
     assert frame["period"].tolist() == [pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-08")]
     assert frame["events"].tolist() == [9, 3]
     assert frame["revenue"].tolist() == pytest.approx([38.0, -3.0])
@@ -133,11 +133,11 @@ def test_activity_weekly_starts_on_monday(con):
 
 def test_activity_rejects_unknown_period(con):
     with pytest.raises(RecsightError, match="unknown period"):
-        so.activity_over_time(con, freq="hour")
+        so.activity_over_time(con, freq="hour", k=1)
 
 
 def test_top_level_categories(con):
-    frame = so.top_categories(con, level="top")
+    frame = so.top_categories(con, level="top", k=1)
     assert frame.to_dict("list") == {
         "category": ["Home", "Beauty"], "events": [8, 4], "purchases": [2, 1],
         "revenue": [20.0, 15.0], "users": [3, 2],
@@ -145,26 +145,26 @@ def test_top_level_categories(con):
 
 
 def test_full_path_categories_and_min_users(con):
-    frame = so.top_categories(con, level="full")
+    frame = so.top_categories(con, level="full", k=1)
     assert frame["category"].tolist() == [
         "Home > Kitchen > Pans", "Beauty > Skin > Cream", "Home > Garden > Tools", "Beauty > Hair > Shampoo"]
     assert frame["events"].tolist() == [5, 3, 3, 1]
-    kept = so.top_categories(con, level="full", min_users=2)
+    kept = so.top_categories(con, level="full", k=2)
     assert kept["category"].tolist() == ["Home > Kitchen > Pans", "Beauty > Skin > Cream"]
 
 
 def test_rankings_by_revenue_and_limit(con):
-    assert so.top_categories(con, level="full", by="revenue", limit=1)["category"].tolist() == [
+    assert so.top_categories(con, level="full", by="revenue", limit=1, k=1)["category"].tolist() == [
         "Home > Kitchen > Pans"]
-    brands = so.top_brands(con)
+    brands = so.top_brands(con, k=1)
     assert brands["brand"].tolist() == ["Acme", "Glow"]  # NULL brand (i4) left out
     assert brands["events"].tolist() == [8, 3]
     assert brands["users"].tolist() == [3, 2]
-    assert so.top_brands(con, CHAMPIONS)["brand"].tolist() == ["Acme", "Glow"]
+    assert so.top_brands(con, CHAMPIONS, k=1)["brand"].tolist() == ["Acme", "Glow"]
     with pytest.raises(RecsightError, match="limit"):
-        so.top_brands(con, limit=0)
+        so.top_brands(con, limit=0, k=1)
     with pytest.raises(RecsightError, match="ranking"):
-        so.top_brands(con, by="users; DROP TABLE events")
+        so.top_brands(con, by="users; DROP TABLE events", k=1)
 
 
 def test_segment_breakdown_hides_small_groups(con):
@@ -229,7 +229,7 @@ def test_without_profiles_segments_are_a_clear_error():
         so.segment_breakdown(con, k=1)
     with pytest.raises(RecsightError, match="segments are not available"):
         so.resolve_filter(con, None, None, profiles.CHAMPIONS, k=1)
-    assert so.kpis(con)["events"] == 12  # everything else still works
+    assert so.kpis(con, k=1)["events"] == 12  # everything else still works
 
 
 def test_date_bounds(con):
@@ -237,7 +237,7 @@ def test_date_bounds(con):
     empty = duckdb.connect()
     schema.create_tables(empty)
     assert so.date_bounds(empty) is None
-    assert so.activity_over_time(empty).empty
+    assert so.activity_over_time(empty, k=1).empty
 
 
 def test_breakdown_with_built_profiles_accounts_for_everyone():
@@ -248,3 +248,53 @@ def test_breakdown_with_built_profiles_accounts_for_everyone():
     assert result.suppressed == 0
     assert result.table["customers"].sum() == 4
     assert set(result.table["segment"]) <= set(profiles.SEGMENTS)
+
+
+# --------------------------------------------------------------------------- k per figure
+
+
+def test_kpis_hide_what_fewer_than_k_customers_did():
+    """01-01..01-05 has 3 active customers (u1, u2, u3) of whom 2 bought: with k=3 the selection
+    shows, but its purchases, revenue and the rates built on them describe two people."""
+    got = so.kpis(_shop(), FIRST_FIVE_DAYS, k=3)
+    assert (got["users"], got["events"], got["views"], got["items"]) == (3, 9, 5, 4)
+    assert got["hidden"] == ("buyer_share", "buyers", "conversion", "purchases", "revenue")
+    assert all(got[name] is None for name in got["hidden"])
+    assert "payers" not in got and "viewers" not in got  # the small counts themselves are not handed out
+
+
+def test_funnel_hides_each_stage_of_fewer_than_k():
+    frame = so.funnel(_shop(), k=2)  # click and cart: u1 alone
+    assert frame["stage"].tolist() == list(so.FUNNEL_STAGES)
+    assert frame["events"].tolist()[::3] == [6, 3] and frame["users"].tolist()[::3] == [4, 3]
+    assert frame[["events", "users"]].iloc[1:3].isna().all().all()
+
+
+def test_activity_hides_each_period_and_its_money_separately():
+    con = _shop()
+    daily = so.activity_over_time(con, freq="day", k=2)  # one customer a day: every active day hidden
+    assert daily["events"].fillna(-1).tolist() == [-1, -1, -1, 0, -1, 0, 0, -1, -1, -1]
+    weekly = so.activity_over_time(con, freq="week", k=2)
+    assert weekly["events"].tolist() == [9, 3] and weekly["users"].tolist() == [3, 3]
+    # week 2: u3 alone bought (purchases hidden); u2 returned and u3 bought (revenue of two: shown)
+    assert weekly["purchases"].fillna(-1).tolist() == [2, -1]
+    assert weekly["revenue"].tolist() == pytest.approx([38.0, -3.0])
+    assert list(weekly.columns) == ["period", "events", "purchases", "revenue", "users"]
+
+
+def test_rankings_hide_money_of_fewer_than_k_buyers_and_do_not_rank_by_it():
+    con = _shop()
+    by_events = so.top_categories(con, level="full", k=2)  # Pans and Cream: 2 customers, 1 buyer each
+    assert by_events["category"].tolist() == ["Home > Kitchen > Pans", "Beauty > Skin > Cream"]
+    assert by_events[["purchases", "revenue"]].isna().all().all()
+    assert so.top_categories(con, level="full", by="revenue", k=2).empty
+    brands = so.top_brands(con, by="revenue", k=2)  # Acme: u1 and u2 paid; Glow: u3 alone
+    assert brands["brand"].tolist() == ["Acme"] and brands["revenue"].tolist() == pytest.approx([20.0])
+
+
+def test_segment_breakdown_hides_revenue_of_fewer_than_k_payers():
+    # 01-05..01-08: champions u1 (a view) and u2 (the return) active, only u2's money moved
+    table = so.segment_breakdown(_shop(), so.OverviewFilter(date(2024, 1, 5), date(2024, 1, 8)), k=2).table
+    row = table.iloc[0]
+    assert (row["segment"], row["active"], row["events"]) == (profiles.CHAMPIONS, 2, 2)
+    assert pd.isna(row["revenue"]) and "payers" not in table.columns

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
@@ -172,21 +171,22 @@ def test_global_importance_sorted_largest_first_from_a_mapping_or_a_frame() -> N
     assert list(figures.global_importance_bars(by_index).data[0].y) == ["B", "A"]
 
 
-def test_dependence_scatter_plots_known_values_and_counts_the_missing() -> None:
-    values = np.array([1.0, 2.0, np.nan, 4.0])
-    shap_values = np.array([-0.1, 0.2, 0.3, 0.4])
-    fig = figures.dependence_scatter(values, shap_values, "Price against the customer's usual price")
+def test_dependence_plot_draws_the_bins_and_counts_the_missing() -> None:
+    bins = pd.DataFrame({"value": [1.0, 2.5], "contribution": [-0.1, 0.3], "spread": [0.05, 0.1],
+                         "rows": [30, 40], "customers": [10, 12]})
+    fig = figures.dependence_plot(bins, "Price against the customer's usual price", missing=1, k=10)
     (trace,) = fig.data
-    assert list(trace.x) == [1.0, 2.0, 4.0] and list(trace.y) == pytest.approx([-0.1, 0.2, 0.4])
-    assert "1 missing" in fig.layout.title.text
-    with pytest.raises(ValueError):
-        figures.dependence_scatter([1.0, 2.0], [0.1], "x")
+    assert list(trace.x) == [1.0, 2.5] and list(trace.y) == pytest.approx([-0.1, 0.3])
+    assert [point[:2] for point in trace.customdata] == [[10, 30], [12, 40]]
+    assert list(trace.error_y.array) == pytest.approx([0.05, 0.1])
+    assert "1 missing" in fig.layout.title.text and "10+ customers" in fig.layout.title.text
 
 
 def test_every_figure_uses_the_shared_template_and_serialises() -> None:
     item = sample_explanation().items[0]
+    one_bin = pd.DataFrame({"value": [1.0], "contribution": [0.5], "spread": [0.0], "rows": [1], "customers": [1]})
     built = [figures.shap_waterfall(item), figures.history_attributions(item), figures.comparison_bars(_comparison()),
-             figures.global_importance_bars({"a": 1.0}), figures.dependence_scatter([1.0], [0.5], "a")]
+             figures.global_importance_bars({"a": 1.0}), figures.dependence_plot(one_bin, "a")]
     for fig in built:
         assert fig.layout.template.layout.font.family == theme.FONT_FAMILY
         assert fig.layout.height >= 220

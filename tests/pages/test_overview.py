@@ -100,7 +100,8 @@ def test_overview_kpis_and_funnel_for_the_whole_shop(ov, shop):
         "4", "4", "12", "35.00", "50.00%"]
     assert _text(_find_in(view.kpis, "ov-kpi-items-caption")) == "of 5 in the catalogue"
     assert _text(_find_in(view.kpis, "ov-kpi-conversion-caption")) == "purchases per view · 75% of customers bought"
-    assert list(view.funnel.data[0].x) == [6, 1, 1, 3]
+    assert list(view.funnel.data[0].x) == [6, None, None, 3]  # click and cart: u1 alone, hidden (k=2)
+    assert list(view.funnel.data[0].text)[1:3] == ["fewer than 2 customers"] * 2
     assert view.notice is None
 
 
@@ -131,9 +132,12 @@ def test_overview_empty_range_and_bad_input_are_messages(ov, shop):
 def test_activity_rankings_and_segments(ov, shop):
     weekly = ov.update_activity(None, None, ALL, "week", shop)
     assert [list(trace.y) for trace in weekly.data] == [[9, 3], [38.0, -3.0]]
-    categories, brands = ov.update_rankings(None, None, ALL, "full", "revenue", shop)
+    categories, brands = ov.update_rankings(None, None, ALL, "full", "events", shop)
     assert list(categories.data[0].y) == ["Home > Kitchen > Pans", "Beauty > Skin > Cream"]  # 1-customer ones hidden
     assert list(brands.data[0].y) == ["Acme", "Glow"]
+    categories, brands = ov.update_rankings(None, None, ALL, "full", "revenue", shop)
+    assert not categories.data  # each category's revenue is one buyer's: not ranked by it (k=2)
+    assert list(brands.data[0].y) == ["Acme"]  # Glow's revenue is u3's alone
     figure, table = ov.update_segments(None, None, ALL, shop)
     assert list(figure.data[0].y) == ["Champions"]
     assert "2 segments hidden" in _text(table)
@@ -190,7 +194,11 @@ def test_empty_database_says_to_ingest(ov, tmp_path):
 
 
 def test_layout_uses_the_serving_apps_settings(ov, served, shop):
+    from service import access
+    from service.users import get_user
+
     with served.server.test_request_context("/"):
+        access.start_session(get_user(shop.users_file, ACCOUNTS[ADMIN][0]))  # the layout checks the role
         page = ov.layout()
     dates = _find(page, "ov-dates")
     assert (dates.start_date, dates.end_date) == ("2024-01-01", "2024-01-10")

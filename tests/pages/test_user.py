@@ -136,9 +136,10 @@ def test_unknown_customer_is_an_empty_state_with_one_audit_row(pu, shop, raw_ids
     view = pu.lookup("U999999", shop, record)
     assert view.customer is None
     assert "Unknown customer 'U999999'" in _text(_find(view.result, "cu-not-found-message"))
-    assert record == [(audit.CUSTOMER_LOOKUP, None, "no customer matched")]
+    searched = pseudonymise("U999999", TEST_SECRET)  # what was searched, never the id itself
+    assert record == [(audit.CUSTOMER_LOOKUP, None, f"no customer matched (searched {searched})")]
     pseudonym = pseudonymise(raw_ids[2], TEST_SECRET)
-    almost = pu.lookup(pseudonym[:9], shop, Recorder())  # the start of a pseudonym: suggestions
+    almost = pu.lookup(pseudonym[:14], shop, Recorder())  # most of a pseudonym (12 hex digits): suggestions
     assert pseudonym in _text(_find(almost.result, "cu-not-found"))
 
 
@@ -249,14 +250,17 @@ def test_export_csv_is_the_customers_report(pu, shop, found, raw_ids):
 # --------------------------------------------------------------------------- layout
 
 
-def test_deep_link_prefills_the_search_and_looks_up_once_loaded(page_module):
-    page = page_module.layout(user_id="c_0123456789abcdef0123")
-    assert _find(page, "cu-search").value == "c_0123456789abcdef0123"
-    assert _find(page, "cu-initial").data == "c_0123456789abcdef0123"
-    assert _find(page_module.layout(user_id="U%20001"), "cu-search").value == "U 001"  # address bars encode
-    assert len(_find(page_module.layout(user_id="x" * 1000), "cu-search").value) == 128
-    blank = page_module.layout()
-    assert _find(blank, "cu-initial").data is None and _find(blank, "cu-intro") is not None
+def test_deep_link_prefills_the_search_and_looks_up_once_loaded(page_module, served):
+    with served.server.test_request_context("/"):
+        page = page_module.build_layout("c_0123456789abcdef0123")
+        assert _find(page, "cu-search").value == "c_0123456789abcdef0123"
+        assert _find(page, "cu-link").data == "c_0123456789abcdef0123"  # the page's script looks it up
+        by_id = page_module.build_layout("U 001")  # a shop id: shown (and looked up) by its pseudonym only
+        assert _find(by_id, "cu-search").value == _find(by_id, "cu-link").data == pseudonymise("U 001", TEST_SECRET)
+        long = page_module.build_layout("x" * 1000)
+        assert _find(long, "cu-search").value == pseudonymise("x" * 128, TEST_SECRET)
+        blank = page_module.build_layout()
+    assert _find(blank, "cu-link").data is None and _find(blank, "cu-intro") is not None
 
 
 # --------------------------------------------------------------------------- through the server

@@ -9,6 +9,7 @@ first app that serves a request, so an app must serve before another is built).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -71,3 +72,14 @@ def live_api(api_app: Any) -> Iterator[str]:
         server.close()
         server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
         thread.join(timeout=5)
+
+
+@pytest.fixture
+def unthrottled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lookup and suggestion limits out of reach, for the tests that send hundreds of lookups as
+    one login on purpose (fuzzing); the throttle's own tests (test_throttle.py) use the real ones."""
+    from service import throttle
+
+    plenty = (throttle.Quota(10**9, 60),)
+    monkeypatch.setattr(throttle.current(), "limits",
+                        dataclasses.replace(throttle.current().limits, lookups=plenty, suggestions=plenty))

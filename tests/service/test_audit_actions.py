@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
+from analytics.privacy import pseudonymise
 from service import audit
 from service.users import ANALYST, SUPPORT
 from settings import Settings
+from tests.conftest import TEST_SECRET
 from tests.service.support import ACCOUNTS, sign_in
 from tests.shop import TrainedShop
 
@@ -65,7 +67,8 @@ def test_a_lookup_of_nobody_is_one_row_without_a_customer(support, api_settings)
     (row,) = _new_rows(api_settings, lambda: responses.append(support.get(f"{BASE}/users/U999999/profile")))
     assert responses[0].status_code == 404
     assert (row.who, row.action, row.customer) == (SUE, audit.CUSTOMER_LOOKUP, None)
-    assert row.detail == "API profile: no customer matched" and "U999999" not in row.detail
+    searched = pseudonymise("U999999", TEST_SECRET)  # what was searched, as a pseudonym
+    assert row.detail == f"API profile: no customer matched (searched {searched})" and "U999999" not in row.detail
 
 
 @pytest.mark.parametrize("url", [f"{BASE}/users/U000001/recommendations?k=0", f"{BASE}/users/a%20b/profile",

@@ -119,7 +119,7 @@ _QUERY_VALUE = st.one_of(st.integers(-5, 150).map(str), st.sampled_from(("true",
                          st.text(max_size=20), st.sampled_from(INJECTIONS + ODD))
 
 
-def test_the_api_answers_every_input_with_json_and_only_the_customer_typed(support, known):
+def test_the_api_answers_every_input_with_json_and_only_the_customer_typed(support, known, unthrottled):
     seen: list[str] = []
 
     @settings(max_examples=API_EXAMPLES, **SETTINGS)
