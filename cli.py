@@ -38,10 +38,22 @@ def cmd_synth(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    if args.append:  # the live intake's writer: a segment beside the shop file, no copy of the store
+        from workflows.intake import append_files
+
+        print(append_files(args.db, args.paths, settings.require_secret(), fmt=args.format).render())
+        return 0
     from analytics.ingest import ingest_paths
 
     summary = ingest_paths(args.db, args.format, args.paths, secret=settings.require_secret())
     print(summary.render())  # the profiles were rebuilt inside the same transaction
+    return 0
+
+
+def cmd_compact(args: argparse.Namespace, settings: Settings) -> int:
+    from workflows.intake import compact
+
+    print(compact(args.db).render(args.db))
     return 0
 
 
@@ -137,7 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", type=Path, required=True)
     p.add_argument("--format", required=True, choices=FORMATS)
     p.add_argument("paths", type=Path, nargs="+")
+    p.add_argument("--append", action="store_true",
+                   help="append to the live segment (generic format, idempotent by event_id); no store rewrite")
     p.set_defaults(handler=cmd_ingest)
+
+    p = sub.add_parser("compact", help="fold the live segment into the shop file (safe to interrupt)")
+    p.add_argument("--db", type=Path, required=True)
+    p.set_defaults(handler=cmd_compact)
 
     p = sub.add_parser("train", help="train candidates, attention model and ranker")
     p.add_argument("--db", type=Path, required=True)
