@@ -31,7 +31,7 @@ import flask
 from dash import html
 
 from pages._parts import current_settings
-from service import access, api, web
+from service import access, api, intake_api, web
 from service.users import User, list_users
 from settings import SETTINGS_KEY, Settings, load_settings
 
@@ -67,6 +67,7 @@ def create_app(settings: Settings) -> dash.Dash:
     web.install(app, settings, nav_pages, shell_module=__name__)
     # After the guard, so the API's own checks run behind it (Flask runs them in this order).
     app.server.register_blueprint(api.blueprint(settings))
+    app.server.register_blueprint(intake_api.blueprint(settings))  # POST /api/v1/events and /items
     return app
 
 

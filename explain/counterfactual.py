@@ -162,7 +162,7 @@ def _raise_hint(recommender: Recommender, events: list[Event], history: list[His
             f"""SELECT c.src, coalesce(i.{s.TITLE}, c.src) FROM {table} c LEFT JOIN {s.ITEMS} i ON i.{s.ITEM_ID} = c.src
                 WHERE c.dst = ? AND c.src NOT IN (SELECT unnest(?::VARCHAR[])) ORDER BY c.w DESC, c.src LIMIT ?""",
             [item_id, touched, RAISE_TRIES]).fetchall()
-    as_of = recommender.tables.as_of
+    as_of = recommender.as_of(user_id)
     for src, title in leads:
         if as_of is None:
             break

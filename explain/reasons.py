@@ -129,7 +129,7 @@ def load_customer(recommender: Recommender, user_id: str) -> CustomerData:
                        coalesce(i.{s.TITLE}, e.{s.ITEM_ID}), nullif(i.{s.CATEGORY}, ''), nullif(i.{s.BRAND}, '')
                 FROM {recommender.tables.history} e LEFT JOIN {s.ITEMS} i USING ({s.ITEM_ID})
                 WHERE e.{s.USER_ID} = ? ORDER BY e.{s.TS}, e.{s.ITEM_ID}""", [user_id]).fetchall()
-        as_of = recommender.tables.as_of or con.execute(
+        as_of = recommender.as_of(user_id) or con.execute(
             f"SELECT max({s.TS}) + INTERVAL 1 MICROSECOND FROM {recommender.tables.history}").fetchone()[0]
     return CustomerData(user_id, [Event(*row) for row in rows], as_of,
                         recommender.artifact.metadata.get("protocol") == TEMPORAL)

@@ -5,7 +5,10 @@ at a time with the same SQL as training (:mod:`models.batch`), keeping the featu
 returned items for the explanations. Requests for known customers are answered from the lists
 ranked at training time (:mod:`models.precompute`, read here as :class:`TopItems`) when they hold
 the answer; the live path answers the rest (cold starts, larger ``k``, a model version written
-before the table existed), and ``rescore`` always runs live.
+before the table existed, customers with events newer than the model: :mod:`models.live_serving`),
+and ``rescore`` always runs live. The connection sees the live segment (acknowledged intake
+batches) as part of ``events``; every request first reads the segment files written since the
+last one.
 
 Which customer a typed id names is not decided here: that is the product's one customer-id rule,
 :func:`analytics.customers.resolve_customer`, run on :meth:`Recommender.connection`.
@@ -36,6 +39,7 @@ from models.batch import HistoryTables, Models, feature_frame
 from models.candidates import CandidateIndex
 from models.config import EngineConfig, engine_config_from
 from models.features import label_of
+from models.live_serving import LiveFeed
 from models.precompute import TITLE, TOP_ITEMS_FILE, TOP_ITEMS_META, item_titles
 from models.ranker import Ranker
 from models.sequences import Histories
@@ -185,13 +189,15 @@ class Recommender:
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, artifact: registry.Artifact, tables: HistoryTables,
-                 models: Models, config: EngineConfig, top: TopItems | None = None) -> None:
+                 models: Models, config: EngineConfig, top: TopItems | None = None,
+                 live: LiveFeed | None = None) -> None:
         self.con = con
         self.artifact = artifact
         self.tables = tables
         self.models = models
         self.config = config
         self.top = top
+        self.live = live
         self._lock = threading.Lock()
         self._covis: CovisLinks | None = None
         self._all_histories: Histories | None = None
@@ -230,6 +236,8 @@ class Recommender:
                 hybrid=Ranker.load(artifact.path / registry.HYBRID_FILE, artifact.metadata["features"]["hybrid"]),
                 attention=AttentionModel.load(artifact.path / registry.ATTENTION_FILE),
             )
+            as_of = datetime.fromisoformat(artifact.metadata["serving_as_of"])
+            live = LiveFeed.attach(con, Path(db_path), as_of)  # after the fingerprint check: it reads the snapshot
         except duckdb.Error as exc:  # a damaged serving table (Parquet) of the version
             con.close()
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -237,9 +245,8 @@ class Recommender:
         except BaseException:
             con.close()
             raise
-        as_of = datetime.fromisoformat(artifact.metadata["serving_as_of"])
         top = _load_top_items(artifact, models.hybrid.features)
-        return cls(con, artifact, HistoryTables(s.EVENTS, as_of, index, items), models, config, top)
+        return cls(con, artifact, HistoryTables(s.EVENTS, as_of, index, items), models, config, top, live)
 
     def close(self) -> None:
         """Close the shop connection (the recommender is unusable afterwards)."""
@@ -249,11 +256,13 @@ class Recommender:
         """Top ``k`` items for a known customer (pseudonym); a customer without events is a cold start.
 
         From the precomputed lists when they hold the answer (the same items, scores and feature
-        rows as :meth:`_rank` gives), else by the live path.
+        rows as :meth:`_rank` gives) and the customer has no event newer than the model, else by
+        the live path.
         """
         if k <= 0:
             raise RecsightError("k must be a positive number of items")
-        if self.top is not None:
+        self.catch_up()
+        if self.top is not None and not (self.live is not None and self.live.changed(user_id)):
             stored = self.top.get(user_id, k)
             if stored is not None:
                 return stored
@@ -263,10 +272,11 @@ class Recommender:
         """:meth:`recommend` by the live path only (candidates, features, network and ranker run now)."""
         if k <= 0:
             raise RecsightError("k must be a positive number of items")
+        self.catch_up()
         with self._lock:
             if not is_known_customer(self.con, user_id):
                 raise RecsightError(f"unknown customer {user_id!r}: not in the shop's events or users")
-            return self._rank(user_id, k, self.tables)
+            return self._rank(user_id, k, self._customer_tables(user_id))
 
     def rescore(self, user_id: str, k: int = 10, *, without_items: Collection[str] = (),
                 extra_events: Sequence[tuple[str, str, datetime]] = ()) -> Recommendation:
@@ -280,6 +290,7 @@ class Recommender:
         """
         if k <= 0:
             raise RecsightError("k must be a positive number of items")
+        self.catch_up()
         with self._lock:
             if not is_known_customer(self.con, user_id):
                 raise RecsightError(f"unknown customer {user_id!r}: not in the shop's events or users")
@@ -292,7 +303,8 @@ class Recommender:
             for item_id, event_type, ts in extra_events:
                 con.execute(f"INSERT INTO {history} ({s.USER_ID}, {s.ITEM_ID}, {s.EVENT_TYPE}, {s.TS}) "
                             "VALUES (?, ?, ?, ?)", [user_id, item_id, event_type, ts])
-            return self._rank(user_id, k, dataclasses.replace(self.tables, history=history))
+            return self._rank(user_id, k, dataclasses.replace(self.tables, history=history,
+                                                              as_of=self.as_of(user_id)))
 
     def histories(self, user_ids: Sequence[str]) -> Histories:
         """The attention network's input windows of these customers, read from the serving history.
@@ -300,8 +312,12 @@ class Recommender:
         The windows of every customer are read once, on first use, and shared (each customer's
         window is built alone, so it is the same as a query for that customer would give; the
         result covers ``user_ids`` and others). Shops above :data:`_HISTORY_CACHE_EVENTS` events
-        are read per call instead, to keep memory bounded.
+        are read per call instead, to keep memory bounded. Customers with live events are read per
+        call too: their window moved since the shared one was read.
         """
+        if self.live is not None and any(self.live.changed(u) for u in user_ids):
+            with self._lock:
+                return self.attention.histories(self.con, self.tables.history, list(user_ids))
         cached = self._all_histories
         if cached is not None:
             return cached
@@ -314,6 +330,21 @@ class Recommender:
             if self._all_histories is None:
                 self._all_histories = self.attention.histories(self.con, self.tables.history)
             return self._all_histories
+
+    def as_of(self, user_id: str) -> datetime | None:
+        """When the customer's features are computed: the model's serving time, or just after
+        the customer's newest live event when later (so the profile counts it)."""
+        if self.live is None:
+            return self.tables.as_of
+        return self.live.as_of(user_id)
+
+    def catch_up(self) -> None:
+        """Read the live segment files written since the last request (nothing to do, and no lock
+        taken, when there are none: one directory listing)."""
+        live = self.live
+        if live is not None and live.has_news():
+            with self._lock:
+                live.refresh(self.con)
 
     def warm(self) -> Recommender:
         """Build what explanations read from memory (every customer's network window, the
@@ -339,6 +370,15 @@ class Recommender:
         :func:`analytics.customers.resolve_customer`): the connection is not thread-safe."""
         with self._lock:
             yield self.con
+
+    def _customer_tables(self, user_id: str) -> HistoryTables:
+        """The serving tables with the history cut to this customer's events (snapshot and live)
+        and their ``as_of`` (caller holds the lock). Why: every serving query filters the history
+        by customer anyway; one scan here instead of one per query (sequences, profile, window)."""
+        history = "serve_history"
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {history} AS SELECT * FROM {self.tables.history} "
+                         f"WHERE {s.USER_ID} = ?", [user_id])
+        return dataclasses.replace(self.tables, history=history, as_of=self.as_of(user_id))
 
     def _rank(self, user_id: str, k: int, tables: HistoryTables) -> Recommendation:
         """The serving SQL and the ranker for one customer over ``tables`` (caller holds the lock)."""

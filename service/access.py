@@ -36,7 +36,7 @@ import flask
 
 from errors import RecsightError
 from service import audit, callbacks, sessions
-from service.users import ADMIN, ANALYST, ROLES, SUPPORT, User, get_user
+from service.users import ADMIN, ANALYST, INTAKE, SUPPORT, User, get_user
 from settings import Settings
 
 __all__ = [
@@ -47,7 +47,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ALL_ROLES: frozenset[str] = frozenset(ROLES)
+# Every role that uses the dashboard. The intake service account is in none of these sets: it may
+# only post events and catalogue rows (its two routes below), and gets 403 on every page, callback,
+# Dash asset and other route, the not-found page and the OpenAPI document included.
+ALL_ROLES: frozenset[str] = frozenset({ADMIN, ANALYST, SUPPORT})
 DEFAULT_ROLES: frozenset[str] = frozenset({ADMIN})  # whatever no rule names
 SESSION_MAX_AGE_S = 12 * 3600  # a working day; then sign in again
 ACCESS_KEY = "RECSIGHT_ACCESS"
@@ -81,6 +84,10 @@ PAGE_RULES: tuple[Rule, ...] = (
 ROUTE_RULES: tuple[Rule, ...] = (
     Rule("/api/v1/openapi.json", ALL_ROLES, exact=True),
     Rule("/api/v1/users/", frozenset({ADMIN, SUPPORT})),     # one customer at a time
+    # The event intake: the shop's backend only. Admins load files with `cli.py ingest --append`
+    # (the same writer); no person posts events in the shop's name.
+    Rule("/api/v1/events", frozenset({INTAKE}), exact=True),
+    Rule("/api/v1/items", frozenset({INTAKE}), exact=True),
 )
 
 

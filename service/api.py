@@ -47,6 +47,7 @@ from analytics.customers import ID_PATTERN, MAX_ID_LENGTH, reference_pseudonym
 from dashboard.reports import render_report
 from errors import RecsightError
 from service import access, audit, openapi, throttle
+from service.intake_api import INTAKE_BLUEPRINT
 from service.openapi import (
     API_BASE,
     DEFAULT_FORMAT,
@@ -67,6 +68,7 @@ __all__ = ["API_BLUEPRINT", "blueprint"]
 log = logging.getLogger(__name__)
 
 API_BLUEPRINT = "recsight_api"
+_API_BLUEPRINTS = frozenset({API_BLUEPRINT, INTAKE_BLUEPRINT})  # the routes under /api (the intake's too)
 _ID = re.compile(ID_PATTERN)
 _K = re.compile(r"[0-9]{1,3}")
 _FLAGS = {"true": True, "false": False}
@@ -133,7 +135,7 @@ def blueprint(settings: Settings) -> flask.Blueprint:
         """An /api path no API route serves is a JSON 404, also where the dashboard's catch-all
         page route would match it. Runs after the guard (see ``service.web.install``)."""
         request = flask.request
-        if _is_api() and request.routing_exception is None and request.blueprint != API_BLUEPRINT:
+        if _is_api() and request.routing_exception is None and request.blueprint not in _API_BLUEPRINTS:
             return error_response(404, "no such API route: see /api/v1/openapi.json")
         return None
 

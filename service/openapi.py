@@ -16,10 +16,12 @@ from typing import Any
 
 from analytics.customers import ID_PATTERN, MAX_ID_LENGTH
 from analytics.privacy import PSEUDONYM_LENGTH
+from analytics.schema import EVENT_TYPES
+from workflows.intake import MAX_EVENTS_PER_BATCH, MAX_ITEMS_PER_BATCH
 
 __all__ = [
     "API_BASE", "MIN_K", "MAX_K", "DEFAULT_K", "REPORT_FORMATS",
-    "REPORT_MEDIA_TYPES", "DEFAULT_FORMAT", "MAX_PARAM_LENGTH", "document",
+    "REPORT_MEDIA_TYPES", "DEFAULT_FORMAT", "MAX_PARAM_LENGTH", "MAX_BODY_BYTES", "document",
 ]
 
 API_BASE = "/api/v1"
@@ -28,6 +30,9 @@ REPORT_MEDIA_TYPES: dict[str, str] = {"html": "text/html", "pdf": "application/p
 REPORT_FORMATS: tuple[str, ...] = tuple(REPORT_MEDIA_TYPES)
 DEFAULT_FORMAT = "html"
 MAX_PARAM_LENGTH = 16  # any query value longer than this is not a k, a flag or a format
+# The intake's body cap: 1,000 ordinary events are ~250 KB; this leaves room for long titles
+# without letting one request hold megabytes of a server thread's memory.
+MAX_BODY_BYTES = 4 * 1024 * 1024
 
 _PSEUDONYM = f"^c_[0-9a-f]{{{PSEUDONYM_LENGTH}}}$"
 
@@ -111,6 +116,20 @@ _SCHEMAS: dict[str, Any] = {
                        "items": {"type": "array", "maxItems": MAX_K, "items": _ref("RecommendedItem")}},
     },
     "Share": {"type": "object", "required": ["share"], "properties": {"share": _NUMBER}},
+    "IntakeResult": {
+        "type": "object", "required": ["accepted", "duplicates", "rejected"],
+        "description": "What the batch did, once it is on disk: new rows stored, events already stored "
+                       "(dropped: re-sending a batch adds nothing), refusals with a reason each.",
+        "properties": {
+            "accepted": {"type": "integer", "minimum": 0}, "duplicates": {"type": "integer", "minimum": 0},
+            "rejected": {"type": "array", "items": {
+                "type": "object", "required": ["index", "event_id", "reason"],
+                "properties": {"index": {"type": "integer", "minimum": 0, "description": "Position in the batch."},
+                               "event_id": {"type": "string", "nullable": True},
+                               "item_id": {"type": "string", "nullable": True},
+                               "reason": {"type": "string"}}}},
+        },
+    },
     "PriceBand": {
         "type": "object", "nullable": True, "required": ["basis", "p25", "median", "p75"],
         "properties": {"basis": {"type": "string", "enum": ["bought", "viewed"]},
@@ -139,6 +158,34 @@ _SCHEMAS: dict[str, Any] = {
 }
 
 
+_INTAKE_ERRORS: dict[str, Any] = {
+    "400": _error("The body is not JSON, or not a JSON array, or the route was given query parameters."),
+    "401": _ERRORS["401"],
+    "403": _error("Only the intake role (the shop's backend) may post; it may use nothing else."),
+    "405": _error("Only POST is offered."),
+    "413": _error(f"The body is over {MAX_BODY_BYTES:,} bytes (refused by its Content-Length, unread), "
+                  "or the batch has more elements than one request takes."),
+    "415": _error("The body is not application/json."),
+    "429": {**_ERRORS["429"], "description": "The intake queue is full, or the store's writer is busy, or sign-in "
+                                             "is locked after failed attempts: retry after Retry-After seconds."},
+    "503": _error("The store cannot be written (a full disk, no secret configured)."),
+    "500": _ERRORS["500"],
+}
+
+
+def _intake_operation(summary: str, description: str, limit: int) -> dict[str, Any]:
+    body = {"type": "array", "maxItems": limit, "items": {},
+            "description": "Any JSON values: each element that is not a valid object of the data contract "
+                           "comes back in `rejected` with its reason (and goes to the store's rejects)."}
+    return {"post": {
+        "summary": summary, "description": description, "tags": ["intake"],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+        "responses": {"200": {"description": "The batch is durable (fsynced): accepted, duplicates, rejected.",
+                              "content": {"application/json": {"schema": _ref("IntakeResult")}}},
+                      **_INTAKE_ERRORS},
+    }}
+
+
 def _customer_operation(summary: str, description: str, parameters: list[dict[str, Any]],
                         ok: dict[str, Any]) -> dict[str, Any]:
     return {"get": {"summary": summary, "description": description, "tags": ["customers"],
@@ -153,7 +200,8 @@ _DOCUMENT: dict[str, Any] = {
         "description": (
             "Explained recommendations for support tools, one customer at a time. Customers are named by "
             "shop id or pseudonym; responses carry pseudonyms only. Every customer lookup, explanation and "
-            "report export is written to the audit log with the signed-in user. Roles: support and admin."
+            "report export is written to the audit log with the signed-in user. Roles: support and admin; "
+            "the intake role (the shop's backend) posts events and catalogue rows and may read nothing."
         ),
     },
     "servers": [{"url": "/"}],
@@ -193,6 +241,16 @@ _DOCUMENT: dict[str, Any] = {
              "content": {media: {"schema": {"type": "string", "format": "binary"}}
                          for media in REPORT_MEDIA_TYPES.values()}},
         ),
+        f"{API_BASE}/events": _intake_operation(
+            "Add a batch of events (the intake role)",
+            f"Up to {MAX_EVENTS_PER_BATCH:,} events of the data contract: event_id (the client's id, the key that "
+            "makes re-sending harmless), user_id (the shop's customer id, pseudonymised on arrival), item_id, "
+            f"event_type ({', '.join(EVENT_TYPES)}), ts (ISO 8601, UTC), and optionally session_id, quantity, "
+            "price, rating. Validated as ingest validates rows.", MAX_EVENTS_PER_BATCH),
+        f"{API_BASE}/items": _intake_operation(
+            "Add or change catalogue rows (the intake role)",
+            f"Up to {MAX_ITEMS_PER_BATCH:,} rows: item_id, title, category, and optionally brand, price. A "
+            "non-empty value replaces the stored one; an absent one keeps it.", MAX_ITEMS_PER_BATCH),
     },
     "components": {
         "securitySchemes": {

@@ -28,14 +28,17 @@ from atomic import write_text
 from errors import RecsightError
 
 __all__ = [
-    "ROLES", "ADMIN", "ANALYST", "SUPPORT", "User", "add_user", "verify_user", "get_user", "list_users",
+    "ROLES", "ADMIN", "ANALYST", "SUPPORT", "INTAKE", "User", "add_user", "verify_user", "get_user", "list_users",
     "MIN_PASSWORD_LENGTH", "MAX_PASSWORD_LENGTH", "MAX_NAME_LENGTH",
 ]
 
 log = logging.getLogger(__name__)
 
 ADMIN, ANALYST, SUPPORT = "admin", "analyst", "support"
-ROLES: tuple[str, ...] = (ADMIN, ANALYST, SUPPORT)
+# A service account, not a person: the shop's backend posting events and catalogue changes to
+# /api/v1/events and /api/v1/items (HTTP basic auth). It may read nothing, not even a page.
+INTAKE = "intake"
+ROLES: tuple[str, ...] = (ADMIN, ANALYST, SUPPORT, INTAKE)
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024  # hashing cost grows with length; nobody types more
 MAX_NAME_LENGTH = 64

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from service.users import ADMIN, ANALYST, SUPPORT, add_user
+from service.users import ADMIN, ANALYST, INTAKE, SUPPORT, add_user
 from settings import Settings
 from tests.conftest import TEST_SECRET
 
@@ -19,12 +19,13 @@ ACCOUNTS: dict[str, tuple[str, str]] = {
     ADMIN: ("ann", "admin-password-1"),
     ANALYST: ("alan", "analyst-password-1"),
     SUPPORT: ("sue", "support-password-1"),
+    INTAKE: ("backend", "intake-password-1"),  # the shop's backend: posts events, reads nothing
 }
 _template: list[bytes] = []
 
 
 def write_users(path: Path) -> Path:
-    """A users file at ``path`` holding the three ``ACCOUNTS``."""
+    """A users file at ``path`` holding the ``ACCOUNTS`` (one per role)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if not _template:
         for role, (name, password) in ACCOUNTS.items():

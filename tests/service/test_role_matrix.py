@@ -3,8 +3,10 @@ the app (downloads are callbacks too) and the API routes, over real HTTP request
 
 What each role may reach is written here independently of service.access, from the design:
 support works with one customer at a time (/user..., /customer... pages), analysts see the
-overview and the model pages (aggregates only), admins see everything including /audit. A new
-page or callback fails this test until both the matrix and this expectation cover it.
+overview and the model pages (aggregates only), admins see everything including /audit; the
+intake service account (the shop's backend) posts events and catalogue rows and sees nothing,
+not even the not-found page or the app shell. A new page or callback fails this test until both
+the matrix and this expectation cover it.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from typing import Any
 import dash
 import pytest
 
-from service.users import ADMIN, ANALYST, SUPPORT
+from service.users import ADMIN, ANALYST, INTAKE, SUPPORT
 from tests.service.support import sign_in
 
-ROLES = (ADMIN, ANALYST, SUPPORT)
+ROLES = (ADMIN, ANALYST, SUPPORT, INTAKE)
 NOT_FOUND = "/not-found-404"
 ROUTER = "_pages_content.children"
 SAMPLE_CUSTOMER = "c_00000000000000000000"
@@ -26,7 +28,7 @@ SAMPLE_CUSTOMER = "c_00000000000000000000"
 
 def may_open(role: str | None, page_path: str) -> bool:
     """The design's answer: may ``role`` open the page registered at ``page_path``?"""
-    if role is None:
+    if role is None or role == INTAKE:
         return False
     if page_path == NOT_FOUND or role == ADMIN:
         return True
@@ -45,6 +47,11 @@ API_ROUTES = {  # URL -> roles that may call it; every API route of the app (che
     "/api/v1/openapi.json": {ADMIN, ANALYST, SUPPORT},
     "/api/v1/no-such-route": {ADMIN},  # an unknown API path: admin only (who then gets a JSON 404)
     "/api/": {ADMIN},
+    "/api/v1/events": {INTAKE},  # its own route, but GET: 405 to the intake, 403 to everyone else
+}
+API_POSTS = {  # URL -> roles that may post to it (every other role: 403; nobody signed in: 401)
+    "/api/v1/events": {INTAKE},
+    "/api/v1/items": {INTAKE},
 }
 
 
@@ -106,7 +113,7 @@ def test_every_page_is_open_to_exactly_its_roles(clients, role):
                 target = response.headers["Location"]
                 assert url == "/" and "/login" not in target and may_open(role, target), (role, url, target)
         checked.append((url, allowed))
-    assert role is None or any(allowed for _, allowed in checked)
+    assert role in (None, INTAKE) or any(allowed for _, allowed in checked)
 
 
 def _router_request(service_app: Any, pathname: str) -> dict[str, Any]:
@@ -193,7 +200,7 @@ def test_every_callback_runs_for_exactly_the_roles_of_its_page(service_app, clie
         response = client.post("/_dash-update-component", json=body)
         if role is None:
             assert response.status_code == 401, output
-        elif page_path is None or may_open(role, page_path):  # app-shell callbacks: every signed-in user
+        elif role != INTAKE and (page_path is None or may_open(role, page_path)):  # shell: every person
             assert response.status_code in (200, 204), (role, output, response.status_code)
         else:
             assert response.status_code == 403, (role, output, response.status_code)
@@ -221,6 +228,14 @@ def test_api_routes_are_open_to_exactly_their_roles(clients, role):
             assert status not in (401, 403), (role, url)
         else:
             assert status == 403, (role, url)
+    for url, roles in API_POSTS.items():
+        status = client.post(url, json=[]).status_code  # this app has no shop: 503 to the intake
+        if role is None:
+            assert status == 401, url
+        elif role in roles:
+            assert status not in (401, 403), (role, url)
+        else:
+            assert status == 403, (role, url)
 
 
 def test_the_matrix_covers_every_api_route_of_the_app(service_app):
@@ -229,6 +244,7 @@ def test_the_matrix_covers_every_api_route_of_the_app(service_app):
 
     adapter = service_app.server.url_map.bind("localhost")
     covered = {adapter.match(urlsplit(url).path)[0] for url in API_ROUTES}
+    covered |= {adapter.match(url, method="POST")[0] for url in API_POSTS}
     api_endpoints = {rule.endpoint for rule in service_app.server.url_map.iter_rules()
                      if rule.rule.startswith("/api/")}
     assert api_endpoints and api_endpoints <= covered, api_endpoints - covered

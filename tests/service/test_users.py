@@ -180,5 +180,5 @@ def test_users_add_refuses_an_unknown_role(tmp_path, monkeypatch, capsys):
     assert exited.value.code == 2 and "invalid choice" in capsys.readouterr().err
 
 
-def test_roles_are_the_three_of_the_design():
-    assert users.ROLES == ("admin", "analyst", "support")
+def test_roles_are_the_three_of_the_design_and_the_intake_service_account():
+    assert users.ROLES == ("admin", "analyst", "support", "intake")

@@ -1,0 +1,122 @@
+"""A customer's new events reach their list and its explanation on the next request (issue 14, item 3).
+
+On a copy of the session's trained shop, events appended through the intake (the same use case as
+``POST /api/v1/events``) are seen by an already loaded :class:`Recommender`, without a reload: the
+customer who acted is ranked live with the fresh history (profile, candidates and attention
+window), the explanation's history holds the new events, and every other customer is still
+answered from the lists precomputed at training time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from analytics import schema as s
+from explain.explainer import explain_items
+from models.serving import Recommender
+from tests.conftest import TEST_SECRET
+from tests.shop import TrainedShop
+from workflows.intake import append_events
+
+
+@pytest.fixture
+def shop(trained_shop: TrainedShop, tmp_path: Path) -> TrainedShop:
+    return trained_shop.copy_to(tmp_path / "shop")
+
+
+@pytest.fixture
+def recommender(shop: TrainedShop) -> Iterator[Recommender]:
+    rec = Recommender.load(shop.db, shop.models).warm()
+    yield rec
+    rec.close()
+
+
+def _customers(rec: Recommender, shop: TrainedShop) -> list[tuple[str, str]]:
+    """(raw id, pseudonym) of customers with a precomputed list, in a fixed order."""
+    assert rec.top is not None
+    return [(raw, shop.pseudonym(raw)) for raw in sorted(shop.raw_ids) if shop.pseudonym(raw) in rec.top.spans]
+
+
+def _untouched_category(rec: Recommender, user_id: str) -> tuple[str, list[str]]:
+    """A category the customer never touched, and its four most popular items known to the model."""
+    with rec.connection() as con:
+        row = con.execute(
+            f"""WITH touched AS (SELECT DISTINCT i.{s.CATEGORY} FROM {s.EVENTS} e JOIN {s.ITEMS} i USING ({s.ITEM_ID})
+                                 WHERE e.{s.USER_ID} = ?),
+                     pop AS (SELECT i.{s.CATEGORY}, e.{s.ITEM_ID}, count(*) AS n FROM {s.EVENTS} e
+                             JOIN {s.ITEMS} i USING ({s.ITEM_ID}) WHERE i.{s.CATEGORY} IS NOT NULL GROUP BY ALL)
+                SELECT {s.CATEGORY}, list({s.ITEM_ID} ORDER BY n DESC, {s.ITEM_ID})[1:4] FROM pop
+                WHERE {s.CATEGORY} NOT IN (SELECT {s.CATEGORY} FROM touched WHERE {s.CATEGORY} IS NOT NULL)
+                GROUP BY ALL HAVING count(*) >= 4 ORDER BY sum(n) DESC, 1 LIMIT 1""", [user_id]).fetchone()
+    assert row is not None, "the test shop should have a category this customer never touched"
+    return row[0], list(row[1])
+
+
+def _last_event(rec: Recommender) -> datetime:
+    with rec.connection() as con:
+        return con.execute(f"SELECT max({s.TS}) FROM {s.EVENTS}").fetchone()[0]
+
+
+def _events(raw_id: str, items: list[str], start: datetime, tag: str) -> list[dict]:
+    """Views of every item, then a cart of the first, a minute apart."""
+    steps = [(item, s.VIEW) for item in items] + [(items[0], s.CART)]
+    return [{"event_id": f"{tag}-{n}", "user_id": raw_id, "item_id": item, "event_type": kind,
+             "ts": (start + timedelta(minutes=n + 1)).isoformat()} for n, (item, kind) in enumerate(steps)]
+
+
+def test_new_events_change_that_customers_list_and_explanation_only(shop: TrainedShop, recommender: Recommender,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    (raw, user), (_, other) = _customers(recommender, shop)[:2]
+    category, items = _untouched_category(recommender, user)
+    before, other_before = recommender.recommend(user, 10), recommender.recommend(other, 10)
+    assert recommender.live is not None and not recommender.live.changed(user)
+
+    new = _events(raw, items, _last_event(recommender), "live-test")
+    assert append_events(shop.db, new, TEST_SECRET).accepted == len(new)
+
+    after = recommender.recommend(user, 10)  # the same loaded recommender: no reload
+    assert recommender.live.changed(user)
+    assert [i.item_id for i in after.items] != [i.item_id for i in before.items]
+    assert not set(items) & {i.item_id for i in after.items}  # touched items are never candidates again
+    assert after.features["user_events"].iloc[0] == before.features["user_events"].iloc[0] + len(new)
+    assert after.features["user_days_inactive"].iloc[0] < before.features["user_days_inactive"].iloc[0]
+    with recommender.connection() as con:
+        categories = {r[0] for r in con.execute(
+            f"SELECT {s.CATEGORY} FROM {s.ITEMS} WHERE {s.ITEM_ID} IN (SELECT unnest(?::VARCHAR[]))",
+            [[i.item_id for i in after.items]]).fetchall()}
+    assert category in categories  # the interest just shown reached the list
+
+    explained = explain_items(recommender, after)
+    assert [e.item_id for e in explained] == [i.item_id for i in after.items]
+    new_times = {datetime.fromisoformat(e["ts"]) for e in new}
+    for explanation in explained:
+        assert new_times <= {h.ts for h in explanation.history}  # the attention window holds the new events
+
+    def no_live_path(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an unchanged customer must be served from the precomputed lists")
+
+    monkeypatch.setattr(recommender, "_rank", no_live_path)
+    other_after = recommender.recommend(other, 10)
+    assert other_after.items == other_before.items
+    assert not recommender.live.changed(other)
+
+
+def test_items_and_customers_first_seen_through_the_intake_do_not_break_serving(
+        shop: TrainedShop, recommender: Recommender) -> None:
+    (raw, user), _ = _customers(recommender, shop)[:2]
+    _, items = _untouched_category(recommender, user)
+    start = _last_event(recommender)
+    batch = _events(raw, ["ITEM-FIRST-SEEN-LIVE", *items[:2]], start, "cold-item")
+    batch += _events("CUSTOMER-FIRST-SEEN-LIVE", [items[0], "ITEM-FIRST-SEEN-LIVE"], start, "cold-customer")
+    assert append_events(shop.db, batch, TEST_SECRET).accepted == len(batch)
+
+    for who in (user, shop.pseudonym("CUSTOMER-FIRST-SEEN-LIVE")):
+        result = recommender.recommend(who, 10)
+        assert len(result.items) == 10 and not result.cold_start
+        assert "ITEM-FIRST-SEEN-LIVE" not in {i.item_id for i in result.items}  # not in the model: no candidate
+        explained = explain_items(recommender, result)
+        assert "ITEM-FIRST-SEEN-LIVE" in {h.item_id for h in explained[0].history}
