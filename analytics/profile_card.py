@@ -1,4 +1,5 @@
-"""The one profile card: who a customer is to the shop, as of the last profile build.
+"""The one profile card: who a customer is to the shop, as of the last profile build or, for a
+customer with live events on a connection that sees them, as of their newest event.
 
 The lookup page, the JSON API's ``/profile``, and the reports all show this card. Before, the page
 and the explanations each read ``user_profiles`` with their own type and their own rules; one
@@ -7,6 +8,10 @@ reader keeps the three from ever disagreeing about the same customer.
 :class:`ProfileCard` holds the typed values (the page lays them out); :meth:`ProfileCard.to_dict`
 is the JSON shape the API answers and the reports print, whose keys are a published contract
 (``service.openapi``'s ``Profile``) and so stay as they are.
+
+On a connection with the live segment attached (the serving connection), a customer with live
+events gets the row :func:`analytics.live_profiles.live_profiles` recomputes from their events,
+not the stale snapshot row: the same columns, so the card and its JSON do not change shape.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import duckdb
 
 from analytics import profiles as p
 from analytics import schema as s
+from analytics.live_profiles import has_live_events, live_profiles
 
 __all__ = ["ProfileCard", "profile_card"]
 
@@ -97,13 +103,15 @@ class ProfileCard:
 
 
 def profile_card(con: duckdb.DuckDBPyConnection, user_id: str, time_based: bool = True) -> ProfileCard:
-    """The card of ``user_id`` (a pseudonym) from ``user_profiles``; an empty card without one.
+    """The card of ``user_id`` (a pseudonym) from ``user_profiles``, or from the customer's live
+    row when ``con`` sees live events of theirs; an empty card without either.
 
     ``time_based`` is False for order-only shops (see :class:`ProfileCard`); the caller knows it
     from the model's protocol, this module does not read models.
     """
+    table = live_profiles(con, [user_id]) if has_live_events(con, user_id) else p.USER_PROFILES
     try:
-        row = con.execute(f"SELECT {', '.join(_CARD_COLUMNS)} FROM {p.USER_PROFILES} WHERE {s.USER_ID} = ?",
+        row = con.execute(f"SELECT {', '.join(_CARD_COLUMNS)} FROM {table} WHERE {s.USER_ID} = ?",
                           [user_id]).fetchone()
     except duckdb.CatalogException:  # a shop whose profiles were never built
         log.info("no %s table: the profile card of %s is empty", p.USER_PROFILES, user_id)

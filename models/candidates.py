@@ -23,6 +23,7 @@ The item-to-item tables depend only on the history table, so they are built once
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from errors import RecsightError
 __all__ = [
     "Covis", "CandidateConfig", "CandidateIndex", "DEFAULT_COVIS",
     "build_sequences", "build_index", "generate", "popularity_ranking", "covisit_ranking",
+    "covis_weights_sql", "covis_top_sql", "WEIGHTS_SUFFIX",
 ]
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,11 @@ class Covis:
         if self.direction == "both":
             return range(-self.window, self.window + 1)
         raise RecsightError(f"unknown co-visitation direction {self.direction!r}")
+
+    @property
+    def unit(self) -> int:
+        """Integer weights count in 1/unit: 1 per user, or lcm(1..window) so every 1/distance is whole."""
+        return 1 if self.per_user else math.lcm(*range(1, self.window + 1))
 
 
 # "next" is the classic baseline (items seen next within 3 steps, 1/distance weights).
@@ -88,31 +95,55 @@ class CandidateConfig:
     merge_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MERGE))
 
 
+WEIGHTS_SUFFIX = "_w"  # <covis table>_w: that variant's untruncated integer weights (src, dst, wi)
+_WEIGHTS_ROW_GROUP = 16_384  # small row groups: a read of a few sources skips the rest by src statistics
+
+
 @dataclass
 class CandidateIndex:
-    """The item-level tables built from one history table (names in the working connection)."""
+    """The item-level tables built from one history table (names in the working connection).
+
+    Besides the served tables, :func:`build_index` keeps each co-visitation variant's untruncated
+    weights (``<table>_w``); :meth:`save` writes them sorted by source, and :meth:`load` leaves them
+    on disk (``folder``): the live update (:mod:`models.live_covis`) reads the few sources a batch of
+    events touches, never the whole table.
+    """
 
     prefix: str
     config: CandidateConfig
     covis_tables: dict[str, str] = field(default_factory=dict)
     popular: str = ""
     attributes: str = ""
+    folder: Path | None = None  # where :meth:`load` read the tables from
 
     @property
     def tables(self) -> list[str]:
         return [*self.covis_tables.values(), self.popular, self.attributes]
+
+    def weights_file(self, variant: str) -> Path | None:
+        """The saved untruncated weights of a co-visitation variant, or None (not loaded from a
+        folder, or a version saved before the weights were)."""
+        if self.folder is None:
+            return None
+        path = self.folder / f"{self.covis_tables[variant]}{WEIGHTS_SUFFIX}.parquet"
+        return path if path.exists() else None
 
     def save(self, folder: Path, con: duckdb.DuckDBPyConnection) -> None:
         """Write each table as Parquet into ``folder`` (the caller makes the folder atomic)."""
         folder.mkdir(parents=True, exist_ok=True)
         for table in self.tables:
             con.execute(f"COPY {table} TO '{folder / (table + '.parquet')}' (FORMAT PARQUET)")
+        for table in self.covis_tables.values():
+            weights = table + WEIGHTS_SUFFIX
+            con.execute(f"COPY (SELECT src, dst, wi FROM {weights} ORDER BY src, dst) TO "
+                        f"'{folder / (weights + '.parquet')}' (FORMAT PARQUET, ROW_GROUP_SIZE {_WEIGHTS_ROW_GROUP})")
 
     @classmethod
     def load(cls, folder: Path, con: duckdb.DuckDBPyConnection, prefix: str,
              config: CandidateConfig) -> CandidateIndex:
-        """Read tables written by :meth:`save` back into TEMP tables."""
+        """Read tables written by :meth:`save` back into TEMP tables (the weights stay on disk)."""
         index = _names(prefix, config)
+        index.folder = folder
         for table in index.tables:
             path = folder / (table + ".parquet")
             if not path.exists():
@@ -190,27 +221,49 @@ def build_index(
     return index
 
 
-def _build_covis(con: duckdb.DuckDBPyConnection, seq: str, covis: Covis, out: str) -> None:
+def _build_covis(con: duckdb.DuckDBPyConnection, seq: str, covis: Covis, out: str) -> str:
+    """The untruncated weights of ``covis`` into ``<out>_w``, then the served top ``top_n`` into ``out``."""
+    weights = f"{out}{WEIGHTS_SUFFIX}"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {weights} AS {covis_weights_sql(seq, covis)}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {out} AS {covis_top_sql(weights, covis)}")
+    return weights
+
+
+def covis_weights_sql(seq: str, covis: Covis) -> str:
+    """Untruncated co-visitation weights of the users in the sequence table ``seq``: (src, dst, wi).
+
+    ``wi`` is an integer, the weight in units of ``1 / covis.unit``: a pair ``d`` steps apart adds
+    ``unit // d`` (exact, since ``unit`` is a multiple of every distance in the window), a
+    per-user variant adds 1 per user having the pair. Integers because the weights are a sum over
+    users: a change of some users' histories is then an exact delta
+    (``covis_weights(new) - covis_weights(old)``, :mod:`models.live_covis`), and the sums do not
+    depend on the order a parallel aggregate adds them in (floats would, in the last bit, and a
+    last-bit difference reorders tied neighbours). This one definition serves the batch build and
+    the live update.
+    """
     offsets = ", ".join(str(d) for d in covis.offsets)
     pairs = f"""
         SELECT a.{s.USER_ID} AS user_id, a.{s.ITEM_ID} AS src, b.{s.ITEM_ID} AS dst,
-               1.0 / greatest(abs(o.d), 1) AS w
+               {covis.unit} // greatest(abs(o.d), 1) AS wi
         FROM {seq} a
         CROSS JOIN (SELECT unnest([{offsets}]) AS d) o
         JOIN {seq} b ON b.{s.USER_ID} = a.{s.USER_ID} AND b.pos = a.pos + o.d
         WHERE a.{s.ITEM_ID} <> b.{s.ITEM_ID}"""
     if covis.per_user:
-        weighted = (f"SELECT src, dst, count(*)::DOUBLE AS w "
-                    f"FROM (SELECT DISTINCT user_id, src, dst FROM ({pairs})) GROUP BY ALL")
-    else:
-        weighted = f"SELECT src, dst, sum(w) AS w FROM ({pairs}) GROUP BY ALL"
-    # p = the share of the source's co-visitation mass going to dst: comparable across sources.
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {out} AS
-        SELECT src, dst, w, w / sum(w) OVER (PARTITION BY src) AS p
-        FROM ({weighted})
-        QUALIFY row_number() OVER (PARTITION BY src ORDER BY w DESC, dst) <= {covis.top_n}"""
-    )
+        return (f"SELECT src, dst, count(*)::BIGINT AS wi "
+                f"FROM (SELECT DISTINCT user_id, src, dst FROM ({pairs})) GROUP BY ALL")
+    return f"SELECT src, dst, sum(wi)::BIGINT AS wi FROM ({pairs}) GROUP BY ALL"
+
+
+def covis_top_sql(weights: str, covis: Covis) -> str:
+    """The served rows (src, dst, w, p) of the untruncated weights table ``weights`` (src, dst, wi):
+    each source's ``top_n`` neighbours, ``w`` the weight, ``p`` the share of the source's whole
+    co-visitation mass going to dst (comparable across sources). Every source in ``weights`` gets
+    its rows from its own weights only, so the rows of some sources can be recomputed alone."""
+    return f"""SELECT src, dst, wi::DOUBLE / {covis.unit} AS w,
+               wi::DOUBLE / sum(wi) OVER (PARTITION BY src) AS p
+        FROM {weights}
+        QUALIFY row_number() OVER (PARTITION BY src ORDER BY wi DESC, dst) <= {covis.top_n}"""
 
 
 def generate(

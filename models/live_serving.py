@@ -15,10 +15,13 @@ evidence) reads the snapshot *and* the acknowledged batches, unchanged.
   their history, so they are ranked live, and their ``as_of`` (the time the profile features and
   recencies are computed at) moves to just after their newest event, so the profile counts it.
 
-Items first seen through the intake are never candidates (candidates come from the model's
-trained tables: co-visitation, popularity, attributes); in a history they count for the
-customer's brand/category affinities and enter the attention window as the network's
-"unknown item". Scoring them from content is left to the cold-item work of issue 14.
+The live events also move the co-visitation tables the candidates come from
+(:mod:`models.live_covis`, applied by the recommender's refresh), so an item first seen through
+the intake becomes a candidate where customers link it to other items; it has no trained item
+features yet (they are NULL for the ranker), counts for the customer's brand/category affinities,
+and enters the attention window as the network's "unknown item". Popularity and the attribute
+tables stay as trained. Scoring such items from their content and live counts is the cold-item
+work of issue 14, not done here.
 """
 
 from __future__ import annotations

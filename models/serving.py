@@ -39,6 +39,7 @@ from models.batch import HistoryTables, Models, feature_frame
 from models.candidates import CandidateIndex
 from models.config import EngineConfig, engine_config_from
 from models.features import label_of
+from models.live_covis import CovisLinks, LiveCovis
 from models.live_serving import LiveFeed
 from models.precompute import TITLE, TOP_ITEMS_FILE, TOP_ITEMS_META, item_titles
 from models.ranker import Ranker
@@ -78,53 +79,6 @@ class Recommendation:
             "cold_start": self.cold_start,
             "items": [{"rank": i.rank, "item_id": i.item_id, "title": i.title, "score": i.score} for i in self.items],
         }
-
-
-class CovisLinks:
-    """The serving co-visitation tables in memory, grouped by source item, for explanations that
-    cite "shoppers who looked at X also looked at this": a few array slices per request instead of
-    a scan of every table. Same rows as the tables (codes instead of item ids), read-only once built.
-    """
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, covis_tables: dict[str, str]) -> None:
-        frames = {name: con.execute(f"SELECT src, dst, w FROM {table} ORDER BY src, w DESC, dst").df()
-                  for name, table in covis_tables.items()}
-        ids = pd.concat([col for f in frames.values() for col in (f["src"], f["dst"])], ignore_index=True)
-        codes, uniques = pd.factorize(ids) if len(ids) else (np.zeros(0, np.int64), pd.Index([]))
-        self._code = {item: i for i, item in enumerate(uniques.tolist())}
-        self._ids = np.asarray(uniques, dtype=object)
-        self._variants: dict[str, tuple[dict[int, tuple[int, int]], np.ndarray, np.ndarray]] = {}
-        at = 0
-        for name, frame in frames.items():
-            n = len(frame)
-            src, dst = codes[at:at + n].astype(np.int64), codes[at + n:at + 2 * n].astype(np.int64)
-            at += 2 * n
-            starts = np.flatnonzero(np.r_[True, src[1:] != src[:-1]]) if n else np.zeros(0, np.int64)
-            ends = np.r_[starts[1:], n] if n else np.zeros(0, np.int64)
-            spans = dict(zip(src[starts].tolist(), zip(starts.tolist(), ends.tolist())))
-            self._variants[name] = (spans, dst, frame["w"].to_numpy(np.float64))
-
-    def links(self, variants: Sequence[str], sources: Sequence[str],
-              targets: Sequence[str]) -> dict[str, list[tuple[str, str, float]]]:
-        """{target: [(variant, source, weight)]} over the links source -> target of ``variants``,
-        strongest first (ties: source, then the order of ``variants``)."""
-        out: dict[str, list[tuple[str, str, float]]] = {t: [] for t in targets}
-        wanted = {self._code[t] for t in targets if t in self._code}
-        found = []
-        for order, name in enumerate(variants):
-            if name not in self._variants or not wanted:
-                continue
-            spans, dst, w = self._variants[name]
-            for source in sources:
-                span = spans.get(self._code.get(source, -1))
-                if span is None:
-                    continue
-                a, b = span
-                for j in np.flatnonzero(np.isin(dst[a:b], list(wanted))).tolist():
-                    found.append((-float(w[a + j]), source, order, name, int(dst[a + j])))
-        for negative_w, source, _, name, code in sorted(found, key=lambda f: f[:3]):
-            out[self._ids[code]].append((name, source, -negative_w))
-        return out
 
 
 class TopItems:
@@ -190,7 +144,7 @@ class Recommender:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, artifact: registry.Artifact, tables: HistoryTables,
                  models: Models, config: EngineConfig, top: TopItems | None = None,
-                 live: LiveFeed | None = None) -> None:
+                 live: LiveFeed | None = None, live_covis: LiveCovis | None = None) -> None:
         self.con = con
         self.artifact = artifact
         self.tables = tables
@@ -198,6 +152,7 @@ class Recommender:
         self.config = config
         self.top = top
         self.live = live
+        self.live_covis = live_covis  # None: co-visitation stays as trained (no live feed, or an old version)
         self._lock = threading.Lock()
         self._covis: CovisLinks | None = None
         self._all_histories: Histories | None = None
@@ -238,6 +193,7 @@ class Recommender:
             )
             as_of = datetime.fromisoformat(artifact.metadata["serving_as_of"])
             live = LiveFeed.attach(con, Path(db_path), as_of)  # after the fingerprint check: it reads the snapshot
+            live_covis = LiveCovis.attach(con, index)
         except duckdb.Error as exc:  # a damaged serving table (Parquet) of the version
             con.close()
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -246,7 +202,10 @@ class Recommender:
             con.close()
             raise
         top = _load_top_items(artifact, models.hybrid.features)
-        return cls(con, artifact, HistoryTables(s.EVENTS, as_of, index, items), models, config, top, live)
+        rec = cls(con, artifact, HistoryTables(s.EVENTS, as_of, index, items), models, config, top, live, live_covis)
+        with rec._lock:  # the live events already there when the model loads
+            rec._update_covis(live.view.folded_seq)
+        return rec
 
     def close(self) -> None:
         """Close the shop connection (the recommender is unusable afterwards)."""
@@ -279,7 +238,8 @@ class Recommender:
             return self._rank(user_id, k, self._customer_tables(user_id))
 
     def rescore(self, user_id: str, k: int = 10, *, without_items: Collection[str] = (),
-                extra_events: Sequence[tuple[str, str, datetime]] = ()) -> Recommendation:
+                extra_events: Sequence[tuple[str, str, datetime]] = (),
+                before: datetime | None = None) -> Recommendation:
         """The list ``recommend`` would give had the customer's history lacked every event on
         ``without_items`` and held ``extra_events`` ((item_id, event_type, ts) triples).
 
@@ -287,6 +247,11 @@ class Recommender:
         features, attention network, ranker), not estimated. Only the customer's own history
         changes; the shop-wide tables (co-visitation, popularity, item statistics) stay as
         trained, since one customer's events barely move them.
+
+        ``before`` (naive UTC, as event times are stored) also drops every event at or after it,
+        and computes the features as of the time the live feed would have used then (the serving
+        time, or just after the newest event kept when that is later): the list as it was served
+        before that moment, which "what changed since" (:mod:`workflows.changes`) compares with now.
         """
         if k <= 0:
             raise RecsightError("k must be a positive number of items")
@@ -298,13 +263,17 @@ class Recommender:
             history = "serve_cf_history"
             con.execute(
                 f"""CREATE OR REPLACE TEMP TABLE {history} AS SELECT * FROM {self.tables.history}
-                    WHERE {s.USER_ID} = ? AND {s.ITEM_ID} NOT IN (SELECT unnest(?::VARCHAR[]))""",
-                [user_id, sorted(set(without_items))])
+                    WHERE {s.USER_ID} = ? AND {s.ITEM_ID} NOT IN (SELECT unnest(?::VARCHAR[]))
+                      AND (?::TIMESTAMP IS NULL OR {s.TS} < ?::TIMESTAMP)""",
+                [user_id, sorted(set(without_items)), before, before])
             for item_id, event_type, ts in extra_events:
                 con.execute(f"INSERT INTO {history} ({s.USER_ID}, {s.ITEM_ID}, {s.EVENT_TYPE}, {s.TS}) "
                             "VALUES (?, ?, ?, ?)", [user_id, item_id, event_type, ts])
-            return self._rank(user_id, k, dataclasses.replace(self.tables, history=history,
-                                                              as_of=self.as_of(user_id)))
+            as_of = self.as_of(user_id)
+            if before is not None and self.tables.as_of is not None:  # LiveFeed.as_of over the kept events
+                (newest,) = con.execute(f"SELECT max({s.TS}) + INTERVAL 1 MICROSECOND FROM {history}").fetchone()
+                as_of = self.tables.as_of if newest is None else max(self.tables.as_of, newest)
+            return self._rank(user_id, k, dataclasses.replace(self.tables, history=history, as_of=as_of))
 
     def histories(self, user_ids: Sequence[str]) -> Histories:
         """The attention network's input windows of these customers, read from the serving history.
@@ -340,11 +309,28 @@ class Recommender:
 
     def catch_up(self) -> None:
         """Read the live segment files written since the last request (nothing to do, and no lock
-        taken, when there are none: one directory listing)."""
+        taken, when there are none: one directory listing), and add their events to the
+        co-visitation links (:mod:`models.live_covis`), so candidates of every customer ranked
+        from now on, and the links explanations cite, see them."""
         live = self.live
         if live is not None and live.has_news():
             with self._lock:
-                live.refresh(self.con)
+                before = live.last_seq
+                if live.refresh(self.con) and self.live_covis is not None:
+                    self._update_covis(before)
+
+    def _update_covis(self, after_seq: int) -> None:
+        """Add the events of the segments above ``after_seq`` to co-visitation (caller holds the
+        lock). A failure stops the updates, not the serving: the links stay as they were."""
+        try:
+            changed = self.live_covis.apply(self.con, after_seq=after_seq) if self.live_covis else {}
+        except duckdb.Error as exc:
+            log.warning("live co-visitation update failed (%s): links stay as trained until the next "
+                        "training", str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+            self.live_covis = None
+            return
+        if changed and self._covis is not None:
+            self._covis = self._covis.replaced(self.con, self.tables.index.covis_tables, changed)
 
     def warm(self) -> Recommender:
         """Build what explanations read from memory (every customer's network window, the

@@ -9,7 +9,8 @@ customer, the list, the cached explanation), the components are :mod:`pages._use
 Every lookup (found or not), every explanation view ("Why?" and "compare") and every export
 appends exactly one audit row *before* its result is shown; if the row cannot be written the
 result is not shown. The customer store the browser keeps (``cu-customer.data``) is sealed for
-the session right after the lookup's audit row (:mod:`service.customer_state`), and every
+the session right after the lookup's audit row (:mod:`service.customer_state`; a live refresh
+re-seals the same customer's store after its own audit row), and every
 callback that reads it checks the seal first (the guard checks it too, before any callback
 runs): the reasons under the cards, which have no audit row of their own, can then only be those
 of a customer this session looked up, and audited.
@@ -39,23 +40,26 @@ from explain.types import ItemExplanation
 from pages._parts import current_settings, guarded, sentence
 from pages._user_views import (
     EXPORT_FORMATS,
+    LIVE_TICK,
     REASONS,
     WHY,
     alert,
     comparison_view,
     counterfactual_box,
+    found_children,
     not_found_view,
     result_view,
     why_view,
 )
 from service import access, audit, customer_state, throttle
 from settings import Settings
+from workflows import changes as live_work
 from workflows import lookup as work
 from workflows.lookup import Found, K
 
 __all__ = [
-    "lookup", "reasons", "why", "compare", "export", "register", "LookupView", "WhyView", "K", "REASONS_SHOWN",
-    "Recorder",
+    "lookup", "live", "LiveView", "reasons", "why", "compare", "export", "register", "LookupView", "WhyView", "K",
+    "REASONS_SHOWN", "Recorder",
 ]
 
 log = logging.getLogger(__name__)
@@ -71,6 +75,13 @@ class LookupView(NamedTuple):
 
     result: Any
     customer: dict[str, Any] | None
+
+
+class LiveView(NamedTuple):
+    """What :func:`live` puts on the page: the result's parts, and the customer store (unsealed)."""
+
+    children: Any
+    customer: dict[str, Any]
 
 
 class WhyView(NamedTuple):
@@ -101,9 +112,36 @@ def lookup(typed: Any, settings: Settings, record: Recorder = access.record_acti
     if not isinstance(found, Found):
         shown = found.suggestions if found.suggestions and throttle.suggestions_allowed(settings) else []
         return LookupView(not_found_view(found.message, shown), None)
-    store = {"user_id": found.user_id, "version": found.version, "cold_start": found.cold_start,
-             "items": [[item.item_id, item.title, item.rank] for item in found.items]}
+    found = live_work.with_live_timeline(settings, found)
+    store = _store(found, live_work.seen_mark(settings, found.user_id))
     return LookupView(result_view(store, found), store)
+
+
+def live(customer: dict[str, Any] | None, settings: Settings, record: Recorder = access.record_action) -> LiveView:
+    """The open page's tick: nothing (``PreventUpdate``) while the customer has no event the page
+    has not seen, which costs no SQL and no ranking; else the page's parts anew with what changed,
+    and the store with the new list and mark. One audit row per refresh shown (none per tick).
+
+    What the page has seen (``seen``, the customer's feature time when the list was shown) is in
+    the store the server sealed, never taken from the browser unsealed: the guard and
+    :func:`service.customer_state.verified` refuse any other."""
+    user_id = _customer(customer)
+    found = live_work.refresh(settings, user_id, customer.get("seen"), customer.get("version"))
+    if found is None:
+        raise PreventUpdate
+    moves = found.changes
+    record(audit.CUSTOMER_LOOKUP, customer=user_id,
+           detail=f"live refresh: {len(moves.new_events)} new events, {len(moves.entered)} entered, "
+                  f"{len(moves.left)} left, {len(moves.moved)} moved")
+    store = _store(found.found, found.mark)
+    return LiveView(found_children(store, found.found, moves), store)
+
+
+def _store(found: Found, seen: str | None) -> dict[str, Any]:
+    """The customer store of a lookup or refresh (sealed by the wiring): whom, under which model,
+    the listed items, and what the page has seen of the customer's events."""
+    return {"user_id": found.user_id, "version": found.version, "cold_start": found.cold_start,
+            "items": [[item.item_id, item.title, item.rank] for item in found.items], "seen": seen}
 
 
 def reasons(customer: dict[str, Any] | None, item_ids: list[str], settings: Settings) -> list[Any]:
@@ -253,6 +291,18 @@ _DEEP_LINK = """function (link) {
 }"""
 
 
+def _on_tick(_ticks: int | None, customer: dict[str, Any] | None) -> tuple[Any, Any]:
+    if not customer:
+        raise PreventUpdate
+    settings = current_settings()
+
+    def run() -> tuple[Any, Any]:
+        view = live(customer_state.verified(customer), settings)
+        return view.children, customer_state.seal(view.customer)  # the same customer, audited above
+
+    return guarded("customer lookup: live refresh", run, lambda message: (dash.no_update, dash.no_update))
+
+
 def _on_customer(customer: dict[str, Any] | None) -> list[Any]:
     if not customer:
         raise PreventUpdate
@@ -309,6 +359,11 @@ def register() -> None:
     )(_on_lookup)
     clientside_callback(_PUSH_URL, Output("cu-url", "children"), Input("cu-customer", "data"))
     clientside_callback(_DEEP_LINK, Output("cu-initial", "data"), Input("cu-link", "data"))
+    callback(
+        Output("cu-found", "children"), Output("cu-customer", "data", allow_duplicate=True),
+        Input(LIVE_TICK, "n_intervals"), State("cu-customer", "data"),
+        prevent_initial_call=True,
+    )(_on_tick)
     callback(Output({"type": REASONS, "item": ALL}, "children"), Input("cu-customer", "data"))(_on_customer)
     callback(
         Output("cu-why-modal", "is_open"), Output("cu-why-title", "children"), Output("cu-why-body", "children"),

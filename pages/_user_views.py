@@ -8,6 +8,7 @@ are what the browser tests look for.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import dash
@@ -19,12 +20,14 @@ from analytics.profile_card import ProfileCard
 from dashboard.customer_view import timeline_figure
 from dashboard.explanation_figures import comparison_bars, history_attributions, shap_waterfall
 from dashboard.theme import PRIMARY
+from explain.changes import Changes, ago, did
 from explain.types import Comparison, ItemExplanation
 from pages._parts import capitalised, card, field, graph, sentence
 from workflows.lookup import Found
 
 __all__ = [
-    "EXPORT_FORMATS", "WHY", "REASONS", "result_view", "not_found_view", "why_view", "counterfactual_box",
+    "EXPORT_FORMATS", "WHY", "REASONS", "LIVE_TICK", "LIVE_TICK_MS", "result_view", "found_children", "changes_panel",
+    "not_found_view", "why_view", "counterfactual_box",
     "comparison_view", "alert",
 ]
 
@@ -32,10 +35,19 @@ EXPORT_FORMATS: dict[str, tuple[str, str]] = {  # format -> (button label, MIME 
     "html": ("HTML", "text/html"), "pdf": ("PDF", "application/pdf"), "csv": ("CSV", "text/csv"),
 }
 WHY, REASONS = "cu-why", "cu-reasons"  # pattern-matching id types
+LIVE_TICK = "cu-live-tick"
+LIVE_TICK_MS = 5_000  # how often an open customer page asks whether the customer has new events
 
 
-def result_view(store: dict[str, Any], found: Found) -> Any:
-    """The result area of a lookup: profile, timeline, the item cards, export and compare."""
+def result_view(store: dict[str, Any], found: Found, changes: Changes | None = None) -> Any:
+    """The result area of a lookup: profile, timeline, the item cards, export and compare; the
+    live tick and, after a refresh, what changed (``found_children`` alone is what a refresh
+    replaces, so the search and the result area's loading overlay stay as they are)."""
+    return html.Div(id="cu-found", children=found_children(store, found, changes))
+
+
+def found_children(store: dict[str, Any], found: Found, changes: Changes | None = None) -> list[Any]:
+    """The parts of :func:`result_view`, for the first lookup and for each live refresh."""
     items, details = found.items, found.details
     notes = []
     if found.cold_start:
@@ -43,8 +55,10 @@ def result_view(store: dict[str, Any], found: Found) -> Any:
             "New customer: there is no behaviour to personalise from yet, so the list shows the shop's "
             "popular items and the reasons describe popularity, not this customer's taste.", "info", "cu-cold-start"))
     options = [{"label": f"#{rank} {title}", "value": item_id} for item_id, title, rank in store["items"]]
-    return html.Div(id="cu-found", children=[
+    return [
+        dcc.Interval(id=LIVE_TICK, interval=LIVE_TICK_MS, n_intervals=0),  # only while a customer is shown
         *notes,
+        changes_panel(changes) if changes is not None else html.Div(id="cu-changes", hidden=True),
         dbc.Row(className="g-3", children=[
             dbc.Col(_profile(found.card), lg=4),
             dbc.Col(card("Behaviour over time", "Each mark is one event; hover for the item",
@@ -79,7 +93,31 @@ def result_view(store: dict[str, Any], found: Found) -> Any:
             ]),
         ]),
         dcc.Loading(html.Div(id="cu-compare-body"), type="dot", color=PRIMARY),
-    ])
+    ]
+
+
+def changes_panel(changes: Changes) -> Any:
+    """"What changed since you last looked": the new events (relative time, the absolute one on
+    hover), then each item that entered, left or moved with the sentence saying why."""
+    def when(ts: datetime) -> html.Span:
+        return html.Span(ago(ts, changes.now), title=f"{ts:%d %b %Y %H:%M:%S} UTC", className="rs-change-when")
+
+    events = [html.Li([f"{capitalised(did(e.event_type, e.title))}, ", when(e.ts)], className="rs-change-event")
+              for e in reversed(changes.new_events)]
+    moves = [html.Li(m.sentence, className=f"rs-change rs-change-{m.kind}", id=f"cu-change-{m.kind}-{n}")
+             for kind in (changes.entered, changes.left, changes.moved) for n, m in enumerate(kind)]
+    body = [
+        html.Div("New events", className="rs-field-label"),
+        html.Ul(events or [html.Li("none", className="rs-table-note")], id="cu-changes-events"),
+        html.Div("The list", className="rs-field-label mt-2"),
+        html.Ul(moves, id="cu-changes-moves") if moves else html.P(
+            "The list did not change: the new events moved no item in or out.", id="cu-changes-moves",
+            className="rs-table-note"),
+    ]
+    return html.Div(id="cu-changes", className="mb-3", children=card(
+        "What changed since you last looked",
+        f"{len(changes.new_events)} new event{'s' if len(changes.new_events) != 1 else ''}; each move is read off the "
+        "difference between the list's explanations then and now", body))
 
 
 def _item_card(item: Any, detail: tuple[Any, Any, Any] | None) -> html.Div:

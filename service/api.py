@@ -54,13 +54,14 @@ from service.openapi import (
     DEFAULT_K,
     MAX_K,
     MAX_PARAM_LENGTH,
+    MAX_SINCE_LENGTH,
     MIN_K,
     REPORT_FORMATS,
     REPORT_MEDIA_TYPES,
 )
 from service.responses import API_PREFIX, error_response
 from settings import Settings
-from workflows import explaining
+from workflows import changes, explaining
 from workflows.recommenders import recommender_for, resolve_customer
 
 __all__ = ["API_BLUEPRINT", "blueprint"]
@@ -98,13 +99,19 @@ def blueprint(settings: Settings) -> flask.Blueprint:
     @api.get(f"{API_BASE}/users/<string:typed>/recommendations")
     @_endpoint
     def recommendations(typed: str) -> Response:
-        args = _args({"k", "explain"})
-        k, explain = _k(args), _flag(args, "explain")
+        args = _args({"k", "explain", "since"})
+        k, explain, since = _k(args), _flag(args, "explain"), _since(args)
         recommender, user_id = _lookup(settings, typed, "recommendations")
         with _serving():
-            payload = explaining.recommendation_payload(recommender, user_id, k, explain)
-        _record(audit.EXPLANATION_VIEW if explain else audit.CUSTOMER_LOOKUP, user_id,
-                f"API recommendations k={k}{' explained' if explain else ''}; {len(payload['items'])} items")
+            if since is None:
+                payload = explaining.recommendation_payload(recommender, user_id, k, explain)
+            else:  # the changes are explanations too (two lists explained and compared)
+                payload = changes.recommendations_since(recommender, user_id, since, k, explain)
+        moves = payload.get("changes")
+        _record(audit.EXPLANATION_VIEW if explain or moves is not None else audit.CUSTOMER_LOOKUP, user_id,
+                f"API recommendations k={k}{' explained' if explain else ''}; {len(payload['items'])} items"
+                + ("" if moves is None else f"; since {moves['since']}: {len(moves['entered'])} entered, "
+                                            f"{len(moves['left'])} left, {len(moves['moved'])} moved"))
         return _json(payload)
 
     @api.get(f"{API_BASE}/users/<string:typed>/profile")
@@ -188,7 +195,8 @@ def _is_api() -> bool:
 
 
 def _args(allowed: set[str]) -> dict[str, str]:
-    """The query parameters, each at most once, none unknown and none too long."""
+    """The query parameters, each at most once, none unknown and none too long (``since`` is a
+    time: :data:`MAX_SINCE_LENGTH`; every other value :data:`MAX_PARAM_LENGTH`)."""
     args = flask.request.args
     for name in args:
         if name not in allowed:
@@ -197,7 +205,7 @@ def _args(allowed: set[str]) -> dict[str, str]:
         values = args.getlist(name)
         if len(values) > 1:
             raise _Refusal(400, f"parameter {name} given more than once")
-        if len(values[0]) > MAX_PARAM_LENGTH:
+        if len(values[0]) > (MAX_SINCE_LENGTH if name == "since" else MAX_PARAM_LENGTH):
             raise _Refusal(400, f"parameter {name} is too long")
     return {name: args[name] for name in args}
 
@@ -209,6 +217,22 @@ def _k(args: dict[str, str]) -> int:
     if not _K.fullmatch(text) or not MIN_K <= int(text) <= MAX_K:
         raise _Refusal(400, f"k must be a whole number from {MIN_K} to {MAX_K}")
     return int(text)
+
+
+def _since(args: dict[str, str]) -> datetime | None:
+    """``since`` as naive UTC: 400 for text that is no ISO 8601 time with its offset, 409 for a
+    real time outside the window the server answers for (in the future, or too far back: the
+    document's schema can state a format, not "within the last days", so such a time is a
+    conflict with the server's clock rather than bad input)."""
+    text = args.get("since")
+    if text is None:
+        return None
+    try:
+        return changes.parse_since(text)
+    except changes.SinceOutOfWindow as exc:
+        raise _Refusal(409, str(exc)) from None
+    except changes.SinceRefused as exc:
+        raise _Refusal(400, str(exc)) from None
 
 
 def _flag(args: dict[str, str], name: str) -> bool:

@@ -10,8 +10,11 @@ audit row, since only the lookup itself is audited.
 So such a store is *sealed*: :func:`seal` adds an HMAC-SHA256 (:data:`SEAL`) over the store's
 content and the signed-in session (:func:`service.access.session_binding`: the user, the sign-in
 time and the server's session id), keyed from the server's session key. A seal is only ever
-made by the lookup callback, right after the lookup wrote its audit row, so a store that
-verifies is a customer this session looked up, and audited, itself. It is void in any other
+made by the lookup callback, right after the lookup wrote its audit row, or by the page's live
+refresh for a store that verified (the same customer, with the refreshed list and what the page
+has now seen of their events, after the refresh's own audit row), so a store that verifies is a
+customer this session looked up, and audited, itself. Replaying an older sealed store of the same
+session only shows an older state of that same customer. It is void in any other
 session, for any other user, after sign-out, and as soon as one byte of its content changes.
 
 Two places check it:

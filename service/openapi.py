@@ -17,11 +17,12 @@ from typing import Any
 from analytics.customers import ID_PATTERN, MAX_ID_LENGTH
 from analytics.privacy import PSEUDONYM_LENGTH
 from analytics.schema import EVENT_TYPES
+from workflows.changes import MAX_SINCE_AGE, SINCE_MAX_LENGTH, SINCE_PATTERN
 from workflows.intake import MAX_EVENTS_PER_BATCH, MAX_ITEMS_PER_BATCH
 
 __all__ = [
     "API_BASE", "MIN_K", "MAX_K", "DEFAULT_K", "REPORT_FORMATS",
-    "REPORT_MEDIA_TYPES", "DEFAULT_FORMAT", "MAX_PARAM_LENGTH", "MAX_BODY_BYTES", "document",
+    "REPORT_MEDIA_TYPES", "DEFAULT_FORMAT", "MAX_PARAM_LENGTH", "MAX_SINCE_LENGTH", "MAX_BODY_BYTES", "document",
 ]
 
 API_BASE = "/api/v1"
@@ -30,6 +31,7 @@ REPORT_MEDIA_TYPES: dict[str, str] = {"html": "text/html", "pdf": "application/p
 REPORT_FORMATS: tuple[str, ...] = tuple(REPORT_MEDIA_TYPES)
 DEFAULT_FORMAT = "html"
 MAX_PARAM_LENGTH = 16  # any query value longer than this is not a k, a flag or a format
+MAX_SINCE_LENGTH = SINCE_MAX_LENGTH  # ... except ``since``, a time with fractions and offset
 # The intake's body cap: 1,000 ordinary events are ~250 KB; this leaves room for long titles
 # without letting one request hold megabytes of a server thread's memory.
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -46,7 +48,8 @@ def _error(description: str) -> dict[str, Any]:
 
 
 _ERRORS: dict[str, Any] = {
-    "400": _error("Bad input: an id, k, explain or format outside the documented limits, or an unknown parameter."),
+    "400": _error("Bad input: an id, k, explain, since or format outside the documented limits, or an unknown "
+                  "parameter."),
     "401": {"description": "Sign-in required (HTTP basic, or the dashboard's session cookie).",
             "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
             "content": {"application/json": {"schema": _ref("Error")}}},
@@ -73,7 +76,21 @@ _K_PARAMETER = {
     "schema": {"type": "integer", "minimum": MIN_K, "maximum": MAX_K, "default": DEFAULT_K},
 }
 
+_SINCE_PARAMETER = {
+    "name": "since", "in": "query", "required": False,
+    "description": (
+        "Add `changes`: what entered, left or moved in the top k since this time (ISO 8601 with its offset, "
+        f"e.g. 2025-05-01T12:00:00Z; within the last {MAX_SINCE_AGE.days} days), and the event behind each move. "
+        "The list as it was is ranked with the customer's events before `since` (event times, as the shop sent "
+        "them); both lists are explained, and each move is told from the difference of the two explanations: "
+        "the SHAP change per feature group, and the new event with the largest Integrated Gradients attribution "
+        "change. A customer without events since then gets empty `changes` at no extra cost."),
+    "schema": {"type": "string", "format": "date-time", "maxLength": MAX_SINCE_LENGTH, "pattern": SINCE_PATTERN},
+}
+
 _NUMBER = {"type": "number"}
+_NULLABLE_NUMBER = {"type": "number", "nullable": True}
+_NULLABLE_RANK = {"type": "integer", "minimum": 1, "nullable": True}
 _SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object", "required": ["status", "message"],
@@ -113,7 +130,49 @@ _SCHEMAS: dict[str, Any] = {
         "type": "object", "required": ["user_id", "cold_start", "items"],
         "description": "The same object as `python cli.py recommend --json` (with --explain: `explanation` per item).",
         "properties": {"user_id": {"type": "string", "pattern": _PSEUDONYM}, "cold_start": {"type": "boolean"},
-                       "items": {"type": "array", "maxItems": MAX_K, "items": _ref("RecommendedItem")}},
+                       "items": {"type": "array", "maxItems": MAX_K, "items": _ref("RecommendedItem")},
+                       "changes": _ref("Changes")},
+    },
+    "ChangeEvent": {
+        "type": "object", "required": ["item_id", "title", "event_type", "ts", "ago"],
+        "description": "One of the customer's events; in a move's `events`, with its explanation changes.",
+        "properties": {
+            "item_id": {"type": "string"}, "title": {"type": "string"}, "event_type": {"type": "string"},
+            "ts": {"type": "string", "description": "Event time, UTC."},
+            "ago": {"type": "string", "description": "The time in words, from the answer's time: '40 seconds ago'."},
+            "new": {"type": "boolean", "description": "At or after `since`."},
+            "share_change": {**_NUMBER, "description": "Change of its part of the attention feature's SHAP value."},
+            "attribution_change": {**_NUMBER, "description": "Change of its Integrated Gradients attribution."},
+        },
+    },
+    "Move": {
+        "type": "object",
+        "required": ["kind", "item_id", "title", "rank_before", "rank_now", "score_before", "score_now",
+                     "score_change", "sentence", "cause", "drivers", "events"],
+        "description": "One item that entered, left or moved. Ranks are in the whole candidate ranking (null: "
+                       "not a candidate then). score_change = sum of drivers' changes + sum of events' share changes.",
+        "properties": {
+            "kind": {"type": "string", "enum": ["entered", "left", "moved"]},
+            "item_id": {"type": "string"}, "title": {"type": "string"},
+            "rank_before": _NULLABLE_RANK, "rank_now": _NULLABLE_RANK,
+            "score_before": _NULLABLE_NUMBER, "score_now": _NULLABLE_NUMBER, "score_change": _NULLABLE_NUMBER,
+            "sentence": {"type": "string", "description": "The move in words, for a support agent."},
+            "cause": {"nullable": True, "allOf": [_ref("ChangeEvent")]},
+            "drivers": {"type": "array", "items": {
+                "type": "object", "required": ["group", "label", "change"],
+                "properties": {"group": {"type": "string"}, "label": {"type": "string"}, "change": _NUMBER}}},
+            "events": {"type": "array", "items": _ref("ChangeEvent")},
+        },
+    },
+    "Changes": {
+        "type": "object", "required": ["since", "k", "new_events", "entered", "left", "moved"],
+        "properties": {
+            "since": {"type": "string"}, "k": {"type": "integer", "minimum": MIN_K, "maximum": MAX_K},
+            "new_events": {"type": "array", "items": _ref("ChangeEvent")},
+            "entered": {"type": "array", "items": _ref("Move")},
+            "left": {"type": "array", "items": _ref("Move")},
+            "moved": {"type": "array", "items": _ref("Move")},
+        },
     },
     "Share": {"type": "object", "required": ["share"], "properties": {"share": _NUMBER}},
     "IntakeResult": {
@@ -187,9 +246,9 @@ def _intake_operation(summary: str, description: str, limit: int) -> dict[str, A
 
 
 def _customer_operation(summary: str, description: str, parameters: list[dict[str, Any]],
-                        ok: dict[str, Any]) -> dict[str, Any]:
+                        ok: dict[str, Any], more: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"get": {"summary": summary, "description": description, "tags": ["customers"],
-                    "parameters": [_ID_PARAMETER, *parameters], "responses": {"200": ok, **_ERRORS}}}
+                    "parameters": [_ID_PARAMETER, *parameters], "responses": {"200": ok, **_ERRORS, **(more or {})}}}
 
 
 _DOCUMENT: dict[str, Any] = {
@@ -220,12 +279,15 @@ _DOCUMENT: dict[str, Any] = {
         }},
         f"{API_BASE}/users/{{id}}/recommendations": _customer_operation(
             "Top-k recommendations, optionally explained",
-            "Audited as a customer lookup, or as an explanation view with explain=true.",
+            "Audited as a customer lookup, or as an explanation view with explain=true or since.",
             [_K_PARAMETER, {"name": "explain", "in": "query", "required": False,
                             "description": "Add each item's explanation (SHAP contributions, history, reasons).",
-                            "schema": {"type": "boolean", "default": False}}],
-            {"description": "The customer's list.",
+                            "schema": {"type": "boolean", "default": False}},
+             _SINCE_PARAMETER],
+            {"description": "The customer's list (with `since`: and its `changes`).",
              "content": {"application/json": {"schema": _ref("Recommendations")}}},
+            {"409": _error(f"`since` is a real time but in the future, or more than {MAX_SINCE_AGE.days} days "
+                           "ago: the server answers for changes within that window only.")},
         ),
         f"{API_BASE}/users/{{id}}/profile": _customer_operation(
             "The customer's profile card", "Audited as a customer lookup.", [],

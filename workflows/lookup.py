@@ -136,7 +136,8 @@ _cache_lock = threading.Lock()
 
 def explanation_for(settings: Settings, user_id: str, version: str | None = None) -> CustomerExplanation:
     """The customer's :class:`~explain.types.CustomerExplanation` under the model in use, computed
-    once per customer and model version and kept for the dialog, the comparison and the exports.
+    once per customer, model version and customer history (their newest live event) and kept for
+    the dialog, the comparison and the exports.
 
     A lookup made under an older model version than the one in use now is refused with a
     message: the cards on screen would not match the explanation.
@@ -145,7 +146,8 @@ def explanation_for(settings: Settings, user_id: str, version: str | None = None
     current = recommender.artifact.path.name
     if version is not None and version != current:
         raise RecsightError("the model was updated since this lookup: look the customer up again")
-    key = (str(settings.db_path), str(settings.models_dir), current, user_id)
+    recommender.catch_up()  # a customer's live events move their as_of: the key then misses
+    key = (str(settings.db_path), str(settings.models_dir), current, user_id, recommender.as_of(user_id))
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)

@@ -77,6 +77,7 @@ def test_schemathesis_finds_nothing_wrong_with_the_live_api(live_api, trained_sh
     command = [
         str(SCHEMATHESIS), "--config-file", str(_config(tmp_path, trained_shop, session.cookies["recsight_session"])),
         "run", str(document), "--url", live_api,
+        "--exclude-tag", "intake",  # the shop backend's POSTs: 403 to support; fuzzed in test_intake_hostile
         "--checks", "all", "--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED), "--workers", "1",
         "--phases", "examples,coverage,fuzzing", "--request-timeout", "60",
         "--report", "junit", "--report-dir", str(tmp_path / "report"),
@@ -85,6 +86,6 @@ def test_schemathesis_finds_nothing_wrong_with_the_live_api(live_api, trained_sh
                          env=dict(os.environ, NO_COLOR="1"))
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-8000:]
-    # 7: the five support routes and the intake's two POSTs (403 to support, which is documented)
-    assert "Selected: 7/7" in output and "Tested: 7" in output, output[-3000:]
+    # the five support routes of the seven (the intake's two POSTs are another role's)
+    assert "Selected: 5/7" in output and "Tested: 5" in output, output[-3000:]
     assert "No issues found" in output, output[-3000:]

@@ -4,7 +4,9 @@ On a copy of the session's trained shop, events appended through the intake (the
 ``POST /api/v1/events``) are seen by an already loaded :class:`Recommender`, without a reload: the
 customer who acted is ranked live with the fresh history (profile, candidates and attention
 window), the explanation's history holds the new events, and every other customer is still
-answered from the lists precomputed at training time.
+answered from the lists precomputed at training time. The events also reach co-visitation at
+once: the next customer ranked live gets candidates through the links they made (their equality
+with a rebuild is tests/models/test_live_covis.py's).
 """
 
 from __future__ import annotations
@@ -117,6 +119,38 @@ def test_items_and_customers_first_seen_through_the_intake_do_not_break_serving(
     for who in (user, shop.pseudonym("CUSTOMER-FIRST-SEEN-LIVE")):
         result = recommender.recommend(who, 10)
         assert len(result.items) == 10 and not result.cold_start
-        assert "ITEM-FIRST-SEEN-LIVE" not in {i.item_id for i in result.items}  # not in the model: no candidate
         explained = explain_items(recommender, result)
         assert "ITEM-FIRST-SEEN-LIVE" in {h.item_id for h in explained[0].history}
+
+
+def test_links_made_by_live_events_give_candidates_to_the_next_customer_ranked(
+        shop: TrainedShop, recommender: Recommender) -> None:
+    (raw, user), (raw_other, other) = _customers(recommender, shop)[:2]
+    last_item = _last_item(recommender, other)
+    start = _last_event(recommender)
+    assert "ITEM-LINKED-LIVE" not in _candidates(recommender, other)
+    # the first customer goes from the other's last item to an item the model never saw
+    batch = [{"event_id": f"link-{n}", "user_id": raw, "item_id": item, "event_type": s.VIEW,
+              "ts": (start + timedelta(minutes=n + 1)).isoformat()}
+             for n, item in enumerate([last_item, "ITEM-LINKED-LIVE"])]
+    batch.append({"event_id": "link-other", "user_id": raw_other, "item_id": last_item, "event_type": s.VIEW,
+                  "ts": (start + timedelta(minutes=5)).isoformat()})  # the other customer is changed too
+    assert append_events(shop.db, batch, TEST_SECRET).accepted == len(batch)
+
+    recommender.recommend(user, 10)  # the refresh
+    links = recommender.covis_links().links(["next"], [last_item], ["ITEM-LINKED-LIVE"])
+    assert [(v, src) for v, src, _ in links["ITEM-LINKED-LIVE"]] == [("next", last_item)]
+    assert "ITEM-LINKED-LIVE" in _candidates(recommender, other)
+
+
+def _last_item(rec: Recommender, user_id: str) -> str:
+    with rec.connection() as con:
+        return con.execute(f"SELECT {s.ITEM_ID} FROM {s.EVENTS} WHERE {s.USER_ID} = ? "
+                           f"ORDER BY {s.TS} DESC, {s.ITEM_ID} DESC LIMIT 1", [user_id]).fetchone()[0]
+
+
+def _candidates(rec: Recommender, user_id: str) -> set[str]:
+    """The candidate set the live path ranks for the customer now (no cap: every co-visited item)."""
+    rec.recommend_live(user_id, 10)
+    with rec.connection() as con:
+        return {r[0] for r in con.execute(f"SELECT {s.ITEM_ID} FROM serve_cand_covis").fetchall()}
