@@ -28,7 +28,7 @@ from atomic import replace_with, write_text
 from errors import RecsightError
 from models import registry
 from models.batch import HistoryTables, Models, feature_frame
-from models.features import feature_spec
+from models.features import feature_spec, rfm_segments
 from models.serving import Recommender
 from models.splits import TEMPORAL
 
@@ -143,7 +143,7 @@ def _compute(con: duckdb.DuckDBPyConnection, tables: HistoryTables, models: Mode
     frame = frame.sort_values([s.USER_ID, "score", "cand_rank"], ascending=[True, False, True], kind="stable")
     frame = frame[frame.groupby(s.USER_ID).cumcount() < k].reset_index(drop=True)
     raw = ranker.contributions(frame)
-    segment = _segments(con, "gi_usr_profile", temporal)
+    segment = _segments(con, tables, "gi_usr_profile", temporal)
     rows = pd.DataFrame({
         "segment": frame[s.USER_ID].map(segment).to_numpy(),
         s.ITEM_ID: frame[s.ITEM_ID].to_numpy(),
@@ -166,9 +166,9 @@ def sample_users(con: duckdb.DuckDBPyConnection, history: str, n_users: int, see
     return [r[0] for r in rows]
 
 
-def _segments(con: duckdb.DuckDBPyConnection, profile: str, temporal: bool) -> dict[str, str]:
+def _segments(con: duckdb.DuckDBPyConnection, tables: HistoryTables, profile: str, temporal: bool) -> dict[str, str]:
     if temporal:
-        return dict(con.execute(f"SELECT {s.USER_ID}, rfm_segment FROM {profile}").fetchall())
+        return rfm_segments(con, tables.history, "gi_users", tables.as_of)
     cases = " ".join(f"WHEN user_events >= {lo}" + (f" AND user_events <= {hi}" if hi else "") + f" THEN '{name}'"
                      for lo, hi, name in _LENGTH_BUCKETS)
     return dict(con.execute(f"SELECT {s.USER_ID}, CASE {cases} END FROM {profile}").fetchall())

@@ -18,9 +18,10 @@ from analytics import schema as s
 from analytics.db import connect_read_only
 from models import registry
 from models.attention import AttentionModel
-from models.batch import Models, feature_frame, prepare_history, rank_frame
+from models.batch import HistoryTables, Models, feature_frame, prepare_history, rank_frame
 from models.candidates import covisit_ranking, popularity_ranking
 from models.config import EngineConfig, engine_config_from
+from models.features import rfm_segments
 from models.ranker import Ranker
 from models.splits import LEAVE_ONE_OUT, Split, make_split
 
@@ -89,7 +90,7 @@ def evaluate_split(
         "models": {name: _rounded(metrics.evaluate_rankings(r, truth, k, **common)) for name, r in rankings.items()},
         "candidates": _candidate_recall(con, test.labels, "ev_cand", len(truth), (k, 50, 100, 200)),
     }
-    segment_of, by = _segments(con, split, "ev_usr_profile")
+    segment_of, by = _segments(con, split, tables, "ev_usr_profile")
     groups: dict[str, dict] = {}
     order = [name for _, _, name in _LENGTH_BUCKETS]  # buckets in length order, RFM segments by name
     for segment in sorted(set(segment_of.values()), key=lambda g: (order.index(g) if g in order else len(order), g)):
@@ -125,7 +126,8 @@ def _candidate_recall(con: duckdb.DuckDBPyConnection, labels: str, candidates: s
     return out
 
 
-def _segments(con: duckdb.DuckDBPyConnection, split: Split, profile: str) -> tuple[dict[str, str], str]:
+def _segments(con: duckdb.DuckDBPyConnection, split: Split, tables: HistoryTables,
+              profile: str) -> tuple[dict[str, str], str]:
     """RFM segment (temporal) or history-length bucket (leave-one-out) of each test user."""
     if split.protocol == LEAVE_ONE_OUT:
         cases = " ".join(
@@ -134,8 +136,7 @@ def _segments(con: duckdb.DuckDBPyConnection, split: Split, profile: str) -> tup
         )
         rows = con.execute(f"SELECT {s.USER_ID}, CASE {cases} END FROM {profile}").fetchall()
         return dict(rows), "history length"
-    rows = con.execute(f"SELECT {s.USER_ID}, rfm_segment FROM {profile}").fetchall()
-    return dict(rows), "RFM segment"
+    return rfm_segments(con, tables.history, "ev_users", tables.as_of), "RFM segment"
 
 
 def format_evaluation(result: dict) -> str:

@@ -30,7 +30,7 @@ from models.candidates import DEFAULT_COVIS, CandidateIndex
 
 __all__ = [
     "FeatureSpec", "FEATURES", "ATTENTION_SCORE", "feature_names", "feature_spec", "label_of",
-    "build_item_table", "build_user_tables", "assemble",
+    "build_item_table", "build_user_tables", "rfm_segments", "assemble",
 ]
 
 log = logging.getLogger(__name__)
@@ -158,8 +158,7 @@ def build_item_table(
 ) -> str:
     """Item-level features of ``history`` as of ``as_of`` (profiles' item stats + popularity)."""
     build_profiles(con, _as_of(con, history, as_of), events_table=history,
-                   user_table=f"{out}_unused_users", item_table=f"{out}_stats", temporary=True)
-    con.execute(f"DROP TABLE IF EXISTS {out}_unused_users")
+                   user_table=None, item_table=f"{out}_stats", temporary=True)
     cutoff = _as_of(con, history, as_of)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {out} AS
@@ -185,6 +184,23 @@ def _as_of(con: duckdb.DuckDBPyConnection, history: str, as_of: datetime | None)
     return (last or datetime(1970, 1, 1)) + timedelta(microseconds=1)
 
 
+def rfm_segments(con: duckdb.DuckDBPyConnection, history: str, users: str, as_of: datetime | None) -> dict[str, str]:
+    """Each user's RFM segment among the users of table ``users`` (the profile build's rule, its
+    scores ranked within this set), for the per-segment tables of the evaluation and the global
+    view. Kept apart from :func:`build_user_tables` because ranking needs no segment and a
+    request for one customer should not pay for the full profile build."""
+    cutoff = _as_of(con, history, as_of)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE seg_events AS
+        SELECT h.* FROM {history} h WHERE h.{s.USER_ID} IN (SELECT {s.USER_ID} FROM {users})"""
+    )
+    build_profiles(con, cutoff, events_table="seg_events", user_table="seg_profile", item_table=None, temporary=True)
+    rows = con.execute(f"SELECT {s.USER_ID}, {prof.RFM_SEGMENT} FROM seg_profile").fetchall()
+    con.execute("DROP TABLE seg_profile")
+    con.execute("DROP TABLE seg_events")
+    return dict(rows)
+
+
 def build_user_tables(
     con: duckdb.DuckDBPyConnection, history: str, seq: str, users: str, as_of: datetime | None, out: str
 ) -> None:
@@ -198,20 +214,29 @@ def build_user_tables(
         f"""CREATE OR REPLACE TEMP TABLE {user_events} AS
         SELECT h.* FROM {history} h WHERE h.{s.USER_ID} IN (SELECT {s.USER_ID} FROM {users})"""
     )
-    build_profiles(con, cutoff, events_table=user_events, user_table=f"{out}_profile_raw",
-                   item_table=f"{out}_unused_items", temporary=True)
-    con.execute(f"DROP TABLE IF EXISTS {out}_unused_items")
+    # The four profile figures the ranker reads, by the rules of analytics.user_profiles (events
+    # before the cutoff; an event's own price, else the catalogue's; continuous medians), in one
+    # grouped pass: the full profile build also numbers the whole catalogue and ranks every
+    # customer's RFM scores, which a request for one customer does not need (it was half its time).
+    purchase, view = f"{s.EVENT_TYPE} = '{s.PURCHASE}'", f"{s.EVENT_TYPE} = '{s.VIEW}'"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {out}_profile AS
-        SELECT p.{s.USER_ID}, p.{prof.N_EVENTS} AS user_events, st.user_steps,
-               (epoch_us(?::TIMESTAMP) - epoch_us(p.{prof.LAST_ACTIVE})) / 86400e6 AS user_days_inactive,
-               coalesce(p.{prof.BUY_PRICE_MEDIAN}, p.{prof.VIEW_PRICE_MEDIAN}) AS user_price,
-               p.{prof.RFM_SEGMENT} AS rfm_segment
-        FROM {out}_profile_raw p
+        WITH ev AS (
+            SELECT e.{s.USER_ID}, e.{s.EVENT_TYPE}, e.{s.TS}, coalesce(e.{s.PRICE}, i.{s.PRICE}) AS price
+            FROM {user_events} e LEFT JOIN {s.ITEMS} i USING ({s.ITEM_ID}) WHERE e.{s.TS} < ?
+        ), p AS (
+            SELECT {s.USER_ID}, count(*) AS user_events, max({s.TS}) AS last_active,
+                   quantile_cont(price, 0.5) FILTER (WHERE {purchase}) AS buy_median,
+                   quantile_cont(price, 0.5) FILTER (WHERE {view}) AS view_median
+            FROM ev GROUP BY ALL
+        )
+        SELECT p.{s.USER_ID}, p.user_events, st.user_steps,
+               (epoch_us(?::TIMESTAMP) - epoch_us(p.last_active)) / 86400e6 AS user_days_inactive,
+               coalesce(p.buy_median, p.view_median) AS user_price
+        FROM p
         LEFT JOIN (SELECT {s.USER_ID}, max(pos) AS user_steps FROM {seq} GROUP BY ALL) st USING ({s.USER_ID})""",
-        [cutoff],
+        [cutoff, cutoff],
     )
-    con.execute(f"DROP TABLE {out}_profile_raw")
     grade = " ".join(f"WHEN '{e}' THEN {g}" for e, g in s.RELEVANCE.items())
     sep = s.CATEGORY_SEPARATOR.replace("'", "''")
     # Shares weigh events by relevance (a purchase says more than a view); recency in steps and days.
