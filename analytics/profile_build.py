@@ -23,7 +23,7 @@ from analytics.profiles import ITEM_STATS, USER_PROFILES
 from analytics.user_profiles import user_profiles_sql
 from errors import RecsightError
 
-__all__ = ["build_profiles", "refresh_profiles"]
+__all__ = ["build_profiles", "refresh_profiles", "resolve_as_of"]
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def build_profiles(
             raise RecsightError(f"bad table name {name!r}: use letters, digits and underscores")
     _require_table(con, events_table)
     _require_table(con, schema.ITEMS)
-    cutoff = _resolve_as_of(con, events_table, as_of)
+    cutoff = resolve_as_of(con, events_table, as_of)
     kind = "TEMP TABLE" if temporary else "TABLE"
     started = time.perf_counter()
     key = _user_key(con, events_table)
@@ -96,7 +96,10 @@ def _require_table(con: duckdb.DuckDBPyConnection, name: str) -> None:
         raise RecsightError(f"table {name} not found: run `python cli.py ingest` first") from None
 
 
-def _resolve_as_of(con: duckdb.DuckDBPyConnection, events_table: str, as_of: datetime | None) -> datetime | None:
+def resolve_as_of(con: duckdb.DuckDBPyConnection, events_table: str, as_of: datetime | None) -> datetime | None:
+    """The naive UTC cutoff :func:`build_profiles` uses for ``as_of`` (None: just after the newest
+    event of ``events_table``); public so a caller ranking against a build
+    (:mod:`analytics.live_profiles`) measures recency from the very same instant."""
     if as_of is None:
         last = con.execute(f"SELECT max({schema.TS}) FROM {events_table}").fetchall()[0][0]
         return None if last is None else last + timedelta(microseconds=1)

@@ -1,5 +1,11 @@
 """The ``user_profiles`` query: one row per user, as of ``$as_of`` (columns and their meaning in
-:mod:`analytics.profiles`)."""
+:mod:`analytics.profiles`).
+
+The R/F/M scores and the segment are a step of their own (:func:`rfm_scores_sql`,
+:func:`rfm_segment_sql`, over any table of measures): they rank a customer against every other,
+and :mod:`analytics.live_profiles` ranks a few customers' fresh measures against the stored ones
+of everybody else with the very same SQL, so its scores equal a full build's.
+"""
 
 from __future__ import annotations
 
@@ -40,7 +46,7 @@ from analytics.profiles import (
     VIEW_PRICE_P75,
 )
 
-__all__ = ["user_profiles_sql"]
+__all__ = ["user_profiles_sql", "recency_days_sql", "rfm_scores_sql", "rfm_segment_sql"]
 
 
 def _weight_sql(column: str) -> str:
@@ -51,6 +57,41 @@ def _weight_sql(column: str) -> str:
 
 def _score(order: str, partition: str) -> str:
     return f"least(5, 1 + floor(5 * percent_rank() OVER (PARTITION BY {partition} ORDER BY {order})))::INTEGER"
+
+
+def recency_days_sql(last_purchase: str) -> str:
+    """SQL: fractional days from ``last_purchase`` to ``$as_of`` (NULL without a purchase); the one
+    definition, so recency recomputed from a stored ``last_purchase`` equals a build's."""
+    return f"(epoch_us($as_of::TIMESTAMP) - epoch_us({last_purchase})) / 86400e6"
+
+
+def rfm_scores_sql(measured: str) -> str:
+    """SQL: every row of ``measured`` (a table, view or CTE with the measure columns
+    ``last_purchase``, ``recency_days``, ``frequency`` and ``monetary``) plus ``r_score``,
+    ``f_score`` and ``m_score``: quintiles of the percent rank among the rows of ``measured`` that
+    bought (and, for M, have a known ``monetary``). Ranks are relative, so ``measured`` must hold
+    every customer a score should be ranked against."""
+    return f"""SELECT *,
+        CASE WHEN {LAST_PURCHASE} IS NOT NULL
+            THEN {_score(f"{RECENCY_DAYS} DESC", f"{LAST_PURCHASE} IS NULL")} END AS {R_SCORE},
+        CASE WHEN {LAST_PURCHASE} IS NOT NULL
+            THEN {_score(FREQUENCY, f"{LAST_PURCHASE} IS NULL")} END AS {F_SCORE},
+        CASE WHEN {LAST_PURCHASE} IS NOT NULL AND {MONETARY} IS NOT NULL
+            THEN {_score(MONETARY, f"{LAST_PURCHASE} IS NULL, {MONETARY} IS NULL")} END AS {M_SCORE}
+    FROM {measured}"""
+
+
+def rfm_segment_sql() -> str:
+    """SQL: the segment (the R-F grid of :mod:`analytics.profiles`) of a row with ``last_purchase``,
+    ``r_score`` and ``f_score``."""
+    return f"""CASE
+            WHEN {LAST_PURCHASE} IS NULL THEN '{BROWSERS}'
+            WHEN {R_SCORE} >= 4 AND {F_SCORE} >= 4 THEN '{CHAMPIONS}'
+            WHEN {R_SCORE} >= 3 AND {F_SCORE} >= 3 THEN '{LOYAL}'
+            WHEN {R_SCORE} >= 3 AND {F_SCORE} = 2 THEN '{POTENTIAL}'
+            WHEN {R_SCORE} >= 3 THEN '{NEW}'
+            WHEN {F_SCORE} >= 3 THEN '{AT_RISK}'
+            ELSE '{HIBERNATING}' END"""
 
 
 def user_profiles_sql(events_table: str, key: str = "{}") -> str:
@@ -74,14 +115,6 @@ def user_profiles_sql(events_table: str, key: str = "{}") -> str:
     purchase = f"event_type = '{e.PURCHASE}'"
     before = f"{e.TS} < $as_of"
     count_names = ", ".join(COUNT_COLUMNS.values())
-    segment = f"""CASE
-            WHEN {LAST_PURCHASE} IS NULL THEN '{BROWSERS}'
-            WHEN {R_SCORE} >= 4 AND {F_SCORE} >= 4 THEN '{CHAMPIONS}'
-            WHEN {R_SCORE} >= 3 AND {F_SCORE} >= 3 THEN '{LOYAL}'
-            WHEN {R_SCORE} >= 3 AND {F_SCORE} = 2 THEN '{POTENTIAL}'
-            WHEN {R_SCORE} >= 3 THEN '{NEW}'
-            WHEN {F_SCORE} >= 3 THEN '{AT_RISK}'
-            ELSE '{HIBERNATING}' END"""
 
     def cols(p: str) -> str:
         return (f"{p}{e.USER_ID} AS user_id, {p}{e.EVENT_TYPE} AS event_type, {p}{e.TS} AS ts, "
@@ -163,22 +196,13 @@ measured AS (
     SELECT b.*,
         coalesce(s.n, 0) AS {N_SESSIONS},
         coalesce(pd.n, 0) AS {FREQUENCY},
-        (epoch_us($as_of::TIMESTAMP) - epoch_us({LAST_PURCHASE})) / 86400e6 AS {RECENCY_DAYS},
+        {recency_days_sql(LAST_PURCHASE)} AS {RECENCY_DAYS},
         {money_value("money")} AS {MONETARY}
     FROM (SELECT *, {user_key} AS uk FROM base) AS b
     LEFT JOIN sessions AS s USING (uk)
     LEFT JOIN purchase_days AS pd USING (uk)
 ),
-scored AS (
-    SELECT *,
-        CASE WHEN {LAST_PURCHASE} IS NOT NULL
-            THEN {_score(f"{RECENCY_DAYS} DESC", f"{LAST_PURCHASE} IS NULL")} END AS {R_SCORE},
-        CASE WHEN {LAST_PURCHASE} IS NOT NULL
-            THEN {_score(FREQUENCY, f"{LAST_PURCHASE} IS NULL")} END AS {F_SCORE},
-        CASE WHEN {LAST_PURCHASE} IS NOT NULL AND {MONETARY} IS NOT NULL
-            THEN {_score(MONETARY, f"{LAST_PURCHASE} IS NULL, {MONETARY} IS NULL")} END AS {M_SCORE}
-    FROM measured
-)
+scored AS ({rfm_scores_sql("measured")})
 SELECT s.user_id AS {e.USER_ID},
     {count_names}, {N_EVENTS}, {N_SESSIONS},
     {FIRST_ACTIVE}, {LAST_ACTIVE}, {LAST_PURCHASE},
@@ -191,6 +215,6 @@ SELECT s.user_id AS {e.USER_ID},
     {shares("r", e.CATEGORY, TOP_ROOT_CATEGORIES)},
     {shares("b", e.BRAND, TOP_BRANDS)},
     {R_SCORE}, {F_SCORE}, {M_SCORE},
-    {segment} AS {RFM_SEGMENT}
+    {rfm_segment_sql()} AS {RFM_SEGMENT}
 FROM scored AS s LEFT JOIN tops AS t ON t.uk = s.uk CROSS JOIN names
 """

@@ -26,7 +26,8 @@ from analytics.adapters._files import scan_text
 from errors import RecsightError
 
 __all__ = [
-    "MARKER", "Source", "Lines", "load_lines", "csv_source", "parquet_source", "open_source",
+    "MARKER", "MIN_UTC_OFFSET_HOURS", "MAX_UTC_OFFSET_HOURS", "Source", "Lines", "load_lines", "csv_source",
+    "parquet_source", "open_source",
     "check_rows", "most_frequent", "one", "sql_str", "not_in_format", "EVENT_COLUMNS", "accepted_events", "rejects_of",
 ]
 
@@ -55,6 +56,31 @@ def sql_str(value: str) -> str:
 def not_in_format(name: str, fmt: str, detail: str) -> RecsightError:
     """The one error for a file that is not what its format claims."""
     return RecsightError(f"file {name} is not in the {fmt} format: {detail}")
+
+
+# --------------------------------------------------------------------------- time-zone offsets
+
+# Real UTC offsets run from -12:00 (Baker Island) to +14:00 (Line Islands); DuckDB's TIMESTAMPTZ
+# parse takes anything up to +-99 h, which would store an event days away from when it happened.
+MIN_UTC_OFFSET_HOURS, MAX_UTC_OFFSET_HOURS = -12, 14
+
+
+def _has_offset(text: str) -> str:
+    """SQL: the ISO text carries a numeric offset (a '+', or a '-' after the date part)."""
+    return f"(contains({text}, '+') OR contains({text}[11:], '-'))"
+
+
+def _zoned_utc(text: str) -> str:
+    """SQL: the instant the text names, read with its offset, as a naive UTC TIMESTAMP."""
+    return f"timezone('UTC', TRY_CAST({text} AS TIMESTAMPTZ))"
+
+
+def _offset_outside(text: str) -> str:
+    """SQL: the text's offset (its wall-clock time, which the plain TIMESTAMP cast reads, minus the
+    instant) is outside the real range; NULL when either reading fails."""
+    offset_us = f"(epoch_us(TRY_CAST({text} AS TIMESTAMP)) - epoch_us({_zoned_utc(text)}))"
+    hour = 3_600_000_000
+    return f"({offset_us} NOT BETWEEN {MIN_UTC_OFFSET_HOURS * hour} AND {MAX_UTC_OFFSET_HOURS * hour})"
 
 
 # --------------------------------------------------------------------------- lines
@@ -169,9 +195,10 @@ class Source:
         if kind in _TEXT_TYPES:
             text = self.text(column)
             # An offset (+02:00, -05) needs the slower TIMESTAMPTZ parse: a plain TIMESTAMP cast
-            # would drop it. "Z" and " UTC" are read right by the plain cast.
-            zoned = f"timezone('UTC', TRY_CAST({text} AS TIMESTAMPTZ))"
-            iso = (f"CASE WHEN contains({text}, '+') OR contains({text}[11:], '-') THEN {zoned} "
+            # would drop it. "Z" and " UTC" are read right by the plain cast. An impossible offset
+            # (DuckDB reads up to +-99 h) gives NULL, not an instant shifted by days.
+            zoned = f"CASE WHEN {_offset_outside(text)} THEN NULL ELSE {_zoned_utc(text)} END"
+            iso = (f"CASE WHEN {_has_offset(text)} THEN {zoned} "
                    f"ELSE coalesce(TRY_CAST({text} AS TIMESTAMP), {zoned}) END")
             tries = [iso] + [f"try_strptime({text}, {sql_str(f)})" for f in formats]
             return f"coalesce({', '.join(tries)})" if len(tries) > 1 else iso
@@ -180,6 +207,15 @@ class Source:
         if kind.startswith("TIMESTAMP") or kind == "DATE":
             return f"CAST({expr} AS TIMESTAMP)"
         raise RecsightError(f"file {self.name}: column {column} has type {kind}; expected a timestamp or text")
+
+    def offset_outside_range(self, column: str) -> str:
+        """SQL: TRUE when ``column`` is text whose UTC offset lies outside
+        :data:`MIN_UTC_OFFSET_HOURS`..:data:`MAX_UTC_OFFSET_HOURS` (``timestamp`` gives NULL for it),
+        so a check can name the reason (:data:`analytics.adapters.reasons.BAD_UTC_OFFSET`)."""
+        if not self.has(column) or self.columns[column.lower()][1] not in _TEXT_TYPES:
+            return "FALSE"
+        text = self.text(column)
+        return f"coalesce({_has_offset(text)} AND {_offset_outside(text)}, FALSE)"
 
     def number(self, column: str) -> str:
         """A finite DOUBLE, NULL when unparseable or absent."""

@@ -7,7 +7,8 @@ of its name (``events_2024-05.csv`` is an events file). Column names are the con
 event's item is already in the catalogue.
 
 Text timestamps are ISO 8601; one with an offset ("+02:00", "Z", " UTC") is converted to UTC,
-one without is taken as UTC.
+one without is taken as UTC. An offset outside -12:00..+14:00 (no real time zone has one) is
+refused with its own reason; the live intake validates events with these same checks.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def event_checks(src: Source) -> tuple[dict[str, str], dict[str, str], list[tupl
     }
     aux = {
         "ts_given": src.given(S.TS),
+        "ts_offset_outside": src.offset_outside_range(S.TS),
         "quantity_given": src.given(S.QUANTITY),
         "price_given": src.given(S.PRICE),
         "rating_given": src.given(S.RATING),
@@ -66,6 +68,7 @@ def event_checks(src: Source) -> tuple[dict[str, str], dict[str, str], list[tupl
         ("event_type IS NULL", R.MISSING_EVENT_TYPE),
         (f"event_type NOT IN ({known})", R.UNKNOWN_EVENT_TYPE),
         ("NOT ts_given", R.MISSING_TIMESTAMP),
+        ("ts_offset_outside", R.BAD_UTC_OFFSET),  # ts is NULL too: this names why
         ("ts IS NULL", R.BAD_TIMESTAMP),
         ("quantity_given AND quantity IS NULL", R.BAD_QUANTITY),
         ("quantity < 0", R.NEGATIVE_QUANTITY),

@@ -6,11 +6,14 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow.compute as pc
 import pytest
 
 from analytics.adapters import reasons as R
+from analytics.event_validation import check_event_batch
+from analytics.live_segments import KIND_EVENT
 from errors import RecsightError
-from tests.analytics.ingest_support import all_text, ingest, pid, query, reasons, rejects, snapshot
+from tests.analytics.ingest_support import all_text, ingest, pid, query, reasons, rejects, secret, snapshot
 
 EVENTS_HEADER = "user_id,item_id,event_type,ts,session_id,quantity,price,rating\n"
 
@@ -117,6 +120,36 @@ def test_csv_corpus_of_bad_rows_gets_one_reason_each(tmp_path: Path) -> None:
     ]
     raw13 = query(db, "SELECT raw FROM rejects WHERE line = 13")[0][0]
     assert raw13.startswith(pid("u2") + ",i\ufffd\ufffd1,view")  # visible text, customer pseudonymised
+
+
+OFFSETS = {  # offset -> the UTC instant of 2024-03-01 10:00 there, or None: refused
+    "+99:00": None, "-13:00": None, "+14:01": None, "-12:01": None,
+    "+14:00": datetime(2024, 2, 29, 20, 0), "-12:00": datetime(2024, 3, 1, 22, 0), "Z": datetime(2024, 3, 1, 10, 0),
+    "+05:30": datetime(2024, 3, 1, 4, 30), "-0330": datetime(2024, 3, 1, 13, 30),
+}
+
+
+def test_impossible_time_zone_offsets_are_refused_by_ingest_and_intake(tmp_path: Path) -> None:
+    """Real offsets run -12:00..+14:00; DuckDB reads up to +-99 h, which would store the event days off.
+    File ingest and the live intake share the rule (analytics.adapters.generic.event_checks)."""
+    offsets = list(OFFSETS)
+    refused = [n for n, o in enumerate(offsets) if OFFSETS[o] is None]
+    accepted = {f"i{n}": OFFSETS[o] for n, o in enumerate(offsets) if n not in refused}
+    path = tmp_path / "events.csv"
+    path.write_text(EVENTS_HEADER + "".join(f"u1,i{n},view,2024-03-01T10:00:00{o},,,,\n"
+                                            for n, o in enumerate(offsets)))
+    db = tmp_path / "shop.duckdb"
+    ingest(db, "generic", path)
+    assert rejects(db) == [(n + 2, R.BAD_UTC_OFFSET) for n in refused]  # line 1 is the header
+    assert dict(query(db, "SELECT item_id, ts FROM events")) == accepted
+
+    batch = [{"event_id": f"e{n}", "user_id": "u1", "item_id": f"i{n}", "event_type": "view",
+              "ts": f"2024-03-01T10:00:00{o}"} for n, o in enumerate(offsets)]
+    with duckdb.connect() as con:
+        checked = check_event_batch(con, batch, secret(), datetime(2024, 6, 1))
+    assert [(r.index, r.reason) for r in checked.rejected()] == [(n, R.BAD_UTC_OFFSET) for n in refused]
+    rows = checked.rows.filter(pc.equal(checked.rows.column("kind"), KIND_EVENT)).to_pylist()
+    assert {row["item_id"]: row["ts"] for row in rows} == accepted
 
 
 def test_items_file_rejects_duplicates_and_bad_prices(tmp_path: Path) -> None:

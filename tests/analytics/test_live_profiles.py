@@ -4,7 +4,8 @@ card shows them on a connection that sees the live segment.
 On a copy of the session's shop: batches appended through the intake give some customers
 purchases (priced and not), a return, views in a new session, a first purchase, and a customer and
 an item first seen live. Their rows from :func:`analytics.live_profiles.live_profiles` are compared
-with :func:`analytics.profile_build.build_profiles` run over every event (snapshot + live).
+with :func:`analytics.profile_build.build_profiles` run over every event (snapshot + live), R/F/M
+scores and segment included (the browser's first purchase moves them out of the browsers' segment).
 """
 
 from __future__ import annotations
@@ -108,21 +109,42 @@ def _same(a: Any, b: Any) -> bool:
 
 def test_live_rows_equal_a_full_rebuild_after_the_same_events(
         live: tuple[duckdb.DuckDBPyConnection, list[str]]) -> None:
+    """Every column of the changed customers' rows, R/F/M scores and segment included, equals a full
+    rebuild over snapshot + live events. Both take as_of None: just after the newest event (live), so
+    recency is measured from the same instant; the ranks are taken among every customer, the unchanged
+    ones by their stored measures (a rebuild may shift *their* scores; the overlay shows their built
+    rows until a compaction rebuilds)."""
     con, changed = live
     live_profiles(con, changed)
     build_profiles(con, None, events_table=s.EVENTS, user_table="rebuilt_profiles", item_table=None, temporary=True)
     got, want = _rows(con, "live_user_profiles", changed), _rows(con, "rebuilt_profiles", changed)
     snapshot = _rows(con, p.USER_PROFILES, changed)
     assert sorted(got) == sorted(want) == changed
-    columns = [c for c in want[changed[0]] if c not in RANKED_COLUMNS]
+    assert list(got[changed[0]]) == list(want[changed[0]]) == list(p.USER_PROFILE_COLUMNS)
     for user in changed:
-        for column in columns:
+        for column in p.USER_PROFILE_COLUMNS:
             assert _same(got[user][column], want[user][column]), (user, column, got[user][column], want[user][column])
         old = snapshot.get(user)
         assert old is None or got[user][p.N_EVENTS] > old[p.N_EVENTS]  # the live events count
-        for column in RANKED_COLUMNS:  # ranks: the last build's (None for a customer first seen live)
-            assert _same(got[user][column], None if old is None else old[column]), (user, column)
-    assert all(got[u][p.LAST_PURCHASE] is not None for u in changed)  # the browser's first purchase counts
+    assert not any(_missing(got[u][p.LAST_PURCHASE]) for u in changed)  # the browser's first purchase counts
+    assert all(got[u][c] is not None for u in changed for c in RANKED_COLUMNS)  # every one of them is ranked
+    browser = next(u for u in changed if u in snapshot and _missing(snapshot[u][p.LAST_PURCHASE]))
+    assert snapshot[browser][p.RFM_SEGMENT] == p.BROWSERS != got[browser][p.RFM_SEGMENT]  # leaves the browsers
+
+
+def test_the_ranks_read_the_snapshot_rows_of_the_other_customers(
+        live: tuple[duckdb.DuckDBPyConnection, list[str]]) -> None:
+    """The scores are ranks among all customers: with the other customers' stored rows gone, the same
+    live rows rank differently (here: among themselves only), so the snapshot rows are what they read."""
+    con, changed = live
+    live_profiles(con, changed, out="ranked_among_all")
+    con.execute(f"CREATE TEMP TABLE {p.USER_PROFILES} AS SELECT * FROM {p.USER_PROFILES} LIMIT 0")  # hides it
+    live_profiles(con, changed, out="ranked_among_changed")
+    among_all, among_changed = _rows(con, "ranked_among_all", changed), _rows(con, "ranked_among_changed", changed)
+    assert not any(_missing(among_changed[u][c]) for u in changed for c in RANKED_COLUMNS)
+    assert any(among_all[u][c] != among_changed[u][c] for u in changed for c in RANKED_COLUMNS)
+    for user in changed:  # the aggregates are the customer's own
+        assert among_all[user][p.N_EVENTS] == among_changed[user][p.N_EVENTS]
 
 
 def test_the_card_shows_the_live_row_on_a_connection_that_sees_it(

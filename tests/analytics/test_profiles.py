@@ -23,6 +23,7 @@ from analytics import profile_build
 from analytics import profiles as P
 from analytics import schema as S
 from analytics.profile_build import build_profiles, refresh_profiles
+from analytics.user_profiles import recency_days_sql, rfm_scores_sql, rfm_segment_sql
 from errors import RecsightError
 
 AS_OF = datetime(2024, 3, 1)
@@ -159,6 +160,25 @@ def test_rfm_grid_reaches_every_purchaser_segment():
     users = _rows(con, P.USER_PROFILES, S.USER_ID)
     assert {u: (row[P.R_SCORE], row[P.F_SCORE], row[P.RFM_SEGMENT]) for u, row in users.items()} == wanted
     assert set(P.SEGMENTS) == {P.CHAMPIONS, P.LOYAL, P.POTENTIAL, P.NEW, P.AT_RISK, P.HIBERNATING, P.BROWSERS}
+
+
+def test_the_scoring_step_over_stored_measures_gives_back_the_built_scores():
+    """analytics.live_profiles ranks fresh rows among the stored measures of ``user_profiles`` with the
+    build's own scoring step; over the stored rows alone (recency recomputed from ``last_purchase``) it
+    must give back the build's scores and segments exactly."""
+    con = _shop(_random_shop(5) + EVENTS)
+    cutoff = datetime(2024, 2, 20, 12, 0)
+    build_profiles(con, cutoff)
+    ranked = (P.R_SCORE, P.F_SCORE, P.M_SCORE, P.RFM_SEGMENT)
+    stored = con.execute(f"SELECT {S.USER_ID}, {', '.join(ranked)} FROM {P.USER_PROFILES} ORDER BY 1").fetchall()
+    again = con.execute(f"""
+        WITH measured AS (SELECT {S.USER_ID}, {P.LAST_PURCHASE},
+            {recency_days_sql(P.LAST_PURCHASE)} AS {P.RECENCY_DAYS}, {P.FREQUENCY}, {P.MONETARY}
+            FROM {P.USER_PROFILES})
+        SELECT {S.USER_ID}, {P.R_SCORE}, {P.F_SCORE}, {P.M_SCORE}, {rfm_segment_sql()}
+        FROM ({rfm_scores_sql("measured")}) ORDER BY 1""", {"as_of": cutoff}).fetchall()
+    assert again == stored
+    assert P.BROWSERS in {row[-1] for row in stored} and len({row[-1] for row in stored}) > 2  # ranked rows too
 
 
 def _shares(entries, field):
