@@ -47,7 +47,7 @@ $(MODELS)/.trained: $(DB)
 
 # One demo login per role, each with a random password written to $(LOGINS) (git-ignored).
 $(USERS): | $(VENV)/.installed
-	@umask 077 && rm -f $(LOGINS) && for role in admin analyst support; do \
+	@umask 077 && rm -f $(LOGINS) && for role in admin analyst support intake; do \
 	  pw=$$($(PY) -c "import secrets; print(secrets.token_urlsafe(12))"); \
 	  printf '%s\n' "$$pw" | $(PY) cli.py users add $$role --role $$role >/dev/null || exit 1; \
 	  printf '%-8s %s\n' "$$role" "$$pw" >> $(LOGINS); \

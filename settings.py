@@ -48,6 +48,10 @@ class Settings:
     idle_timeout_s: int = 30 * 60
     sessions_path: Path | None = None
     tls: bool = False
+    # How often a server folds the live segment into the shop file (workflows.compactor), in
+    # minutes; 0: never (``cli.py compact`` by hand). Started only by ``serve``, not by create_app,
+    # so tests and WSGI imports do not compact behind anyone's back.
+    compact_minutes: float = 10.0
 
     @property
     def sessions_file(self) -> Path:
@@ -90,6 +94,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     except ValueError as exc:
         raise RecsightError(f"bad number in RECSIGHT_PORT or RECSIGHT_K_ANONYMITY: {exc}") from None
     idle_minutes, tls = _idle_minutes(env, defaults), _flag(env, "RECSIGHT_TLS", defaults.tls)
+    compact_minutes = _compact_minutes(env, defaults)
     return Settings(
         db_path=Path(env.get("RECSIGHT_DB", defaults.db_path)),
         models_dir=Path(env.get("RECSIGHT_MODELS", defaults.models_dir)),
@@ -103,7 +108,22 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         idle_timeout_s=idle_minutes * 60,
         sessions_path=Path(env["RECSIGHT_SESSIONS"]) if env.get("RECSIGHT_SESSIONS") else None,
         tls=tls,
+        compact_minutes=compact_minutes,
     )
+
+
+def _compact_minutes(env: Mapping[str, str], defaults: Settings) -> float:
+    """``RECSIGHT_COMPACT_MINUTES``: a number of minutes, 0 or more (0: the server never compacts)."""
+    text = env.get("RECSIGHT_COMPACT_MINUTES", "").strip()
+    if not text:
+        return defaults.compact_minutes
+    try:
+        minutes = float(text)
+    except ValueError:
+        minutes = -1.0
+    if not minutes >= 0 or minutes == float("inf"):
+        raise RecsightError(f"RECSIGHT_COMPACT_MINUTES must be a number of minutes, 0 or more (not {text!r})")
+    return minutes
 
 
 def _idle_minutes(env: Mapping[str, str], defaults: Settings) -> int:

@@ -21,6 +21,13 @@ What a fold stores, the same as an ingest of the same events would: the events (
 non-empty value wins; an unknown item gets an empty row), customers (``first_seen`` the earliest),
 the rejects with their source ('intake' for the API, the file name for ``cli.py ingest
 --append``; one row per distinct refusal), then the profiles, rebuilt in the same transaction.
+
+It also records the shop file's lineage in that transaction (``live_lineage``: the fingerprint
+and folded number before the fold and after it; :mod:`analytics.fingerprint`) and where each
+segment's events now sit (``live_event_rows``), so a model trained before the fold keeps serving:
+it is recognised through the lineage, and its readers show the events folded since as live
+again. The rows of earlier compactions travel with the copy. The two fingerprints cost two scans
+of the events table, small beside the profile rebuild.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import duckdb
 
 from analytics import schema as S
 from analytics.db import rewriting
+from analytics.fingerprint import fingerprint
 from analytics.live_segments import (
     KIND_EVENT,
     KIND_ITEM,
@@ -46,7 +54,16 @@ from analytics.live_segments import (
     sql_file_list,
     write_folded_marker,
 )
-from analytics.live_sql import LIVE_DDL, LIVE_EVENT_IDS, LIVE_STATE, folded_seq, merged_items_sql, merged_users_sql
+from analytics.live_sql import (
+    LIVE_DDL,
+    LIVE_EVENT_IDS,
+    LIVE_EVENT_ROWS,
+    LIVE_LINEAGE,
+    LIVE_STATE,
+    folded_seq,
+    merged_items_sql,
+    merged_users_sql,
+)
 from analytics.profile_build import build_profiles
 from errors import RecsightError
 
@@ -119,10 +136,13 @@ def _fold(con: duckdb.DuckDBPyConnection, folder: Path) -> CompactResult:
             con.execute("ROLLBACK")
             return CompactResult(folded_through=last)
         through = segments[-1][0]
+        before = fingerprint(con)
         con.execute(f"CREATE TEMP TABLE _fold AS SELECT * FROM read_parquet({sql_file_list([p for _, p in segments])})")
         result = _apply(con, through, len(segments))
         con.execute("DROP TABLE _fold")
         con.execute("DROP TABLE _fold_events")
+        con.execute(f"INSERT INTO {LIVE_LINEAGE} VALUES (?, ?, ?, ?, CAST(now() AS TIMESTAMP))",
+                    [last, before, through, fingerprint(con)])
         if con.execute(f"SELECT EXISTS (SELECT 1 FROM {S.EVENTS})").fetchall()[0][0]:
             build_profiles(con)  # readers must never see new events beside old profiles
         con.execute("COMMIT")
@@ -142,8 +162,13 @@ def _apply(con: duckdb.DuckDBPyConnection, through: int, segments: int) -> Compa
         QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY seq, line) = 1
     """)
     events = _count(con, "_fold_events")
+    first_row = con.execute(f"SELECT coalesce(max(rowid) + 1, 0) FROM {S.EVENTS}").fetchall()[0][0]
     con.execute(f"INSERT INTO {S.EVENTS} ({_EVENT_COLUMNS}) "
                 f"SELECT {_EVENT_COLUMNS} FROM _fold_events ORDER BY seq, line")
+    # Appended in (seq, line) order from first_row on: each segment's events are one run of rowids.
+    con.execute(f"""INSERT INTO {LIVE_EVENT_ROWS}
+        SELECT seq, ? + sum(count(*)) OVER (ORDER BY seq) - count(*), count(*)
+        FROM _fold_events GROUP BY seq""", [int(first_row)])
     con.execute(f"INSERT INTO {LIVE_EVENT_IDS} SELECT event_id, seq FROM _fold_events")
     item_rows = f"(SELECT * FROM _fold WHERE kind = '{KIND_ITEM}')"
     items = _count(con, item_rows)

@@ -21,6 +21,19 @@ names; rows already loaded cannot vanish, and the attached snapshot file stays r
 connection holds it. So a connection never sees half a batch, a batch twice, or a state that
 never was. :func:`refresh_live` adds the files written since (their cost only).
 
+**A model older than the snapshot** (``model_seq``): after a compaction, a model trained on an
+earlier snapshot (recognised through the shop's lineage, :mod:`analytics.fingerprint`) must see
+the store exactly as before the fold, or its lists, its changed customers and its co-visitation
+deltas would silently treat the folded events as part of its training data. So the events folded
+after ``model_seq`` (located through ``live_event_rows``: each folded segment is one run of
+rowids of the append-only ``events``) are loaded into ``live_rows`` again, with their segment's
+number and their order as lines (their ``event_id`` and ``received_at`` are not kept by the
+snapshot: NULL), and the snapshot's events are read without them: ``snapshot_events``, the
+events of the model's snapshot, is what ``all_events`` and the co-visitation deltas
+(:mod:`models.live_covis`) build on. The catalogue and customers are the folded ones: the merge
+of the same rows over them gives what it gave before the fold. :attr:`LiveView.base_seq` is the
+number the views treat as the snapshot's.
+
 When the connection's snapshot fell behind a compaction whose files it did not load (the
 ``FOLDED`` marker is above the last file it read, or numbers are missing), the files it needs may
 be gone: :class:`LiveStale` says reopen; :func:`open_live` does that itself.
@@ -48,11 +61,18 @@ from analytics.live_segments import (
     read_folded_marker,
     sql_file_list,
 )
-from analytics.live_sql import EVENT_VALUES, folded_seq, merged_items_sql, merged_users_sql
+from analytics.live_sql import (
+    EVENT_VALUES,
+    LIVE_EVENT_ROWS,
+    folded_seq,
+    has_table,
+    merged_items_sql,
+    merged_users_sql,
+)
 from errors import RecsightError
 
 __all__ = ["LiveView", "LiveStale", "open_live", "attach_live", "refresh_live", "live_events_since",
-           "changed_customers", "LIVE_EVENT_COLUMNS"]
+           "changed_customers", "LIVE_EVENT_COLUMNS", "SNAPSHOT_EVENTS"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +83,7 @@ _ROW_COLUMNS = {
     **S.EVENTS_COLUMNS, "title": "VARCHAR", "category": "VARCHAR", "brand": "VARCHAR",
 }
 LIVE_EVENT_COLUMNS = ("seq", "line", "event_id", "received_at", *S.EVENTS_COLUMNS)
+SNAPSHOT_EVENTS = "snapshot_events"  # temp view: the events of the snapshot the views build on
 
 
 class LiveStale(RecsightError):
@@ -71,12 +92,19 @@ class LiveStale(RecsightError):
 
 @dataclass
 class LiveView:
-    """What a connection's live views hold: the snapshot's folded number and the last file read."""
+    """What a connection's live views hold: the snapshot's folded number, the last file read, and
+    the number the views treat as the snapshot's (``base_seq``: ``folded_seq``, or a model's older
+    one; the events folded above it are live rows)."""
 
     db_path: Path
     folded_seq: int
     last_seq: int
     shadow: bool = False
+    base_seq: int = -1  # -1: folded_seq
+
+    def __post_init__(self) -> None:
+        if self.base_seq < 0:
+            self.base_seq = self.folded_seq
 
 
 def open_live(db_path: Path | str, *, shadow: bool = False) -> tuple[duckdb.DuckDBPyConnection, LiveView]:
@@ -112,16 +140,49 @@ def _connect(db_path: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def attach_live(con: duckdb.DuckDBPyConnection, db_path: Path | str, *, shadow: bool = False) -> LiveView:
-    """Load the live segment above ``con``'s snapshot into temp tables and create the views."""
+def attach_live(con: duckdb.DuckDBPyConnection, db_path: Path | str, *, shadow: bool = False,
+                model_seq: int | None = None) -> LiveView:
+    """Load the live segment above ``con``'s snapshot into temp tables and create the views.
+
+    ``model_seq``: the folded number of the snapshot a model was trained on, when the shop file
+    was compacted since (``registry.Artifact.base_seq``); the events folded above it read as live
+    (see the module docstring).
+    """
     catalog = con.execute("SELECT current_database()").fetchall()[0][0]
     folded = folded_seq(con)
+    base = folded if model_seq is None else min(model_seq, folded)
     columns = ", ".join(f"{name} {kind.replace(' NOT NULL', '')}" for name, kind in _ROW_COLUMNS.items())
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_ROWS} ({columns})")
-    view = LiveView(db_path=Path(db_path), folded_seq=folded, last_seq=folded, shadow=shadow)
+    view = LiveView(db_path=Path(db_path), folded_seq=folded, last_seq=folded, shadow=shadow, base_seq=base)
+    boundary = _reload_folded(con, f'"{catalog}".main.{S.EVENTS}', base) if base < folded else None
     _read_new(con, view)
-    _create_views(con, catalog, shadow)
+    _create_views(con, catalog, shadow, boundary)
     return view
+
+
+def _reload_folded(con: duckdb.DuckDBPyConnection, events: str, base: int) -> int | None:
+    """Load the events folded above ``base`` into ``live_rows``; return the first rowid of
+    ``events`` that is not the model's snapshot's (None: nothing was folded with events since)."""
+    ranges = f"(SELECT * FROM {LIVE_EVENT_ROWS} WHERE seq > {int(base)})"
+    if not has_table(con, LIVE_EVENT_ROWS):
+        raise RecsightError("the shop file does not say where its folded events are (compacted by an "
+                            "older version): run `python cli.py train` again")
+    boundary, expected = con.execute(f"SELECT min(first_row), sum(events) FROM {ranges}").fetchall()[0]
+    if boundary is None:
+        return None
+    values = ", ".join(S.EVENTS_COLUMNS)
+    con.execute(f"""
+        INSERT INTO {_ROWS} (seq, kind, line, {values})
+        SELECT r.seq, '{KIND_EVENT}', row_number() OVER (PARTITION BY r.seq ORDER BY e.rowid), {values}
+        FROM (SELECT rowid, * FROM {events} WHERE rowid >= ?) e
+        JOIN {ranges} r ON e.rowid >= r.first_row AND e.rowid < r.first_row + r.events
+    """, [int(boundary)])
+    found = con.execute(f"SELECT count(*) FROM {events} WHERE rowid >= ?", [int(boundary)]).fetchall()[0][0]
+    loaded = con.execute(f"SELECT count(*) FROM {_ROWS}").fetchall()[0][0]
+    if not found == loaded == int(expected):
+        raise RecsightError(f"the folded events above segment {base} are not where the shop file says "
+                            f"({found} rows, {loaded} placed, {expected} recorded): run `python cli.py train` again")
+    return int(boundary)
 
 
 def refresh_live(con: duckdb.DuckDBPyConnection, view: LiveView) -> int:
@@ -194,15 +255,19 @@ def _materialise_items(con: duckdb.DuckDBPyConnection, after_seq: int | None = N
     con.execute(f"INSERT INTO temp.{S.ITEMS} SELECT * FROM live_{S.ITEMS} WHERE {S.ITEM_ID} IN ({touched})")
 
 
-def _create_views(con: duckdb.DuckDBPyConnection, catalog: str, shadow: bool) -> None:
+def _create_views(con: duckdb.DuckDBPyConnection, catalog: str, shadow: bool, boundary: int | None) -> None:
+    """The views of the module docstring; ``boundary``: the first rowid of ``events`` folded after
+    the model's snapshot (those rows are live rows instead)."""
     base = f'"{catalog}".main'
     events = ", ".join(LIVE_EVENT_COLUMNS)
     item_rows = f"(SELECT * FROM {_ROWS} WHERE kind = '{KIND_ITEM}')"
+    model_rows = "" if boundary is None else f" WHERE rowid < {int(boundary)}"
     statements = [
+        f"CREATE OR REPLACE TEMP VIEW {SNAPSHOT_EVENTS} AS SELECT {EVENT_VALUES} FROM {base}.{S.EVENTS}{model_rows}",
         f"CREATE OR REPLACE TEMP VIEW live_events AS SELECT {events} FROM {_ROWS} WHERE kind = '{KIND_EVENT}'",
         f"CREATE OR REPLACE TEMP VIEW live_items AS {merged_items_sql(f'{base}.{S.ITEMS}', item_rows, 'live_events')}",
         f"CREATE OR REPLACE TEMP VIEW live_users AS {merged_users_sql(f'{base}.{S.USERS}', 'live_events')}",
-        f"CREATE OR REPLACE TEMP VIEW all_events AS SELECT {EVENT_VALUES} FROM {base}.{S.EVENTS} "
+        f"CREATE OR REPLACE TEMP VIEW all_events AS SELECT {EVENT_VALUES} FROM {SNAPSHOT_EVENTS} "
         f"UNION ALL SELECT {EVENT_VALUES} FROM live_events",
     ]
     for table, key in ((S.ITEMS, S.ITEM_ID), (S.USERS, S.USER_ID)):

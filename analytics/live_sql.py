@@ -6,9 +6,13 @@ ingest's upsert; an event whose item is not in the catalogue gives it an empty r
 ``first_seen`` is the earliest of the stored one and their events'. Because the text is one, what
 a reader saw before a compaction is what it sees after.
 
-The snapshot keeps two small tables of its own (created by the first compaction): ``live_state``,
-the last folded sequence number, and ``live_event_ids``, every folded client event id (the
-writer's record of what is already stored, for idempotency).
+The snapshot keeps small tables of its own (created by the first compaction): ``live_state``,
+the last folded sequence number; ``live_event_ids``, every folded client event id (the writer's
+record of what is already stored, for idempotency); ``live_lineage``, one row per compaction
+(fingerprint and folded number before and after it: :mod:`analytics.fingerprint`); and
+``live_event_rows``, per folded segment where its events sit in ``events`` (first ``rowid`` and
+count: a fold appends them in sequence order and nothing ever deletes an event), so a reader
+serving a model older than the fold can show them as live again (:mod:`analytics.live_read`).
 """
 
 from __future__ import annotations
@@ -17,14 +21,20 @@ import duckdb
 
 from analytics import schema as S
 
-__all__ = ["LIVE_STATE", "LIVE_EVENT_IDS", "LIVE_DDL", "folded_seq", "has_table", "merged_items_sql",
-           "merged_users_sql", "EVENT_VALUES"]
+__all__ = ["LIVE_STATE", "LIVE_EVENT_IDS", "LIVE_LINEAGE", "LIVE_EVENT_ROWS", "LIVE_DDL", "folded_seq",
+           "has_table", "merged_items_sql", "merged_users_sql", "EVENT_VALUES"]
 
 LIVE_STATE = "live_state"
 LIVE_EVENT_IDS = "live_event_ids"
+LIVE_LINEAGE = "live_lineage"
+LIVE_EVENT_ROWS = "live_event_rows"
 LIVE_DDL = (
     f"CREATE TABLE IF NOT EXISTS {LIVE_STATE} (last_seq BIGINT NOT NULL, compacted_at TIMESTAMP NOT NULL)",
     f"CREATE TABLE IF NOT EXISTS {LIVE_EVENT_IDS} (event_id VARCHAR NOT NULL, seq BIGINT NOT NULL)",
+    f"CREATE TABLE IF NOT EXISTS {LIVE_LINEAGE} (last_seq BIGINT NOT NULL, fingerprint VARCHAR NOT NULL, "
+    "folded_seq BIGINT NOT NULL, folded_fingerprint VARCHAR NOT NULL, compacted_at TIMESTAMP NOT NULL)",
+    f"CREATE TABLE IF NOT EXISTS {LIVE_EVENT_ROWS} (seq BIGINT NOT NULL, first_row BIGINT NOT NULL, "
+    "events BIGINT NOT NULL)",
 )
 # The contract's event columns, in the events table's order.
 EVENT_VALUES = ", ".join(S.EVENTS_COLUMNS)

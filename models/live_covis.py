@@ -18,7 +18,11 @@ batch's customers' histories plus the touched sources' rows, whatever the store'
 
 The served index was built at training time from the snapshot's ``events`` (the model's
 fingerprint check guarantees the loaded snapshot is that history), so the first update at load
-covers every live event already there, and each refresh then adds the segments it read.
+covers every live event already there, and each refresh then adds the segments it read. After a
+compaction the shop file holds events the model never saw: the "old" histories are then read
+from the reader's ``snapshot_events`` (:data:`analytics.live_read.SNAPSHOT_EVENTS`, the snapshot
+without the events folded after the model's), and those events come as live events, so the
+deltas are the ones the same events gave before the fold.
 
 :class:`CovisLinks` is the same tables in memory for explanations; :meth:`CovisLinks.replaced`
 gives a copy with the rewritten sources, so a live update never rebuilds it whole.
@@ -35,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from analytics import schema as s
+from analytics.live_read import SNAPSHOT_EVENTS
 from models.candidates import CandidateIndex, build_sequences, covis_top_sql, covis_weights_sql
 
 __all__ = ["LiveCovis", "CovisLinks"]
@@ -69,7 +74,10 @@ class LiveCovis:
         for table in index.covis_tables.values():
             con.execute(f"CREATE OR REPLACE TEMP TABLE {table}{_OVERLAY_SUFFIX} "
                         "(src VARCHAR, dst VARCHAR, wi BIGINT)")
-        return cls(index, f'"{catalog}".main.{s.EVENTS}', {n: p for n, p in files.items() if p is not None})
+        attached = con.execute("SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = ?",
+                               [SNAPSHOT_EVENTS]).fetchone()[0]
+        snapshot = SNAPSHOT_EVENTS if attached else f'"{catalog}".main.{s.EVENTS}'
+        return cls(index, snapshot, {n: p for n, p in files.items() if p is not None})
 
     def apply(self, con: duckdb.DuckDBPyConnection, after_seq: int) -> dict[str, list[str]]:
         """Add the live events of segments above ``after_seq`` to the co-visitation tables; return,

@@ -58,13 +58,19 @@ class LiveFeed:
         self.folder = live_folder(view.db_path)
         self._newest: dict[str, datetime] = {}
         self._stale = False
-        self._record(con, after_seq=view.folded_seq)
+        self._record(con, after_seq=view.base_seq)
 
     @classmethod
-    def attach(cls, con: duckdb.DuckDBPyConnection, db_path: Path, base_as_of: datetime) -> LiveFeed:
-        """Attach the live segment to ``con`` (shadowing ``events``, ``items``, ``users``)."""
+    def attach(cls, con: duckdb.DuckDBPyConnection, db_path: Path, base_as_of: datetime,
+               model_seq: int | None = None) -> LiveFeed:
+        """Attach the live segment to ``con`` (shadowing ``events``, ``items``, ``users``).
+
+        ``model_seq``: the folded number of the model's snapshot when the shop was compacted since
+        (``registry.Artifact.base_seq``): the events folded after it stay live for this model, so
+        a compaction changes nothing the customers see.
+        """
         try:
-            view = attach_live(con, db_path, shadow=True)
+            view = attach_live(con, db_path, shadow=True, model_seq=model_seq)
         except LiveStale as exc:
             raise RecsightError(f"the shop was compacted while the model loaded ({exc}); try again") from None
         return cls(con, view, base_as_of)

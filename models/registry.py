@@ -8,7 +8,11 @@ Layout of ``models_dir``::
 A training run fills a hidden staging folder, renames it into ``versions/`` and only then swaps
 ``CURRENT`` (temp file + ``os.replace``). A run that dies half-way leaves a staging folder that is
 never read, and the previous version stays the current one. The metadata records a fingerprint of
-the shop's events and items; a model trained on other data is refused rather than served wrong.
+the shop's events and items (:func:`analytics.fingerprint.fingerprint`) and the snapshot's folded
+live sequence number (``live_seq``); a model trained on other data is refused rather than served
+wrong. A shop file that differs only by compactions since the model's snapshot is *not* other
+data: :func:`load_current` recognises it through the shop's lineage and says, in
+:attr:`Artifact.base_seq`, which folded events the model has not seen (serving shows them as live).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from pathlib import Path
 
 import duckdb
 
-from analytics import schema as s
+from analytics.fingerprint import fingerprint, lineage_seq
 from atomic import write_text
 from errors import RecsightError
 
@@ -54,24 +58,16 @@ _PACKAGES = ("lightgbm", "torch", "duckdb", "numpy", "pandas", "scikit-learn")
 
 @dataclass(frozen=True)
 class Artifact:
-    """A loaded model version: its folder and its metadata."""
+    """A loaded model version: its folder and its metadata.
+
+    ``base_seq`` is set when the shop file was compacted since the model's snapshot: the folded
+    sequence number that snapshot had (events folded after it are new to the model). None when
+    the shop file is the model's own snapshot, or when no shop was checked.
+    """
 
     path: Path
     metadata: dict
-
-
-def fingerprint(con: duckdb.DuckDBPyConnection) -> str:
-    """A short hash of the events and items tables' contents (order-independent)."""
-    events = con.execute(
-        f"""SELECT count(*), min({s.TS})::VARCHAR, max({s.TS})::VARCHAR,
-                   sum(hash({s.USER_ID}, {s.ITEM_ID}, {s.EVENT_TYPE}, {s.TS}, {s.QUANTITY},
-                            {s.PRICE})::HUGEINT)::VARCHAR
-            FROM {s.EVENTS}"""
-    ).fetchone()
-    items = con.execute(
-        f"SELECT count(*), sum(hash({s.ITEM_ID}, {s.CATEGORY}, {s.BRAND}, {s.PRICE})::HUGEINT)::VARCHAR FROM {s.ITEMS}"
-    ).fetchone()
-    return hashlib.sha256(repr((events, items)).encode()).hexdigest()[:24]
+    base_seq: int | None = None
 
 
 def package_versions() -> dict[str, str]:
@@ -201,8 +197,15 @@ def _read_metadata(folder: Path) -> dict:
     return meta
 
 
-def load_current(models_dir: Path, con: duckdb.DuckDBPyConnection | None = None) -> Artifact:
-    """The current version; with ``con``, also checks it was trained on this database's data."""
+def load_current(models_dir: Path, con: duckdb.DuckDBPyConnection | None = None, *,
+                 follow_compactions: bool = False) -> Artifact:
+    """The current version; with ``con``, also checks it was trained on this database's data.
+
+    ``follow_compactions``: also accept a shop file that descends from the model's snapshot by
+    compactions only (:func:`analytics.fingerprint.lineage_seq`), setting
+    :attr:`Artifact.base_seq`. Serving asks for it (it shows the folded events as live); evaluation
+    does not: its split of the compacted file would not be the one the model was trained on.
+    """
     models_dir = Path(models_dir)
     pointer = models_dir / CURRENT_FILE
     name = _read_pointer(models_dir)
@@ -218,11 +221,23 @@ def load_current(models_dir: Path, con: duckdb.DuckDBPyConnection | None = None)
     for required in ("fingerprint", "protocol", "features", "config"):
         if required not in meta:
             raise RecsightError(f"model metadata of {name} lacks {required!r}; retrain")
+    base_seq = None
     if con is not None:
         current = fingerprint(con)
         if current != meta["fingerprint"]:
-            raise RecsightError(
-                f"the model was trained on other data (fingerprint {meta['fingerprint']}, "
-                f"database has {current}): run `python cli.py train` again"
-            )
-    return Artifact(folder, meta)
+            if follow_compactions:
+                base_seq = lineage_seq(con, meta["fingerprint"], _live_seq(meta), current)
+            if base_seq is None:
+                raise RecsightError(
+                    f"the model was trained on other data (fingerprint {meta['fingerprint']}, "
+                    f"database has {current}): run `python cli.py train` again"
+                )
+            log.info("model %s predates compactions of the shop (its snapshot held segments through %d): "
+                     "the events folded since serve as live events", name, base_seq)
+    return Artifact(folder, meta, base_seq)
+
+
+def _live_seq(meta: dict) -> int | None:
+    """The folded sequence number recorded at training; None for versions written before it."""
+    value = meta.get("live_seq")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

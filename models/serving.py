@@ -38,6 +38,7 @@ from models.attention import AttentionModel
 from models.batch import HistoryTables, Models, feature_frame
 from models.candidates import CandidateIndex
 from models.config import EngineConfig, engine_config_from
+from models.deferred import Deferred
 from models.features import label_of
 from models.live_covis import CovisLinks, LiveCovis
 from models.live_serving import LiveFeed
@@ -155,6 +156,8 @@ class Recommender:
         self.live_covis = live_covis  # None: co-visitation stays as trained (no live feed, or an old version)
         self._lock = threading.Lock()
         self._covis: CovisLinks | None = None
+        self._links_from: int | None = None  # co-visitation lacks the segments above this (None: current)
+        self._links = Deferred(self._apply_links, self._lock, name="recsight-live-links")
         self._all_histories: Histories | None = None
         self._cache_histories: bool | None = None  # None: not decided yet
 
@@ -178,7 +181,7 @@ class Recommender:
         """Open the shop read-only and load the current model version (checked against the data)."""
         con = connect_read_only(db_path)
         try:
-            artifact = registry.load_current(Path(models_dir), con)
+            artifact = registry.load_current(Path(models_dir), con, follow_compactions=True)
             config = engine_config_from(artifact.metadata["config"])
             index = CandidateIndex.load(artifact.path / "serving", con, SERVING_INDEX, config.candidates)
             items = "serve_items"
@@ -192,7 +195,9 @@ class Recommender:
                 attention=AttentionModel.load(artifact.path / registry.ATTENTION_FILE),
             )
             as_of = datetime.fromisoformat(artifact.metadata["serving_as_of"])
-            live = LiveFeed.attach(con, Path(db_path), as_of)  # after the fingerprint check: it reads the snapshot
+            # After the fingerprint check: it reads the snapshot (and, when the shop was compacted
+            # since training, shows the events folded after the model's snapshot as live again).
+            live = LiveFeed.attach(con, Path(db_path), as_of, model_seq=artifact.base_seq)
             live_covis = LiveCovis.attach(con, index)
         except duckdb.Error as exc:  # a damaged serving table (Parquet) of the version
             con.close()
@@ -204,11 +209,12 @@ class Recommender:
         top = _load_top_items(artifact, models.hybrid.features)
         rec = cls(con, artifact, HistoryTables(s.EVENTS, as_of, index, items), models, config, top, live, live_covis)
         with rec._lock:  # the live events already there when the model loads
-            rec._update_covis(live.view.folded_seq)
+            rec._update_covis(live.view.base_seq)
         return rec
 
     def close(self) -> None:
         """Close the shop connection (the recommender is unusable afterwards)."""
+        self._links.close()
         self.con.close()
 
     def recommend(self, user_id: str, k: int = 10) -> Recommendation:
@@ -309,15 +315,32 @@ class Recommender:
 
     def catch_up(self) -> None:
         """Read the live segment files written since the last request (nothing to do, and no lock
-        taken, when there are none: one directory listing), and add their events to the
-        co-visitation links (:mod:`models.live_covis`), so candidates of every customer ranked
-        from now on, and the links explanations cite, see them."""
+        taken, when there are none: one directory listing).
+
+        Their events reach the co-visitation links (:mod:`models.live_covis`) a quarter of a
+        second later, from a background thread (:mod:`models.deferred`: the update costs several
+        times what ranking the customer does, and a customer's own list does not need it);
+        :meth:`settle` applies them at once.
+        """
         live = self.live
         if live is not None and live.has_news():
             with self._lock:
                 before = live.last_seq
                 if live.refresh(self.con) and self.live_covis is not None:
-                    self._update_covis(before)
+                    self._links_from = before if self._links_from is None else min(self._links_from, before)
+                    self._links.due()
+
+    def settle(self) -> None:
+        """Read new segments and bring the co-visitation links up to date now (tests, the replay
+        benchmark: anything comparing the links with a rebuild)."""
+        self.catch_up()
+        self._links.settle()
+
+    def _apply_links(self) -> None:
+        """The deferred co-visitation update (caller holds the lock)."""
+        after, self._links_from = self._links_from, None
+        if after is not None:
+            self._update_covis(after)
 
     def _update_covis(self, after_seq: int) -> None:
         """Add the events of the segments above ``after_seq`` to co-visitation (caller holds the

@@ -23,6 +23,7 @@ import duckdb
 
 from analytics import schema as s
 from analytics.db import connect_read_only
+from analytics.live_sql import folded_seq
 from models import registry
 from models.attention_training import train_attention
 from models.batch import HistoryTables, Models, feature_frame, prepare_history
@@ -77,6 +78,7 @@ def train(db_path: Path, models_dir: Path, protocol: str | None = None, config: 
         protocol = protocol or detect_protocol(con)
         split = make_split(con, protocol)
         data_fingerprint = registry.fingerprint(con)
+        live_seq = folded_seq(con)  # what of the live segment the snapshot holds: serving after a compaction
         clock.lap("split")
         models = _fit(con, split, config, clock)
         evaluation = evaluate_split(con, split, models, config, dataset=Path(db_path).stem)
@@ -98,6 +100,7 @@ def train(db_path: Path, models_dir: Path, protocol: str | None = None, config: 
             return {
                 "dataset": Path(db_path).stem,
                 "fingerprint": data_fingerprint,
+                "live_seq": live_seq,
                 "protocol": protocol,
                 "split": _split_summary(split),
                 "features": {"ranker": models.ranker.features, "hybrid": models.hybrid.features},

@@ -110,7 +110,7 @@ def test_live_covisitation_equals_a_rebuild_after_the_same_events(shop: TrainedS
     gap = []
     for batch in (first, second):
         assert append_events(shop.db, batch, TEST_SECRET).accepted == len(batch)
-        recommender.catch_up()
+        recommender.settle()
         served = _served(recommender)
         _assert_equal(served, _rebuilt(recommender))
         nxt = served["next"]
@@ -137,7 +137,7 @@ def test_a_recommender_loaded_after_the_events_starts_from_the_same_tables(shop:
     first, second = _batches(recommender, shop)
     for batch in (first, second):
         assert append_events(shop.db, batch, TEST_SECRET).accepted == len(batch)
-    recommender.catch_up()  # both segments in one refresh
+    recommender.settle()  # both segments in one refresh
     fresh = Recommender.load(shop.db, shop.models)  # both segments applied at load
     try:
         _assert_equal(_served(fresh), _rebuilt(fresh))
@@ -155,7 +155,9 @@ def test_a_damaged_weights_file_stops_the_updates_not_the_serving(shop: TrainedS
     assert append_events(shop.db, first, TEST_SECRET).accepted == len(first)
     user = shop.pseudonym(sorted(shop.raw_ids)[0])
     assert len(recommender.recommend(user, 10).items) == 10
+    recommender.settle()  # the deferred update meets the damaged file
     assert recommender.live_covis is None
+    assert len(recommender.recommend(user, 10).items) == 10
     served = _served(recommender)
     for name in trained:  # all or nothing: no variant half updated
         assert served[name].equals(trained[name]), name

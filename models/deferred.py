@@ -1,0 +1,90 @@
+"""Work a request should not wait for, done shortly after it by one background thread.
+
+Folding a batch of live events into the co-visitation links costs tens of milliseconds (about
+twenty small statements per variant, :mod:`models.live_covis`), several times what ranking the
+customer who sent it costs once the links are read. The links are shop-wide counts: one
+customer's last few events move them by a hair, and nobody can tell whether they were counted a
+quarter of a second late. So the request that found the new segment only records that the links
+are behind, and :class:`Deferred` applies them after a short delay, in one go for every batch
+that arrived meanwhile, under the same lock the requests take (the DuckDB connection is not
+thread-safe). A request queued behind it waits at most one update.
+
+:meth:`Deferred.settle` applies what is due at once, for callers that need the links current
+now (tests comparing with a rebuild, the replay benchmark, shutting down).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import weakref
+from collections.abc import Callable
+
+__all__ = ["Deferred", "DELAY_S"]
+
+log = logging.getLogger(__name__)
+
+DELAY_S = 0.25  # long enough for the request that found the batch to finish first
+_RUNNING: weakref.WeakSet[Deferred] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    """Stop every thread before the interpreter goes: a daemon thread killed inside DuckDB's C++
+    aborts the process ("terminate called after throwing ...") on the way out."""
+    for deferred in list(_RUNNING):
+        deferred.close()
+
+
+class Deferred:
+    """Calls ``work`` (under ``lock``) in a background thread ``delay`` seconds after :meth:`due`,
+    once for however many :meth:`due` calls came meanwhile."""
+
+    def __init__(self, work: Callable[[], None], lock: threading.Lock, delay: float = DELAY_S,
+                 name: str = "recsight-deferred") -> None:
+        self._work = work
+        self._lock = lock
+        self._delay = delay
+        self._name = name
+        self._wake = threading.Event()
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def due(self) -> None:
+        """Ask for the work to be done soon (starts the thread on first use)."""
+        if self._closed.is_set():
+            return
+        with self._start_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+                _RUNNING.add(self)
+        self._wake.set()
+
+    def settle(self) -> None:
+        """Do the work now if any is due (takes the lock; the caller must not hold it)."""
+        with self._lock:
+            self._work()
+
+    def close(self) -> None:
+        """Stop the thread (after the work it is doing); no further work is done."""
+        self._closed.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._closed.is_set():
+            self._wake.wait()
+            if self._closed.wait(self._delay):  # closed while waiting: stop without working
+                return
+            self._wake.clear()
+            try:
+                with self._lock:
+                    if not self._closed.is_set():
+                        self._work()
+            except Exception:
+                log.exception("%s: deferred work failed", self._name)

@@ -1,0 +1,76 @@
+"""The deferred co-visitation update: done shortly after a request asked, once for many asks, and
+at once on settle (models/deferred.py)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from models.deferred import Deferred
+
+
+def _counter() -> tuple[list[float], threading.Lock]:
+    return [], threading.Lock()
+
+
+def test_work_is_done_in_the_background_once_for_asks_that_came_together():
+    done, lock = _counter()
+    deferred = Deferred(lambda: done.append(time.monotonic()), lock, delay=0.2)
+    asked = time.monotonic()
+    for _ in range(5):
+        deferred.due()
+    assert done == []  # the asking request did not wait for it
+    deadline = time.monotonic() + 10
+    while not done and time.monotonic() < deadline:
+        time.sleep(0.01)
+    deferred.close()
+    assert len(done) == 1 and done[0] - asked >= 0.2
+
+
+def test_the_work_runs_under_the_lock_requests_take():
+    held: list[bool] = []
+    lock = threading.Lock()
+    deferred = Deferred(lambda: held.append(lock.locked()), lock, delay=0.01)
+    with lock:  # a request holds the connection: the update waits for it
+        deferred.due()
+        time.sleep(0.1)
+        assert held == []
+    deadline = time.monotonic() + 10
+    while not held and time.monotonic() < deadline:
+        time.sleep(0.01)
+    deferred.close()
+    assert held == [True]
+
+
+def test_settle_works_now_and_close_stops_the_thread():
+    done, lock = _counter()
+    deferred = Deferred(lambda: done.append(1.0), lock, delay=60)
+    deferred.due()
+    deferred.settle()
+    assert done == [1.0]
+    deferred.close()  # does not wait the minute out, and does not work again
+    assert done == [1.0]
+    deferred.due()  # after close: nothing
+    assert done == [1.0]
+
+
+def test_a_failure_is_logged_and_later_work_still_runs(caplog):
+    calls: list[int] = []
+    lock = threading.Lock()
+
+    def flaky() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("damaged weights")
+
+    deferred = Deferred(flaky, lock, delay=0.01)
+    deferred.due()
+    deadline = time.monotonic() + 10
+    while len(calls) < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)
+    deferred.due()
+    while len(calls) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    deferred.close()
+    assert len(calls) == 2 and "deferred work failed" in caplog.text
