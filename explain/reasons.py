@@ -119,6 +119,7 @@ class ItemFacts:
     category: str | None
     brand: str | None
     price: float | None
+    cold: bool = False  # first seen through the intake: scored from content and live counts (models.cold_items)
 
 
 def load_customer(recommender: Recommender, user_id: str) -> CustomerData:
@@ -144,13 +145,15 @@ def _leaf(category: str) -> str:
 
 
 def load_items(recommender: Recommender, item_ids: Sequence[str]) -> dict[str, ItemFacts]:
-    """Catalogue entries of the items; an item missing from the catalogue is named by its id."""
+    """Catalogue entries of the items; an item missing from the catalogue is named by its id.
+    ``cold`` marks the recommender's cold items (:attr:`Recommender.cold_items`)."""
     with recommender.connection() as con:
         rows = con.execute(
             f"""SELECT {s.ITEM_ID}, {s.TITLE}, {s.CATEGORY}, {s.BRAND}, {s.PRICE} FROM {s.ITEMS}
                 WHERE {s.ITEM_ID} IN (SELECT unnest(?::VARCHAR[]))""", [list(item_ids)]).fetchall()
-    facts = {r[0]: ItemFacts(r[0], r[1] or r[0], r[2], r[3], r[4]) for r in rows}
-    return {i: facts.get(i, ItemFacts(i, i, None, None, None)) for i in item_ids}
+        cold = recommender.cold_items
+    facts = {r[0]: ItemFacts(r[0], r[1] or r[0], r[2], r[3], r[4], r[0] in cold) for r in rows}
+    return {i: facts.get(i, ItemFacts(i, i, None, None, None, i in cold)) for i in item_ids}
 
 
 def covis_links(recommender: Recommender, sources: Sequence[str],
@@ -322,6 +325,19 @@ def _shop_sentence(topic: str, row: Mapping[str, Any], weight: float) -> Reason 
     return None
 
 
+def _cold_item_sentence(item: ItemFacts, row: Mapping[str, Any]) -> Reason:
+    """Why a cold item's score rests on little: the model has not trained on it yet, so its
+    content and the live counts since it arrived are all the ranker has (models.cold_items)."""
+    users = row.get("item_users")
+    users = 0 if users is None or pd.isna(users) else int(users)
+    content = " and ".join(word for word, value in (("category", item.category), ("brand", item.brand)) if value)
+    live = (f"the {users} {'customer' if users == 1 else 'customers'} who looked at it since it arrived" if users
+            else "no customer's activity yet")
+    basis = f"its {content}, and {live}" if content else live
+    return Reason(f"New in the catalogue: until the next training it is scored from {basis}.", "cold item",
+                  0.0, {"cold_item": True, "item_users": users, "category": item.category, "brand": item.brand})
+
+
 def _topic_weights(contributions: Sequence[Contribution]) -> tuple[dict[str, float], dict[str, float]]:
     """Sum of contributions per topic, and per co-visitation variant."""
     topics: dict[str, float] = {}
@@ -379,6 +395,8 @@ def build_reasons(customer: CustomerData, item: ItemFacts, row: Mapping[str, Any
         n_events = len(customer.events)
         reasons.append(Reason(f"Your activity so far ({n_events} {'event' if n_events == 1 else 'events'}) "
                               "adds to its score.", "customer", customer_weight, {"events": n_events}))
+    if item.cold:  # first, whatever else speaks for it
+        reasons = [_cold_item_sentence(item, row), *reasons[:MAX_REASONS - 1]]
     if not reasons:
         reasons.append(Reason("It completes the list: it scored next best among the items shortlisted for you, "
                               "though no single signal stands out for it.", "rank", 0.0, {}))

@@ -322,7 +322,7 @@ def generate(
     w = cfg.merge_weights
     blend = " + ".join(
         [f"{w.get(c.name, 0.0)} * coalesce(c.{c.name}_psum, 0)" for c in cfg.covis]
-        + [f"{w['popular']} / (10 + p.pop_rank)",
+        + [f"coalesce({w['popular']} / (10 + p.pop_rank), 0)",  # items new since training have no rank
            f"coalesce({w['brand']} * pool.brand_source::INT / (10 + a.brand_rank), 0)",
            f"coalesce({w['category']} * pool.category_source::INT / (10 + a.category_rank), 0)"]
     )
@@ -336,8 +336,14 @@ def generate(
         LEFT JOIN {covis_scores} c USING ({s.USER_ID}, {s.ITEM_ID})
         LEFT JOIN {index.popular} p ON p.{s.ITEM_ID} = pool.{s.ITEM_ID}
         LEFT JOIN {attr} a ON a.{s.ITEM_ID} = pool.{s.ITEM_ID}
-        QUALIFY cand_rank <= {cfg.n_candidates}"""
+        QUALIFY cand_rank <= {cfg.n_candidates}
+            OR (p.pop_rank IS NULL
+                AND row_number() OVER (PARTITION BY pool.{s.USER_ID}, p.pop_rank IS NULL
+                                       ORDER BY {blend} DESC, pool.{s.ITEM_ID}) <= {cfg.n_attribute})"""
     )
+    # Items new since training (no popularity rank: models.cold_items) keep up to n_attribute
+    # places past the cap: the cheap merge score has no live counts for them, so the cap would
+    # cut them before the ranker, which scores them from their content and live counts, sees them.
     return out
 
 

@@ -17,11 +17,11 @@ evidence) reads the snapshot *and* the acknowledged batches, unchanged.
 
 The live events also move the co-visitation tables the candidates come from
 (:mod:`models.live_covis`, applied by the recommender's refresh), so an item first seen through
-the intake becomes a candidate where customers link it to other items; it has no trained item
-features yet (they are NULL for the ranker), counts for the customer's brand/category affinities,
-and enters the attention window as the network's "unknown item". Popularity and the attribute
-tables stay as trained. Scoring such items from their content and live counts is the cold-item
-work of issue 14, not done here.
+the intake becomes a candidate where customers link it to other items; :mod:`models.cold_items`
+gives it item features from its live counts and an attribute row, so it is also a candidate for
+customers of its brand or category, and its explanation says it is new. It counts for the
+customer's brand/category affinities and enters the attention window as the network's "unknown
+item". Popularity stays as trained.
 """
 
 from __future__ import annotations

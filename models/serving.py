@@ -37,6 +37,7 @@ from models import registry
 from models.attention import AttentionModel
 from models.batch import HistoryTables, Models, feature_frame
 from models.candidates import CandidateIndex
+from models.cold_items import refresh_cold_items
 from models.config import EngineConfig, engine_config_from
 from models.deferred import Deferred
 from models.features import label_of
@@ -160,6 +161,9 @@ class Recommender:
         self._links = Deferred(self._apply_links, self._lock, name="recsight-live-links")
         self._all_histories: Histories | None = None
         self._cache_histories: bool | None = None  # None: not decided yet
+        # Items first seen through the intake, scored from their content and live counts until the
+        # next training (models.cold_items); replaced whole, so lock-free readers see one state.
+        self.cold_items: frozenset[str] = frozenset()
 
     @property
     def ranker(self) -> Ranker:
@@ -210,6 +214,7 @@ class Recommender:
         rec = cls(con, artifact, HistoryTables(s.EVENTS, as_of, index, items), models, config, top, live, live_covis)
         with rec._lock:  # the live events already there when the model loads
             rec._update_covis(live.view.base_seq)
+            rec._refresh_cold_items(None)
         return rec
 
     def close(self) -> None:
@@ -320,13 +325,18 @@ class Recommender:
         Their events reach the co-visitation links (:mod:`models.live_covis`) a quarter of a
         second later, from a background thread (:mod:`models.deferred`: the update costs several
         times what ranking the customer does, and a customer's own list does not need it);
-        :meth:`settle` applies them at once.
+        :meth:`settle` applies them at once. Items first seen in them (or in new catalogue rows)
+        get their item-feature and attribute rows at once, under the lock (:mod:`models.cold_items`:
+        a few items' rows, cheap beside the refresh itself).
         """
         live = self.live
         if live is not None and live.has_news():
             with self._lock:
                 before = live.last_seq
-                if live.refresh(self.con) and self.live_covis is not None:
+                added = live.refresh(self.con)
+                if live.last_seq != before:  # new events or catalogue rows: the cold items' rows move
+                    self._refresh_cold_items(before)
+                if added and self.live_covis is not None:
                     self._links_from = before if self._links_from is None else min(self._links_from, before)
                     self._links.due()
 
@@ -335,6 +345,19 @@ class Recommender:
         benchmark: anything comparing the links with a rebuild)."""
         self.catch_up()
         self._links.settle()
+
+    def _refresh_cold_items(self, after_seq: int | None) -> None:
+        """Give the items first seen through the intake (the segments above ``after_seq``; None:
+        at load, all) their item-feature and attribute rows (:mod:`models.cold_items`; caller
+        holds the lock). A failure leaves the rows as they were (the items keep blank features),
+        it does not stop the serving."""
+        if self.live is None:
+            return
+        try:
+            self.cold_items = refresh_cold_items(self.con, self.tables, self.cold_items, after_seq)
+        except duckdb.Error as exc:
+            log.warning("cold-item update failed (%s): new items keep their earlier rows",
+                        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
 
     def _apply_links(self) -> None:
         """The deferred co-visitation update (caller holds the lock)."""
