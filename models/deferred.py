@@ -7,7 +7,9 @@ customer's last few events move them by a hair, and nobody can tell whether they
 quarter of a second late. So the request that found the new segment only records that the links
 are behind, and :class:`Deferred` applies them after a short delay, in one go for every batch
 that arrived meanwhile, under the same lock the requests take (the DuckDB connection is not
-thread-safe). A request queued behind it waits at most one update.
+thread-safe). A request queued behind it waits at most one update, and the updates take at most
+a fifth of the time (:data:`SHARE`): under a heavy stream of batches they cover more batches each
+and the links fall behind by seconds instead of the requests queueing behind them.
 
 :meth:`Deferred.settle` applies what is due at once, for callers that need the links current
 now (tests comparing with a rebuild, the replay benchmark, shutting down).
@@ -18,6 +20,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable
 
@@ -26,6 +29,7 @@ __all__ = ["Deferred", "DELAY_S"]
 log = logging.getLogger(__name__)
 
 DELAY_S = 0.25  # long enough for the request that found the batch to finish first
+SHARE = 0.2  # at most this share of the time is spent on deferred work (under the serving lock)
 _RUNNING: weakref.WeakSet[Deferred] = weakref.WeakSet()
 
 
@@ -42,10 +46,12 @@ class Deferred:
     once for however many :meth:`due` calls came meanwhile."""
 
     def __init__(self, work: Callable[[], None], lock: threading.Lock, delay: float = DELAY_S,
-                 name: str = "recsight-deferred") -> None:
+                 name: str = "recsight-deferred", share: float = SHARE) -> None:
         self._work = work
         self._lock = lock
         self._delay = delay
+        self._share = share
+        self._rest = delay  # the wait before the next run: longer after a long one (see _run)
         self._name = name
         self._wake = threading.Event()
         self._closed = threading.Event()
@@ -77,14 +83,20 @@ class Deferred:
             thread.join(timeout=30)
 
     def _run(self) -> None:
+        """Wait for work, then run it after a rest that keeps it under ``share`` of the time: under a
+        heavy stream of batches each run covers everything that arrived during the rest, so the
+        work falls behind by seconds rather than the requests queueing behind it."""
         while not self._closed.is_set():
             self._wake.wait()
-            if self._closed.wait(self._delay):  # closed while waiting: stop without working
+            if self._closed.wait(self._rest):  # closed while waiting: stop without working
                 return
             self._wake.clear()
+            started = time.monotonic()
             try:
                 with self._lock:
                     if not self._closed.is_set():
                         self._work()
             except Exception:
                 log.exception("%s: deferred work failed", self._name)
+            took = time.monotonic() - started
+            self._rest = max(self._delay, took * (1 - self._share) / self._share)
