@@ -43,9 +43,10 @@ def _stop_all() -> None:
 
 class Deferred:
     """Calls ``work`` (under ``lock``) in a background thread ``delay`` seconds after :meth:`due`,
-    once for however many :meth:`due` calls came meanwhile."""
+    once for however many :meth:`due` calls came meanwhile. ``work`` does one bounded chunk and
+    returns whether more is due; the lock is released between chunks."""
 
-    def __init__(self, work: Callable[[], None], lock: threading.Lock, delay: float = DELAY_S,
+    def __init__(self, work: Callable[[], bool | None], lock: threading.Lock, delay: float = DELAY_S,
                  name: str = "recsight-deferred", share: float = SHARE) -> None:
         self._work = work
         self._lock = lock
@@ -70,9 +71,11 @@ class Deferred:
         self._wake.set()
 
     def settle(self) -> None:
-        """Do the work now if any is due (takes the lock; the caller must not hold it)."""
-        with self._lock:
-            self._work()
+        """Do the work now if any is due, all of it (takes the lock; the caller must not hold it)."""
+        while True:
+            with self._lock:
+                if not self._work():
+                    return
 
     def close(self) -> None:
         """Stop the thread (after the work it is doing); no further work is done."""
@@ -93,9 +96,12 @@ class Deferred:
             self._wake.clear()
             started = time.monotonic()
             try:
-                with self._lock:
-                    if not self._closed.is_set():
-                        self._work()
+                while not self._closed.is_set():
+                    with self._lock:
+                        more = self._work()
+                    if not more:
+                        break
+                    time.sleep(0.001)  # between chunks the requests waiting for the lock go first
             except Exception:
                 log.exception("%s: deferred work failed", self._name)
             took = time.monotonic() - started

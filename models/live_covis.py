@@ -42,7 +42,7 @@ from analytics import schema as s
 from analytics.live_read import SNAPSHOT_EVENTS
 from models.candidates import CandidateIndex, build_sequences, covis_top_sql, covis_weights_sql
 
-__all__ = ["LiveCovis", "CovisLinks"]
+__all__ = ["chunk_end", "LiveCovis", "CovisLinks"]
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +79,11 @@ class LiveCovis:
         snapshot = SNAPSHOT_EVENTS if attached else f'"{catalog}".main.{s.EVENTS}'
         return cls(index, snapshot, {n: p for n, p in files.items() if p is not None})
 
-    def apply(self, con: duckdb.DuckDBPyConnection, after_seq: int) -> dict[str, list[str]]:
-        """Add the live events of segments above ``after_seq`` to the co-visitation tables; return,
-        per variant, the sources whose served rows were rewritten (sorted).
+    def apply(self, con: duckdb.DuckDBPyConnection, after_seq: int,
+              upto_seq: int | None = None) -> dict[str, list[str]]:
+        """Add the live events of segments above ``after_seq`` (up to ``upto_seq``; all when None) to
+        the co-visitation tables; return, per variant, the sources whose served rows were rewritten
+        (sorted).
 
         All or nothing: one transaction over the TEMP tables, so a failure (a damaged weights file)
         leaves the tables as they were; the error is raised for the caller to stop updating.
@@ -89,7 +91,7 @@ class LiveCovis:
         loaded = {name: set(items) for name, items in self._loaded.items()}
         con.execute("BEGIN TRANSACTION")
         try:
-            changed = self._apply(con, after_seq)
+            changed = self._apply(con, after_seq, upto_seq)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -97,10 +99,12 @@ class LiveCovis:
             raise
         return changed
 
-    def _apply(self, con: duckdb.DuckDBPyConnection, after_seq: int) -> dict[str, list[str]]:
+    def _apply(self, con: duckdb.DuckDBPyConnection, after_seq: int,
+               upto_seq: int | None) -> dict[str, list[str]]:
+        upto = 2**62 if upto_seq is None else upto_seq  # segments (after_seq, upto] only
         users = "lc_users"
         con.execute(f"CREATE OR REPLACE TEMP TABLE {users} AS SELECT DISTINCT {s.USER_ID} FROM live_events "
-                    "WHERE seq > ?", [after_seq])
+                    "WHERE seq > ? AND seq <= ?", [after_seq, upto])
         if not con.execute(f"SELECT count(*) FROM {users}").fetchone()[0]:
             return {}
         columns = f"{s.USER_ID}, {s.ITEM_ID}, {s.TS}"
@@ -108,8 +112,8 @@ class LiveCovis:
         old = f"SELECT {columns} FROM {self.snapshot_events} WHERE {mine}"
         con.execute(f"CREATE OR REPLACE TEMP TABLE lc_old AS {old} "
                     f"UNION ALL SELECT {columns} FROM live_events WHERE seq <= ? AND {mine}", [after_seq])
-        con.execute(f"CREATE OR REPLACE TEMP TABLE lc_new AS SELECT * FROM lc_old "
-                    f"UNION ALL SELECT {columns} FROM live_events WHERE seq > ? AND {mine}", [after_seq])
+        con.execute(f"CREATE OR REPLACE TEMP TABLE lc_new AS SELECT * FROM lc_old UNION ALL SELECT {columns} "
+                    f"FROM live_events WHERE seq > ? AND seq <= ? AND {mine}", [after_seq, upto])
         build_sequences(con, "lc_old", "lc_old_seq")
         build_sequences(con, "lc_new", "lc_new_seq")
         changed = {}
@@ -225,3 +229,16 @@ class CovisLinks:
         for negative_w, source, _, name, target in sorted(found, key=lambda f: f[:3]):
             out[target].append((name, source, -negative_w))
         return out
+
+
+def chunk_end(con: duckdb.DuckDBPyConnection, after_seq: int, max_events: int) -> int | None:
+    """The last segment of the next chunk of live segments after ``after_seq`` holding about
+    ``max_events`` events (at least one segment); None when all of them fit."""
+    rows = con.execute("SELECT seq, count(*) FROM live_events WHERE seq > ? GROUP BY seq ORDER BY seq",
+                       [after_seq]).fetchall()
+    total = 0
+    for n, (seq, events) in enumerate(rows):
+        total += events
+        if total >= max_events and n + 1 < len(rows):
+            return int(seq)
+    return None

@@ -21,13 +21,10 @@ import logging
 import threading
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
-import numpy as np
-import pandas as pd
 
 from analytics import schema as s
 from analytics.customers import is_known_customer
@@ -41,10 +38,11 @@ from models.cold_items import refresh_cold_items
 from models.config import EngineConfig, engine_config_from
 from models.deferred import Deferred
 from models.features import label_of
-from models.live_covis import CovisLinks, LiveCovis
+from models.live_covis import CovisLinks, LiveCovis, chunk_end
 from models.live_serving import LiveFeed
-from models.precompute import TITLE, TOP_ITEMS_FILE, TOP_ITEMS_META, item_titles
+from models.precompute import item_titles
 from models.ranker import Ranker
+from models.recommendation import Recommendation, RecommendedItem, TopItems, load_top_items
 from models.sequences import Histories
 
 __all__ = ["RecommendedItem", "Recommendation", "CovisLinks", "TopItems", "Recommender", "SERVING_INDEX"]
@@ -52,88 +50,8 @@ __all__ = ["RecommendedItem", "Recommendation", "CovisLinks", "TopItems", "Recom
 log = logging.getLogger(__name__)
 
 _HISTORY_CACHE_EVENTS = 2_000_000  # shops up to this many events keep every customer's window in memory
+_LINKS_CHUNK_EVENTS = 1_000  # live events folded into the co-visitation links per hold of the serving lock
 SERVING_INDEX = "serve_ix"  # prefix of the serving index tables, and of their files in serving/
-
-
-@dataclass(frozen=True)
-class RecommendedItem:
-    """One line of a customer's list, as every interface shows it."""
-
-    rank: int
-    item_id: str
-    title: str
-    score: float  # the ranker's raw score: base value + sum of TreeSHAP contributions
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    """One customer's list, with the ranker's feature rows of the returned items (rank order)."""
-
-    user_id: str
-    cold_start: bool
-    items: list[RecommendedItem]
-    features: pd.DataFrame  # one row per returned item, columns = ranker.features (+ user/item ids)
-
-    def to_dict(self) -> dict:
-        """The list as ``recommend --json`` and the API print it (no feature rows: they are internals)."""
-        return {
-            "user_id": self.user_id,
-            "cold_start": self.cold_start,
-            "items": [{"rank": i.rank, "item_id": i.item_id, "title": i.title, "score": i.score} for i in self.items],
-        }
-
-
-class TopItems:
-    """The precomputed lists of a model version: per customer, the first ``k`` rows the live path
-    ranks (feature rows, ``score``, and the title it shows), customers contiguous in rank order.
-
-    Read-only once loaded, so requests read it without the serving lock.
-    """
-
-    def __init__(self, frame: pd.DataFrame, k: int) -> None:
-        if frame.empty:
-            self.features, self.titles, self.scores = frame.drop(columns=[TITLE], errors="ignore"), [], []
-            self.spans: dict[str, tuple[int, int]] = {}
-            self.k = k
-            return
-        users = frame[s.USER_ID].to_numpy()
-        starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
-        ends = np.r_[starts[1:], len(users)]
-        self.spans = dict(zip(users[starts].tolist(), zip(starts.tolist(), ends.tolist())))
-        if len(self.spans) != len(starts):
-            raise RecsightError("precomputed lists are not grouped by customer")
-        self.titles = frame[TITLE].tolist()
-        self.scores = frame["score"].tolist()
-        self.features = frame.drop(columns=[TITLE])
-        self.k = k
-
-    @classmethod
-    def read(cls, path: Path, k: int, features: Sequence[str]) -> TopItems:
-        """The table written by :func:`models.precompute.precompute_top_items`, checked for the
-        columns the ranker ``features`` and the lists need."""
-        frame = pd.read_parquet(path)
-        missing = sorted({s.USER_ID, s.ITEM_ID, "cand_rank", "score", TITLE, *features} - set(frame.columns))
-        if missing:
-            raise RecsightError(f"{path.name} lacks the columns {', '.join(missing)}")
-        return cls(frame, k)
-
-    def __len__(self) -> int:
-        return len(self.spans)
-
-    def get(self, user_id: str, k: int) -> Recommendation | None:
-        """The customer's top ``k`` as the live path gives it, or None when the table cannot tell
-        (customer absent, or ``k`` beyond the stored rows of a list that was cut at ``self.k``)."""
-        span = self.spans.get(user_id)
-        if span is None:
-            return None
-        start, stop = span
-        if k > stop - start and stop - start >= self.k:
-            return None  # the stored rows are the list's head only
-        stop = min(stop, start + k)
-        features = self.features.iloc[start:stop].reset_index(drop=True)
-        items = [RecommendedItem(rank, item, title, score) for rank, (item, title, score) in enumerate(
-            zip(features[s.ITEM_ID].tolist(), self.titles[start:stop], self.scores[start:stop]), start=1)]
-        return Recommendation(user_id, bool(features["user_events"].isna().all()), items, features)
 
 
 class Recommender:
@@ -210,7 +128,7 @@ class Recommender:
         except BaseException:
             con.close()
             raise
-        top = _load_top_items(artifact, models.hybrid.features)
+        top = load_top_items(artifact, models.hybrid.features)
         rec = cls(con, artifact, HistoryTables(s.EVENTS, as_of, index, items), models, config, top, live, live_covis)
         with rec._lock:  # the live events already there when the model loads
             rec._update_covis(live.view.base_seq)
@@ -359,17 +277,24 @@ class Recommender:
             log.warning("cold-item update failed (%s): new items keep their earlier rows",
                         str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
 
-    def _apply_links(self) -> None:
-        """The deferred co-visitation update (caller holds the lock)."""
-        after, self._links_from = self._links_from, None
-        if after is not None:
-            self._update_covis(after)
+    def _apply_links(self) -> bool:
+        """One chunk of the deferred co-visitation update (caller holds the lock): the segments
+        after the last one applied, up to about :data:`_LINKS_CHUNK_EVENTS` events, so the lock is
+        never held for long whatever the backlog; returns whether more segments are due."""
+        after, live = self._links_from, self.live
+        if after is None or live is None:
+            return False
+        upto = chunk_end(self.con, after, _LINKS_CHUNK_EVENTS)
+        self._update_covis(after, upto)
+        more = upto is not None and upto < live.last_seq and self.live_covis is not None
+        self._links_from = upto if more else None
+        return more
 
-    def _update_covis(self, after_seq: int) -> None:
+    def _update_covis(self, after_seq: int, upto_seq: int | None = None) -> None:
         """Add the events of the segments above ``after_seq`` to co-visitation (caller holds the
         lock). A failure stops the updates, not the serving: the links stay as they were."""
         try:
-            changed = self.live_covis.apply(self.con, after_seq=after_seq) if self.live_covis else {}
+            changed = self.live_covis.apply(self.con, after_seq, upto_seq) if self.live_covis else {}
         except duckdb.Error as exc:
             log.warning("live co-visitation update failed (%s): links stay as trained until the next "
                         "training", str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
@@ -429,21 +354,3 @@ class Recommender:
             for rank, (item, score) in enumerate(zip(frame[s.ITEM_ID], frame["score"]), start=1)
         ]
         return Recommendation(user_id, cold_start, items, frame.reset_index(drop=True))
-
-
-def _load_top_items(artifact: registry.Artifact, features: Sequence[str]) -> TopItems | None:
-    """The version's precomputed lists, or None (a version written before them, or an unreadable
-    file: the live path gives the same answers, only slower, so that is a warning, not an error)."""
-    meta = artifact.metadata.get(TOP_ITEMS_META)
-    if not isinstance(meta, dict):
-        return None
-    path = artifact.path / "serving" / TOP_ITEMS_FILE
-    try:
-        top = TopItems.read(path, int(meta["k"]), features)
-    except Exception as exc:  # noqa: BLE001 - any damage: serve live, say why
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        log.warning("precomputed lists of %s unusable (%s): every request runs the live path",
-                    artifact.path.name, reason)
-        return None
-    log.info("precomputed lists of %d customers (top %d) loaded", len(top), top.k)
-    return top
