@@ -160,11 +160,17 @@ def _reader(port: int, logins: Logins, customers: list[str], recent: deque, phas
     conn.close()
 
 
-def _writer(port: int, cookie: str, make_batch, phase: Phase, lock: threading.Lock, stop: threading.Event) -> None:
-    """Post batches back to back until ``stop``; a refused batch is re-sent unchanged until acknowledged."""
+def _writer(port: int, cookie: str, make_batch, phase: Phase, lock: threading.Lock, stop: threading.Event,
+            rate: float = 0.0) -> None:
+    """Post batches until ``stop``, back to back or at ``rate`` events per second; a refused batch is
+    re-sent unchanged until acknowledged."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     headers = {"Content-Type": "application/json"}
+    next_at = time.perf_counter()
     while not stop.is_set():
+        if rate > 0:
+            stop.wait(max(0.0, next_at - time.perf_counter()))
+            next_at += make_batch.size / rate
         batch = make_batch()
         ids = [e["event_id"] for e in batch]
         with lock:
@@ -219,12 +225,12 @@ class Batches:
 
 
 def run_phase(name: str, port: int, logins: Logins, intake_cookie: str, customers: list[str], batches: Batches,
-              readers: int, writers: int, seconds: float, seed: int) -> Phase:
-    """``readers`` and ``writers`` threads for ``seconds``."""
+              readers: int, writers: int, seconds: float, seed: int, rate: float = 0.0) -> Phase:
+    """``readers`` and ``writers`` threads for ``seconds`` (writers at ``rate`` events/s each; 0: flat out)."""
     phase, lock, stop = Phase(name), threading.Lock(), threading.Event()
     threads = [threading.Thread(target=_reader, args=(port, logins, customers, batches.recent, phase, lock, stop,
                                                      seed + i)) for i in range(readers)]
-    threads += [threading.Thread(target=_writer, args=(port, intake_cookie, batches, phase, lock, stop))
+    threads += [threading.Thread(target=_writer, args=(port, intake_cookie, batches, phase, lock, stop, rate))
                 for _ in range(writers)]
     started = time.perf_counter()
     for thread in threads:
@@ -311,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--intake-s", type=float, default=30.0, help="seconds of the intake phase")
     parser.add_argument("--runs", type=int, default=3, help="runs of both phases (median over runs)")
     parser.add_argument("--writers", type=int, default=1, help="writers in the intake phase")
+    parser.add_argument("--write-rate", type=float, default=0.0,
+                        help="events/s of the mixed phase's writer (0: batches back to back, as fast as acknowledged)")
     parser.add_argument("--logins", type=int, default=80, help="support logins the readers share")
     parser.add_argument("--synth-users", type=int, default=5000)
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
@@ -364,7 +372,7 @@ def _runs(args: argparse.Namespace, server: Server, db: Path, logins: Logins, in
             tag = f"bench{run}{name}"
             batches = Batches(tag, customers, items, start, size, deque(maxlen=200), args.seed + run)
             phase = run_phase(name, server.port, logins, intake_cookie, customers, batches, readers, writers,
-                              seconds, args.seed + 100 * run)
+                              seconds, args.seed + 100 * run, args.write_rate if name == "mixed" else 0.0)
             start = batches.next_ts + timedelta(seconds=1)
             rows.append(_row(run, phase, _check(phase, db, tag + "-")))
             phases[name].append(phase)
