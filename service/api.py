@@ -27,12 +27,11 @@ as the SVG charts of ``cli.py report``, in milliseconds instead of about ten sec
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
@@ -59,6 +58,7 @@ from service.openapi import (
     REPORT_FORMATS,
     REPORT_MEDIA_TYPES,
 )
+from service.refusals import Refusal, json_endpoint
 from service.responses import API_PREFIX, error_response
 from settings import Settings
 from workflows import changes, explaining
@@ -76,28 +76,17 @@ _FLAGS = {"true": True, "false": False}
 _NOT_FOUND = "unknown customer: no customer has this id or pseudonym"
 
 
-class _Refusal(Exception):
-    """A refusal with its HTTP status and a one-line message for the client (and, for 429, the
-    seconds to wait)."""
-
-    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.retry_after = retry_after
-
-
 def blueprint(settings: Settings) -> flask.Blueprint:
     """The API's routes for the shop and models of ``settings``."""
     api = flask.Blueprint(API_BLUEPRINT, __name__)
 
     @api.get(f"{API_BASE}/openapi.json")
-    @_endpoint
+    @json_endpoint
     def openapi_document() -> Response:
         return _json(openapi.document())
 
     @api.get(f"{API_BASE}/users/<string:typed>/recommendations")
-    @_endpoint
+    @json_endpoint
     def recommendations(typed: str) -> Response:
         args = _args({"k", "explain", "since"})
         k, explain, since = _k(args), _flag(args, "explain"), _since(args)
@@ -115,7 +104,7 @@ def blueprint(settings: Settings) -> flask.Blueprint:
         return _json(payload)
 
     @api.get(f"{API_BASE}/users/<string:typed>/profile")
-    @_endpoint
+    @json_endpoint
     def profile(typed: str) -> Response:
         _args(set())
         recommender, user_id = _lookup(settings, typed, "profile")
@@ -125,7 +114,7 @@ def blueprint(settings: Settings) -> flask.Blueprint:
         return _json(card)
 
     @api.get(f"{API_BASE}/users/<string:typed>/report")
-    @_endpoint
+    @json_endpoint
     def report(typed: str) -> Response:
         args = _args({"k", "format"})
         k, fmt = _k(args), _choice(args, "format", REPORT_FORMATS, DEFAULT_FORMAT)
@@ -170,25 +159,6 @@ def blueprint(settings: Settings) -> flask.Blueprint:
 # --------------------------------------------------------------------------- request steps
 
 
-def _endpoint(view: Callable[..., Response]) -> Callable[..., Response]:
-    """Turn refusals into JSON errors, and any other exception into a logged JSON 500."""
-
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Response:
-        try:
-            return view(*args, **kwargs)
-        except _Refusal as exc:
-            if exc.retry_after is not None:
-                return throttle.too_many(exc.retry_after, exc.message)
-            return error_response(exc.status, exc.message)
-        except Exception:
-            # the endpoint, not the path: the path may hold a raw customer id
-            log.exception("API request %s %s failed", flask.request.method, flask.request.endpoint)
-            return error_response(500, "internal error: the server log has the details")
-
-    return wrapper
-
-
 def _is_api() -> bool:
     path = flask.request.path
     return path == "/api" or path.startswith(API_PREFIX)
@@ -201,12 +171,12 @@ def _args(allowed: set[str]) -> dict[str, str]:
     for name in args:
         if name not in allowed:
             known = ", ".join(sorted(allowed)) or "none"
-            raise _Refusal(400, f"unknown parameter {name[:MAX_PARAM_LENGTH]!r}: this route takes {known}")
+            raise Refusal(400, f"unknown parameter {name[:MAX_PARAM_LENGTH]!r}: this route takes {known}")
         values = args.getlist(name)
         if len(values) > 1:
-            raise _Refusal(400, f"parameter {name} given more than once")
+            raise Refusal(400, f"parameter {name} given more than once")
         if len(values[0]) > (MAX_SINCE_LENGTH if name == "since" else MAX_PARAM_LENGTH):
-            raise _Refusal(400, f"parameter {name} is too long")
+            raise Refusal(400, f"parameter {name} is too long")
     return {name: args[name] for name in args}
 
 
@@ -215,7 +185,7 @@ def _k(args: dict[str, str]) -> int:
     if text is None:
         return DEFAULT_K
     if not _K.fullmatch(text) or not MIN_K <= int(text) <= MAX_K:
-        raise _Refusal(400, f"k must be a whole number from {MIN_K} to {MAX_K}")
+        raise Refusal(400, f"k must be a whole number from {MIN_K} to {MAX_K}")
     return int(text)
 
 
@@ -230,47 +200,47 @@ def _since(args: dict[str, str]) -> datetime | None:
     try:
         return changes.parse_since(text)
     except changes.SinceOutOfWindow as exc:
-        raise _Refusal(409, str(exc)) from None
+        raise Refusal(409, str(exc)) from None
     except changes.SinceRefused as exc:
-        raise _Refusal(400, str(exc)) from None
+        raise Refusal(400, str(exc)) from None
 
 
 def _flag(args: dict[str, str], name: str) -> bool:
     text = args.get(name, "false")
     if text not in _FLAGS:
-        raise _Refusal(400, f"{name} must be true or false")
+        raise Refusal(400, f"{name} must be true or false")
     return _FLAGS[text]
 
 
 def _choice(args: dict[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
     text = args.get(name, default)
     if text not in choices:
-        raise _Refusal(400, f"{name} must be one of {', '.join(choices)}")
+        raise Refusal(400, f"{name} must be one of {', '.join(choices)}")
     return text
 
 
 def _lookup(settings: Settings, typed: str, what: str) -> tuple[Any, str]:
     """The loaded recommender and the pseudonym of the customer ``typed`` names."""
     if not _ID.fullmatch(typed):
-        raise _Refusal(400, f"a customer id is 1 to {MAX_ID_LENGTH} letters, digits or . _ : @ + - "
+        raise Refusal(400, f"a customer id is 1 to {MAX_ID_LENGTH} letters, digits or . _ : @ + - "
                             "(look other ids up by their pseudonym)")
     wait = throttle.lookup_wait(settings, "API")  # per login: ids cannot be mapped to pseudonyms in bulk
     if wait is not None:
-        raise _Refusal(429, "too many customer lookups", retry_after=wait)
+        raise Refusal(429, "too many customer lookups", retry_after=wait)
     try:
         recommender = recommender_for(settings)
     except RecsightError as exc:
-        raise _Refusal(503, f"recommendations are unavailable: {exc}") from None
+        raise Refusal(503, f"recommendations are unavailable: {exc}") from None
     except Exception:
         log.exception("cannot load the recommender")
-        raise _Refusal(503, "recommendations are unavailable: the model cannot be loaded; "
+        raise Refusal(503, "recommendations are unavailable: the model cannot be loaded; "
                             "the server log has the details") from None
     try:
         user_id = resolve_customer(recommender, typed, settings.secret)
     except RecsightError:
         searched = reference_pseudonym(typed, settings.secret) or "a shop id"  # never the id itself
         _record(audit.CUSTOMER_LOOKUP, None, f"API {what}: no customer matched (searched {searched})")
-        raise _Refusal(404, _NOT_FOUND) from None
+        raise Refusal(404, _NOT_FOUND) from None
     return recommender, user_id
 
 
@@ -280,7 +250,7 @@ def _serving() -> Iterator[None]:
     try:
         yield
     except RecsightError as exc:
-        raise _Refusal(503, f"cannot serve this customer now: {exc}") from None
+        raise Refusal(503, f"cannot serve this customer now: {exc}") from None
 
 
 def _record(action: str, customer: str | None, detail: str) -> None:
@@ -289,7 +259,7 @@ def _record(action: str, customer: str | None, detail: str) -> None:
         access.record_action(action, customer=customer, detail=detail)
     except RecsightError as exc:
         log.error("API %s not served: %s", action, exc)
-        raise _Refusal(503, f"not served, because the audit log cannot be written: {exc}") from None
+        raise Refusal(503, f"not served, because the audit log cannot be written: {exc}") from None
 
 
 # --------------------------------------------------------------------------- JSON

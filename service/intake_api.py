@@ -31,7 +31,6 @@ what came in. An unexpected exception is logged and answered ``500`` in JSON, ne
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import threading
@@ -43,8 +42,8 @@ import flask
 from werkzeug.wrappers import Response
 
 from errors import RecsightError
-from service import throttle
 from service.openapi import API_BASE, MAX_BODY_BYTES
+from service.refusals import Refusal, json_endpoint
 from service.responses import error_response
 from settings import Settings
 from workflows import intake
@@ -61,23 +60,13 @@ _READ_CHUNK = 64 * 1024
 _OTHER_METHODS = ("GET", "PUT", "PATCH", "DELETE")  # HEAD comes with GET, OPTIONS from Flask
 
 
-class _Refusal(Exception):
-    """A refusal with its HTTP status and a one-line message (and, for 429, the seconds to wait)."""
-
-    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.retry_after = retry_after
-
-
 def blueprint(settings: Settings) -> flask.Blueprint:
     """The intake's two routes for the shop of ``settings``."""
     bp = flask.Blueprint(INTAKE_BLUEPRINT, __name__)
     slots = threading.BoundedSemaphore(MAX_IN_FLIGHT)
 
     @bp.post(EVENTS_PATH)
-    @_endpoint
+    @json_endpoint
     def events() -> Response:
         batch = _read_batch()
         with _slot(slots):
@@ -86,7 +75,7 @@ def blueprint(settings: Settings) -> flask.Blueprint:
         return _json(result.as_dict())
 
     @bp.post(ITEMS_PATH)
-    @_endpoint
+    @json_endpoint
     def items() -> Response:
         batch = _read_batch()
         with _slot(slots):
@@ -107,37 +96,19 @@ def blueprint(settings: Settings) -> flask.Blueprint:
 # --------------------------------------------------------------------------- request steps
 
 
-def _endpoint(view: Callable[..., Response]) -> Callable[..., Response]:
-    """Refusals become JSON errors; anything else a logged JSON 500 (the body is never logged)."""
-
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Response:
-        try:
-            return view(*args, **kwargs)
-        except _Refusal as exc:
-            if exc.retry_after is not None:
-                return throttle.too_many(exc.retry_after, exc.message)
-            return error_response(exc.status, exc.message)
-        except Exception:
-            log.exception("intake request %s failed", flask.request.endpoint)
-            return error_response(500, "internal error: the server log has the details")
-
-    return wrapper
-
-
 def _read_batch() -> list[object]:
     """The request's JSON body, refused by its declared size before any of it is read."""
     request = flask.request
     if request.args:
-        raise _Refusal(400, "this route takes no query parameters: send the batch as the JSON body")
+        raise Refusal(400, "this route takes no query parameters: send the batch as the JSON body")
     length = request.content_length
     if length is not None and length > MAX_BODY_BYTES:
-        raise _Refusal(413, f"the body is {length:,} bytes; send at most {MAX_BODY_BYTES:,} bytes per request")
+        raise Refusal(413, f"the body is {length:,} bytes; send at most {MAX_BODY_BYTES:,} bytes per request")
     if request.mimetype not in _JSON_TYPES:
-        raise _Refusal(415, "send the batch as application/json (a JSON array)")
+        raise Refusal(415, "send the batch as application/json (a JSON array)")
     batch = _parse(_capped_body(request.stream))
     if not isinstance(batch, list):
-        raise _Refusal(400, f"the body must be a JSON array of objects, not a JSON {_json_kind(batch)}")
+        raise Refusal(400, f"the body must be a JSON array of objects, not a JSON {_json_kind(batch)}")
     return batch
 
 
@@ -153,7 +124,7 @@ def _capped_body(stream: Any) -> bytes:
         chunks.append(chunk)
         size += len(chunk)
     if size > MAX_BODY_BYTES:
-        raise _Refusal(413, f"the body is over {MAX_BODY_BYTES:,} bytes; send smaller batches")
+        raise Refusal(413, f"the body is over {MAX_BODY_BYTES:,} bytes; send smaller batches")
     return b"".join(chunks)
 
 
@@ -163,9 +134,9 @@ def _parse(body: bytes) -> object:
         text = body.decode("utf-8")
         return json.loads(text, parse_constant=_no_constant)
     except UnicodeDecodeError:
-        raise _Refusal(400, "the body is not UTF-8 text") from None
+        raise Refusal(400, "the body is not UTF-8 text") from None
     except (ValueError, RecursionError):  # JSONDecodeError, NaN, over-long numbers, deep nesting
-        raise _Refusal(400, "the body is not valid JSON: send a JSON array of objects") from None
+        raise Refusal(400, "the body is not valid JSON: send a JSON array of objects") from None
 
 
 def _json_kind(value: object) -> str:
@@ -180,7 +151,7 @@ def _no_constant(name: str) -> object:
 def _slot(slots: threading.BoundedSemaphore) -> Iterator[None]:
     """One of the process's intake slots, or 429 at once when all are taken (the queue is full)."""
     if not slots.acquire(blocking=False):
-        raise _Refusal(429, "the intake queue is full", retry_after=intake.RETRY_AFTER_S)
+        raise Refusal(429, "the intake queue is full", retry_after=intake.RETRY_AFTER_S)
     try:
         yield
     finally:
@@ -192,12 +163,12 @@ def _run(append: Callable[[], intake.IntakeResult]) -> intake.IntakeResult:
     try:
         return append()
     except intake.BatchTooLarge as exc:
-        raise _Refusal(413, str(exc)) from None
+        raise Refusal(413, str(exc)) from None
     except intake.IntakeBusy:
-        raise _Refusal(429, "the store is busy with another writer", retry_after=intake.RETRY_AFTER_S) from None
+        raise Refusal(429, "the store is busy with another writer", retry_after=intake.RETRY_AFTER_S) from None
     except RecsightError as exc:
         log.error("intake refused a batch: %s", exc)
-        raise _Refusal(503, f"the intake is unavailable: {exc}") from None
+        raise Refusal(503, f"the intake is unavailable: {exc}") from None
 
 
 def _json(data: dict[str, Any]) -> Response:

@@ -28,8 +28,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import duckdb
-
 from analytics import schema as s
 from analytics.profile_card import profile_card
 from dashboard.customer_view import timeline
@@ -38,7 +36,7 @@ from explain.changes import Changes, NewEvent, explain_changes
 from explain.explainer import ALL_CANDIDATES, explanation_payload
 from models.serving import Recommendation, Recommender
 from settings import Settings
-from workflows.lookup import Found, K, shop_cursor
+from workflows.lookup import Found, K, item_details, shop_cursor
 from workflows.recommenders import recommender_for
 
 __all__ = ["MAX_SINCE_AGE", "SINCE_PATTERN", "SINCE_MAX_LENGTH", "SinceRefused", "SinceOutOfWindow", "Since",
@@ -176,7 +174,7 @@ def _found(settings: Settings, recommender: Recommender, result: Recommendation)
         card = profile_card(con, result.user_id)
     with recommender.connection() as con:
         frame, total = timeline(con, result.user_id)
-        details = _item_details(con, [item.item_id for item in result.items])
+        details = item_details(con, [item.item_id for item in result.items])
     return Found(result.user_id, recommender.artifact.path.name, result.cold_start, list(result.items), card, frame,
                  total, details)
 
@@ -193,15 +191,6 @@ def _events_since(recommender: Recommender, user_id: str, since: datetime) -> li
                 WHERE e.{s.USER_ID} = ? AND e.{s.TS} >= ? ORDER BY e.{s.TS}, e.{s.ITEM_ID}""",
             [user_id, since]).fetchall()
     return [NewEvent(*row) for row in rows]
-
-
-def _item_details(con: duckdb.DuckDBPyConnection, item_ids: list[str]) -> dict[str, tuple[Any, Any, Any]]:
-    if not item_ids:
-        return {}
-    rows = con.execute(
-        f"SELECT {s.ITEM_ID}, {s.CATEGORY}, {s.BRAND}, {s.PRICE} FROM {s.ITEMS} "
-        f"WHERE {s.ITEM_ID} IN (SELECT unnest(?::VARCHAR[]))", [item_ids]).fetchall()
-    return {row[0]: row[1:] for row in rows}
 
 
 def _head(full: Recommendation, k: int) -> Recommendation:

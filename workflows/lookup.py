@@ -46,7 +46,7 @@ from settings import Settings
 from workflows import explaining
 from workflows.recommenders import recommender_for, resolve_customer
 
-__all__ = [
+__all__ = ["item_details",
     "K", "Recorder", "Found", "NotFound", "look_up", "explanation_for", "counterfactual_for", "compare_listed",
     "shop_cursor",
 ]
@@ -112,12 +112,12 @@ def look_up(text: str, settings: Settings, record: Recorder) -> Found | NotFound
         raise
     result = ranking.result()
     with shop_cursor(settings.db_path) as con:
-        details = _item_details(con, [item.item_id for item in result.items])
+        details = item_details(con, [item.item_id for item in result.items])
     return Found(user_id, recommender.artifact.path.name, result.cold_start, list(result.items), card, frame, total,
                  details)
 
 
-def _item_details(con: duckdb.DuckDBPyConnection, item_ids: list[str]) -> dict[str, tuple[Any, Any, Any]]:
+def item_details(con: duckdb.DuckDBPyConnection, item_ids: list[str]) -> dict[str, tuple[Any, Any, Any]]:
     """Category, brand and price of the listed items, for the cards."""
     if not item_ids:
         return {}
