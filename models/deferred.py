@@ -5,11 +5,11 @@ twenty small statements per variant, :mod:`models.live_covis`), several times wh
 customer who sent it costs once the links are read. The links are shop-wide counts: one
 customer's last few events move them by a hair, and nobody can tell whether they were counted a
 quarter of a second late. So the request that found the new segment only records that the links
-are behind, and :class:`Deferred` applies them after a short delay, in one go for every batch
-that arrived meanwhile, under the same lock the requests take (the DuckDB connection is not
-thread-safe). A request queued behind it waits at most one update, and the updates take at most
-a fifth of the time (:data:`SHARE`): under a heavy stream of batches they cover more batches each
-and the links fall behind by seconds instead of the requests queueing behind them.
+are behind, and :class:`Deferred` applies them after a short delay, for every batch that arrived
+meanwhile, in bounded chunks under the same lock the requests take (the DuckDB connection is not
+thread-safe; the lock is released between chunks). A request queued behind it waits at most one
+chunk, and the updates take at most a fifth of the time (:data:`SHARE`): under a heavy stream of
+batches the links fall behind by seconds instead of the requests queueing behind them.
 
 :meth:`Deferred.settle` applies what is due at once, for callers that need the links current
 now (tests comparing with a rebuild, the replay benchmark, shutting down).
