@@ -34,7 +34,7 @@ from pages._parts import current_settings
 from service import access, api, intake_api, web
 from service.users import User, list_users
 from settings import SETTINGS_KEY, Settings, load_settings
-from workflows import compactor
+from workflows import compactor, recommenders
 
 __all__ = ["create_app", "serve", "nav_pages", "THREADS"]
 
@@ -95,7 +95,7 @@ def serve(settings: Settings) -> None:
                     "(users file %s)", settings.users_file)
     # The live segment's compaction timer: here, run once per server process, not in create_app
     # (tests build many apps and must not compact behind their own back).
-    compactor.start(settings.db_path, settings.compact_minutes)
+    compactor.start(settings.db_path, settings.compact_minutes, after=lambda: recommenders.recommender_for(settings))
     logging.getLogger("waitress").setLevel(logging.INFO)  # its "Serving on http://..." line
     waitress.serve(app.server, host=settings.host, port=settings.port, threads=THREADS, ident="recsight")
 

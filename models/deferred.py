@@ -77,12 +77,12 @@ class Deferred:
                 if not self._work():
                     return
 
-    def close(self) -> None:
-        """Stop the thread (after the work it is doing); no further work is done."""
+    def close(self, wait: bool = True) -> None:
+        """Stop the thread (after the chunk it is doing; ``wait`` for that); no further work is done."""
         self._closed.set()
         self._wake.set()
         thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
+        if wait and thread is not None and thread is not threading.current_thread():
             thread.join(timeout=30)
 
     def _run(self) -> None:

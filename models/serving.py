@@ -140,6 +140,12 @@ class Recommender:
         self._links.close()
         self.con.close()
 
+    def retire(self) -> None:
+        """Stop the background co-visitation thread of a recommender a newer one replaces, leaving
+        the connection to the requests still using it (it closes when the last reference goes;
+        the running thread would otherwise keep the whole recommender alive)."""
+        self._links.close(wait=False)
+
     def recommend(self, user_id: str, k: int = 10) -> Recommendation:
         """Top ``k`` items for a known customer (pseudonym); a customer without events is a cold start.
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from analytics.live_compact import CompactResult
@@ -24,11 +25,11 @@ from analytics.live_segments import list_segments, live_folder
 from errors import RecsightError
 from workflows.intake import compact
 
-__all__ = ["compact_once", "start"]
+__all__ = ["compact_once", "start", "stop"]
 
 log = logging.getLogger(__name__)
 
-_started: dict[Path, threading.Thread] = {}
+_started: dict[Path, tuple[threading.Thread, threading.Event]] = {}
 _lock = threading.Lock()
 
 
@@ -51,26 +52,43 @@ def compact_once(db_path: Path | str) -> CompactResult | None:
     return result
 
 
-def start(db_path: Path | str, minutes: float) -> threading.Thread | None:
-    """Start the timer for ``db_path`` (once per process and shop file; ``minutes`` <= 0: none)."""
+def start(db_path: Path | str, minutes: float, after: Callable[[], object] | None = None) -> threading.Thread | None:
+    """Start the timer for ``db_path`` (once per process and shop file; ``minutes`` <= 0: none).
+
+    ``after`` runs in the timer's thread after each compaction that folded something: the server
+    loads the recommender of the new shop file there, so no request waits seconds for it.
+    """
     if minutes <= 0:
         return None
     key = Path(db_path).resolve()
     with _lock:
         running = _started.get(key)
-        if running is not None and running.is_alive():
-            return running
+        if running is not None and running[0].is_alive():
+            return running[0]
         stop = threading.Event()
-        thread = threading.Thread(target=_loop, args=(key, minutes * 60.0, stop), name=f"compactor-{key.name}",
-                                  daemon=True)
-        _started[key] = thread
+        thread = threading.Thread(target=_loop, args=(key, minutes * 60.0, stop, after),
+                                  name=f"compactor-{key.name}", daemon=True)
+        _started[key] = (thread, stop)
         thread.start()
     log.info("compacting the live segment of %s every %g minute(s)", key, minutes)
     return thread
 
 
-def _loop(db_path: Path, interval_s: float, stop: threading.Event) -> None:
-    """Sleep ``interval_s``, compact, repeat (``stop`` is never set by the server: the thread is a
-    daemon and ends with the process)."""
+def stop(db_path: Path | str) -> None:
+    """Stop the timer of ``db_path`` after its current tick (a server never does; tests do)."""
+    with _lock:
+        running = _started.pop(Path(db_path).resolve(), None)
+    if running is not None:
+        running[1].set()
+        running[0].join(timeout=60)
+
+
+def _loop(db_path: Path, interval_s: float, stop: threading.Event, after: Callable[[], object] | None) -> None:
+    """Sleep ``interval_s``, compact, run ``after`` when something was folded, repeat until ``stop``
+    (a server never sets it: the thread is a daemon and ends with the process)."""
     while not stop.wait(interval_s):
-        compact_once(db_path)
+        if compact_once(db_path) is not None and after is not None:
+            try:
+                after()
+            except Exception:  # the next request reports a broken model; the timer goes on
+                log.exception("after compacting %s: loading the new state failed", db_path)

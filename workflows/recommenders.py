@@ -61,7 +61,9 @@ def recommender_for(settings: Settings) -> Recommender:
         recommender = Recommender.load(*key).warm()  # the first explanation should not pay for it
         _loaded[key] = (stamp, recommender)
     # The replaced recommender is not closed here: a request may still be using it; its
-    # connection closes when the last reference goes.
+    # connection closes when the last reference goes (its background thread stops now).
+    if cached is not None:
+        cached[1].retire()
     return recommender
 
 

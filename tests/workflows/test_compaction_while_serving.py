@@ -12,6 +12,7 @@ timer (workflows/compactor.py) folds what the intake wrote.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -108,7 +109,31 @@ def test_a_recommender_loaded_after_a_compaction_serves_what_it_served_before(
     reloaded = recommenders.recommender_for(settings)  # the shop file changed: the cache reloads, and loads
     try:
         assert reloaded is not cached and reloaded.live is not None and reloaded.live.changed(user)
+        assert cached._links._closed.is_set()  # the replaced one's background thread stops: it can be freed
+        assert recommenders.recommender_for(settings) is reloaded
     finally:
+        recommenders.forget_all()
+
+
+def test_the_timer_loads_the_new_state_after_a_fold(shop: TrainedShop, recommender: Recommender,
+                                                    tmp_path: Path) -> None:
+    """The server's timer loads the recommender of the new shop file itself, so the first request
+    after a compaction does not wait seconds for it."""
+    settings = shop.settings(tmp_path / "state")
+    before = recommenders.recommender_for(settings)
+    (raw, _), _ = _two_customers(recommender, shop)
+    append_events(shop.db, _events(recommender, raw, "timer-load"), TEST_SECRET)
+    loaded: list[Recommender] = []
+    thread = compactor.start(shop.db, 0.002, after=lambda: loaded.append(recommenders.recommender_for(settings)))
+    try:
+        assert thread is not None
+        deadline = time.monotonic() + 60
+        while not loaded and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert loaded and loaded[0] is not before
+        assert recommenders.recommender_for(settings) is loaded[0]  # the request finds it loaded
+    finally:
+        compactor.stop(shop.db)
         recommenders.forget_all()
 
 
