@@ -17,10 +17,11 @@ Built once per session (``trained_shop`` in tests/conftest.py) and never changed
 writes into the database or the models folder works on :meth:`TrainedShop.copy_to`.
 
 Used by tests/explain, tests/service (``api_app``), tests/faults (a copy per test), tests/pages,
-tests/browser (``live_app``) and tests/workflows. Not by tests/models: the engine's own tests
-train on hand-made shops whose assertions name their customers and items (a walk through a
-30-item catalogue, an order-only shop for leave-one-out, exactly 60 customers) or, for the
-attention network, on planted sequences in memory; a synthetic shop cannot state those facts.
+tests/browser (``live_app``), tests/workflows, and the live-serving tests of tests/models
+(co-visitation and cold items on a copy: they need a trained model, not planted facts). The rest
+of tests/models trains on hand-made shops whose assertions name their customers and items (a
+walk through a 30-item catalogue, an order-only shop for leave-one-out, exactly 60 customers) or,
+for the attention network, on planted sequences in memory; a synthetic shop cannot state those.
 """
 
 from __future__ import annotations
