@@ -112,7 +112,6 @@ def lookup(typed: Any, settings: Settings, record: Recorder = access.record_acti
     if not isinstance(found, Found):
         shown = found.suggestions if found.suggestions and throttle.suggestions_allowed(settings) else []
         return LookupView(not_found_view(found.message, shown), None)
-    found = live_work.with_live_timeline(settings, found)
     store = _store(found, live_work.seen_mark(settings, found.user_id))
     return LookupView(result_view(store, found), store)
 

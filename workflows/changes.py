@@ -21,7 +21,6 @@ SQL and no ranking.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
 from dataclasses import dataclass
@@ -36,12 +35,11 @@ from explain.changes import Changes, NewEvent, explain_changes
 from explain.explainer import ALL_CANDIDATES, explanation_payload
 from models.serving import Recommendation, Recommender
 from settings import Settings
-from workflows.lookup import Found, K, item_details, shop_cursor
+from workflows.lookup import Found, K, customer_connection, item_details
 from workflows.recommenders import recommender_for
 
 __all__ = ["MAX_SINCE_AGE", "SINCE_PATTERN", "SINCE_MAX_LENGTH", "SinceRefused", "SinceOutOfWindow", "Since",
-           "Refresh", "parse_since", "list_since", "recommendations_since", "seen_mark", "refresh",
-           "with_live_timeline"]
+           "Refresh", "parse_since", "list_since", "recommendations_since", "seen_mark", "refresh"]
 
 log = logging.getLogger(__name__)
 
@@ -156,23 +154,11 @@ def refresh(settings: Settings, user_id: str, mark: str | None, version: str | N
     return Refresh(_found(settings, recommender, found.result), found.changes, now_mark.isoformat())
 
 
-def with_live_timeline(settings: Settings, found: Found) -> Found:
-    """``found`` with its timeline read through the serving connection when the customer has live
-    events (the lookup reads the shop file, which holds them only after a compaction)."""
-    recommender = recommender_for(settings)
-    if recommender.live is None or not recommender.live.changed(found.user_id):
-        return found
-    with recommender.connection() as con:
-        frame, total = timeline(con, found.user_id)
-    return dataclasses.replace(found, timeline=frame, total_events=total)
-
-
 def _found(settings: Settings, recommender: Recommender, result: Recommendation) -> Found:
-    """What a lookup shows, for a customer already found and audited: the list given, the card
-    from the shop file, the timeline and item details through the serving connection (live events)."""
-    with shop_cursor(settings.db_path) as con:
+    """What a lookup shows, for a customer already found and audited: the list given, with the
+    card, timeline and item details read where the lookup reads them (the live state)."""
+    with customer_connection(settings, result.user_id) as con:
         card = profile_card(con, result.user_id)
-    with recommender.connection() as con:
         frame, total = timeline(con, result.user_id)
         details = item_details(con, [item.item_id for item in result.items])
     return Found(result.user_id, recommender.artifact.path.name, result.cold_start, list(result.items), card, frame,

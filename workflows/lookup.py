@@ -25,7 +25,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ from settings import Settings
 from workflows import explaining
 from workflows.recommenders import recommender_for, resolve_customer
 
-__all__ = ["item_details",
+__all__ = ["item_details", "customer_connection",
     "K", "Recorder", "Found", "NotFound", "look_up", "explanation_for", "counterfactual_for", "compare_listed",
     "shop_cursor",
 ]
@@ -101,9 +101,10 @@ def look_up(text: str, settings: Settings, record: Recorder) -> Found | NotFound
         return NotFound(str(exc), suggestions)
     # Ranking is most of the wait: it runs beside the profile reads and the audit row, whose
     # append must still succeed before anything of the customer is returned.
+    recommender.catch_up()  # so customer_connection knows whether the customer has live events
     ranking = _POOL.submit(recommender.recommend, user_id, K)
     try:
-        with shop_cursor(settings.db_path) as con:
+        with customer_connection(settings, user_id) as con:
             card = profile_card(con, user_id)
             frame, total = timeline(con, user_id)
         record(user_id, f"looked up by {'pseudonym' if user_id == text else 'shop id'}")
@@ -111,10 +112,20 @@ def look_up(text: str, settings: Settings, record: Recorder) -> Found | NotFound
         ranking.cancel()  # a running ranking finishes on its own; nothing of it is shown
         raise
     result = ranking.result()
-    with shop_cursor(settings.db_path) as con:
+    with customer_connection(settings, user_id) as con:
         details = item_details(con, [item.item_id for item in result.items])
     return Found(user_id, recommender.artifact.path.name, result.cold_start, list(result.items), card, frame, total,
                  details)
+
+
+def customer_connection(settings: Settings, user_id: str) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+    """Where the customer's card, timeline and item details are read: the shop file's own cursor,
+    beside a ranking that holds the serving connection, unless the customer has live events, which
+    only the serving connection sees (with it the card is their live profile row)."""
+    recommender = recommender_for(settings)
+    if recommender.live is not None and recommender.live.changed(user_id):
+        return recommender.connection()
+    return shop_cursor(settings.db_path)
 
 
 def item_details(con: duckdb.DuckDBPyConnection, item_ids: list[str]) -> dict[str, tuple[Any, Any, Any]]:

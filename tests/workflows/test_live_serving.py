@@ -154,3 +154,25 @@ def _candidates(rec: Recommender, user_id: str) -> set[str]:
     rec.recommend_live(user_id, 10)
     with rec.connection() as con:
         return {r[0] for r in con.execute(f"SELECT {s.ITEM_ID} FROM serve_cand_covis").fetchall()}
+
+
+def test_the_lookup_shows_a_changed_customers_live_card_and_timeline(shop: TrainedShop, recommender: Recommender,
+                                                                     tmp_path: Path) -> None:
+    """The lookup page reads the card, timeline and item details where the live events are: a
+    customer who just acted shows them, counted in the card and first on the timeline."""
+    from workflows import lookup, recommenders
+
+    (raw, user), _ = _customers(recommender, shop)[:2]
+    settings = shop.settings(tmp_path / "state")
+    before = lookup.look_up(user, settings, lambda *_: None)
+    _, items = _untouched_category(recommender, user)
+    new = _events(raw, items, _last_event(recommender), "lookup")
+    assert append_events(shop.db, new, TEST_SECRET).accepted == len(new)
+    try:
+        after = lookup.look_up(user, settings, lambda *_: None)
+    finally:
+        recommenders.forget_all()
+    assert after.card.events == before.card.events + len(new)
+    assert after.total_events == before.total_events + len(new)
+    assert after.timeline[s.ITEM_ID].iloc[-1] == new[-1]["item_id"]  # oldest first: the newest event last
+    assert set(after.details) == {item.item_id for item in after.items}
