@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
+    from models.serving import Recommender
     from tests.shop import TrainedShop
 
 TEST_SECRET = "test-secret-not-for-production"
@@ -43,3 +45,20 @@ def trained_shop(tmp_path_factory: pytest.TempPathFactory) -> TrainedShop:
     from tests.shop import build_trained_shop
 
     return build_trained_shop(tmp_path_factory.mktemp("trained_shop"))
+
+
+@pytest.fixture
+def shop(trained_shop: TrainedShop, tmp_path: Path) -> TrainedShop:
+    """A private copy of the trained shop, for a test that writes into it (live events, a
+    compaction). Test packages with shops of their own (explain, faults) override it."""
+    return trained_shop.copy_to(tmp_path / "shop")
+
+
+@pytest.fixture
+def recommender(shop: TrainedShop) -> Iterator[Recommender]:
+    """A warmed recommender serving ``shop``, closed after the test."""
+    from models.serving import Recommender
+
+    rec = Recommender.load(shop.db, shop.models).warm()
+    yield rec
+    rec.close()

@@ -30,6 +30,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow.parquet as pq
@@ -42,6 +43,9 @@ from analytics.synth import generate_shop
 from settings import Settings
 from tests.conftest import TEST_SECRET
 from tests.training import ONE_THREAD, fast_train
+
+if TYPE_CHECKING:
+    from models.serving import Recommender
 
 __all__ = ["COLD_RAW", "COLD_USER", "N_DAYS", "N_ITEMS", "N_USERS", "SEED", "TrainedShop", "build_trained_shop"]
 
@@ -62,6 +66,12 @@ class TrainedShop:
 
     def pseudonym(self, raw_id: str) -> str:
         return pseudonymise(raw_id, TEST_SECRET)
+
+    def listed_customers(self, recommender: Recommender) -> list[tuple[str, str]]:
+        """(raw id, pseudonym) of the customers with a precomputed list, in a fixed order."""
+        assert recommender.top is not None
+        pairs = [(raw, self.pseudonym(raw)) for raw in sorted(self.raw_ids)]
+        return [(raw, user) for raw, user in pairs if user in recommender.top.spans]
 
     def settings(self, state: Path) -> Settings:
         """Settings serving this shop, with users (one per role) and audit log in ``state``."""

@@ -12,9 +12,7 @@ later catalogue rows and events, and a recommender loaded afterwards builds the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -26,18 +24,6 @@ from tests.shop import TrainedShop
 from workflows.intake import append_events, append_items
 
 COLD = "ITEM-COLD-NEW"
-
-
-@pytest.fixture
-def shop(trained_shop: TrainedShop, tmp_path: Path) -> TrainedShop:
-    return trained_shop.copy_to(tmp_path / "shop")
-
-
-@pytest.fixture
-def recommender(shop: TrainedShop) -> Iterator[Recommender]:
-    rec = Recommender.load(shop.db, shop.models)
-    yield rec
-    rec.close()
 
 
 def _last_item(rec: Recommender, user_id: str) -> tuple[str, str, str]:

@@ -11,12 +11,9 @@ top of a delta).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from analytics import schema as s
 from models.candidates import build_index
@@ -25,18 +22,6 @@ from models.serving import Recommender
 from tests.conftest import TEST_SECRET
 from tests.shop import TrainedShop
 from workflows.intake import append_events
-
-
-@pytest.fixture
-def shop(trained_shop: TrainedShop, tmp_path: Path) -> TrainedShop:
-    return trained_shop.copy_to(tmp_path / "shop")
-
-
-@pytest.fixture
-def recommender(shop: TrainedShop) -> Iterator[Recommender]:
-    rec = Recommender.load(shop.db, shop.models).warm()
-    yield rec
-    rec.close()
 
 
 def _served(rec: Recommender) -> dict[str, pd.DataFrame]:

@@ -12,9 +12,7 @@ event, the cited event follows it).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -30,23 +28,6 @@ from workflows import changes
 from workflows.intake import append_events
 
 K = 10
-
-
-@pytest.fixture
-def shop(trained_shop: TrainedShop, tmp_path: Path) -> TrainedShop:
-    return trained_shop.copy_to(tmp_path / "shop")
-
-
-@pytest.fixture
-def recommender(shop: TrainedShop) -> Iterator[Recommender]:
-    rec = Recommender.load(shop.db, shop.models).warm()
-    yield rec
-    rec.close()
-
-
-def _customers(rec: Recommender, shop: TrainedShop) -> list[tuple[str, str]]:
-    assert rec.top is not None
-    return [(raw, shop.pseudonym(raw)) for raw in sorted(shop.raw_ids) if shop.pseudonym(raw) in rec.top.spans]
 
 
 def _popular_untouched(rec: Recommender, user_id: str) -> list[str]:
@@ -82,7 +63,7 @@ def _key(event: EventChange | NewEvent) -> tuple[str, str, datetime]:
 
 def test_new_events_bring_items_in_and_each_is_explained_by_the_explanation_difference(
         shop: TrainedShop, recommender: Recommender) -> None:
-    (raw, user), _ = _customers(recommender, shop)[:2]
+    (raw, user), _ = shop.listed_customers(recommender)[:2]
     before = [i.item_id for i in recommender.recommend(user, K).items]
     since = _append(shop, recommender, raw, _popular_untouched(recommender, user), "changes")
     clock = since + timedelta(minutes=10)
@@ -123,7 +104,7 @@ def test_the_cited_event_follows_the_integrated_gradients_attributions(
         shop: TrainedShop, recommender: Recommender, monkeypatch: pytest.MonkeyPatch) -> None:
     """Make IG favour the *oldest* new event by far: every rising item must then cite it. A reason
     chosen any other way (the latest event, the event on the item's category) would not follow."""
-    (raw, user), _ = _customers(recommender, shop)[:2]
+    (raw, user), _ = shop.listed_customers(recommender)[:2]
     since = _append(shop, recommender, raw, _popular_untouched(recommender, user), "follow")
     favoured = since + timedelta(seconds=30)  # the first appended event (a view)
     real = explain_changes.attribute_items
@@ -154,7 +135,7 @@ def test_the_cited_event_follows_the_integrated_gradients_attributions(
 
 def test_a_customer_without_new_events_has_no_changes_and_costs_no_second_ranking(
         shop: TrainedShop, recommender: Recommender, monkeypatch: pytest.MonkeyPatch) -> None:
-    (raw, user), (_, other) = _customers(recommender, shop)[:2]
+    (raw, user), (_, other) = shop.listed_customers(recommender)[:2]
     since = _append(shop, recommender, raw, _popular_untouched(recommender, user), "other")
 
     def no_rescore(*args: object, **kwargs: object) -> None:
@@ -169,7 +150,7 @@ def test_a_customer_without_new_events_has_no_changes_and_costs_no_second_rankin
 
 def test_the_list_before_since_is_the_list_that_was_served(shop: TrainedShop, recommender: Recommender) -> None:
     """rescore(before=since) reproduces the list served before the events arrived, scores included."""
-    (raw, user), _ = _customers(recommender, shop)[:2]
+    (raw, user), _ = shop.listed_customers(recommender)[:2]
     served = recommender.recommend(user, K)
     since = _append(shop, recommender, raw, _popular_untouched(recommender, user), "before")
     again = recommender.rescore(user, K, before=since)

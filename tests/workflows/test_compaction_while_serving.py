@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -33,22 +32,9 @@ from workflows import compactor, recommenders
 from workflows.intake import append_events, compact
 
 
-@pytest.fixture
-def shop(trained_shop: TrainedShop, tmp_path: Path) -> TrainedShop:
-    return trained_shop.copy_to(tmp_path / "shop")
-
-
-@pytest.fixture
-def recommender(shop: TrainedShop) -> Iterator[Recommender]:
-    rec = Recommender.load(shop.db, shop.models)
-    yield rec
-    rec.close()
-
-
 def _two_customers(rec: Recommender, shop: TrainedShop) -> tuple[tuple[str, str], str]:
     """(raw id, pseudonym) of one customer with a precomputed list, and another one's pseudonym."""
-    assert rec.top is not None
-    found = [(raw, shop.pseudonym(raw)) for raw in sorted(shop.raw_ids) if shop.pseudonym(raw) in rec.top.spans]
+    found = shop.listed_customers(rec)
     return found[0], found[1][1]
 
 

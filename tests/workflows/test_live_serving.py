@@ -11,7 +11,6 @@ with a rebuild is tests/models/test_live_covis.py's).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -23,24 +22,6 @@ from models.serving import Recommender
 from tests.conftest import TEST_SECRET
 from tests.shop import TrainedShop
 from workflows.intake import append_events
-
-
-@pytest.fixture
-def shop(trained_shop: TrainedShop, tmp_path: Path) -> TrainedShop:
-    return trained_shop.copy_to(tmp_path / "shop")
-
-
-@pytest.fixture
-def recommender(shop: TrainedShop) -> Iterator[Recommender]:
-    rec = Recommender.load(shop.db, shop.models).warm()
-    yield rec
-    rec.close()
-
-
-def _customers(rec: Recommender, shop: TrainedShop) -> list[tuple[str, str]]:
-    """(raw id, pseudonym) of customers with a precomputed list, in a fixed order."""
-    assert rec.top is not None
-    return [(raw, shop.pseudonym(raw)) for raw in sorted(shop.raw_ids) if shop.pseudonym(raw) in rec.top.spans]
 
 
 def _untouched_category(rec: Recommender, user_id: str) -> tuple[str, list[str]]:
@@ -72,7 +53,7 @@ def _events(raw_id: str, items: list[str], start: datetime, tag: str) -> list[di
 
 def test_new_events_change_that_customers_list_and_explanation_only(shop: TrainedShop, recommender: Recommender,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    (raw, user), (_, other) = _customers(recommender, shop)[:2]
+    (raw, user), (_, other) = shop.listed_customers(recommender)[:2]
     category, items = _untouched_category(recommender, user)
     before, other_before = recommender.recommend(user, 10), recommender.recommend(other, 10)
     assert recommender.live is not None and not recommender.live.changed(user)
@@ -109,7 +90,7 @@ def test_new_events_change_that_customers_list_and_explanation_only(shop: Traine
 
 def test_items_and_customers_first_seen_through_the_intake_do_not_break_serving(
         shop: TrainedShop, recommender: Recommender) -> None:
-    (raw, user), _ = _customers(recommender, shop)[:2]
+    (raw, user), _ = shop.listed_customers(recommender)[:2]
     _, items = _untouched_category(recommender, user)
     start = _last_event(recommender)
     batch = _events(raw, ["ITEM-FIRST-SEEN-LIVE", *items[:2]], start, "cold-item")
@@ -125,7 +106,7 @@ def test_items_and_customers_first_seen_through_the_intake_do_not_break_serving(
 
 def test_links_made_by_live_events_give_candidates_to_the_next_customer_ranked(
         shop: TrainedShop, recommender: Recommender) -> None:
-    (raw, user), (raw_other, other) = _customers(recommender, shop)[:2]
+    (raw, user), (raw_other, other) = shop.listed_customers(recommender)[:2]
     last_item = _last_item(recommender, other)
     start = _last_event(recommender)
     assert "ITEM-LINKED-LIVE" not in _candidates(recommender, other)
@@ -162,7 +143,7 @@ def test_the_lookup_shows_a_changed_customers_live_card_and_timeline(shop: Train
     customer who just acted shows them, counted in the card and first on the timeline."""
     from workflows import lookup, recommenders
 
-    (raw, user), _ = _customers(recommender, shop)[:2]
+    (raw, user), _ = shop.listed_customers(recommender)[:2]
     settings = shop.settings(tmp_path / "state")
     before = lookup.look_up(user, settings, lambda *_: None)
     _, items = _untouched_category(recommender, user)
