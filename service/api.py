@@ -27,18 +27,14 @@ as the SVG charts of ``cli.py report``, in milliseconds instead of about ten sec
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 
 import flask
-import numpy as np
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
@@ -59,7 +55,7 @@ from service.openapi import (
     REPORT_MEDIA_TYPES,
 )
 from service.refusals import Refusal, json_endpoint
-from service.responses import API_PREFIX, error_response
+from service.responses import API_PREFIX, error_response, json_response
 from settings import Settings
 from workflows import changes, explaining
 from workflows.recommenders import recommender_for, resolve_customer
@@ -83,7 +79,7 @@ def blueprint(settings: Settings) -> flask.Blueprint:
     @api.get(f"{API_BASE}/openapi.json")
     @json_endpoint
     def openapi_document() -> Response:
-        return _json(openapi.document())
+        return json_response(openapi.document())
 
     @api.get(f"{API_BASE}/users/<string:typed>/recommendations")
     @json_endpoint
@@ -101,7 +97,7 @@ def blueprint(settings: Settings) -> flask.Blueprint:
                 f"API recommendations k={k}{' explained' if explain else ''}; {len(payload['items'])} items"
                 + ("" if moves is None else f"; since {moves['since']}: {len(moves['entered'])} entered, "
                                             f"{len(moves['left'])} left, {len(moves['moved'])} moved"))
-        return _json(payload)
+        return json_response(payload)
 
     @api.get(f"{API_BASE}/users/<string:typed>/profile")
     @json_endpoint
@@ -111,7 +107,7 @@ def blueprint(settings: Settings) -> flask.Blueprint:
         with _serving():
             card = explaining.customer_card(recommender, user_id).to_dict()
         _record(audit.CUSTOMER_LOOKUP, user_id, "API profile")
-        return _json(card)
+        return json_response(card)
 
     @api.get(f"{API_BASE}/users/<string:typed>/report")
     @json_endpoint
@@ -260,28 +256,3 @@ def _record(action: str, customer: str | None, detail: str) -> None:
     except RecsightError as exc:
         log.error("API %s not served: %s", action, exc)
         raise Refusal(503, f"not served, because the audit log cannot be written: {exc}") from None
-
-
-# --------------------------------------------------------------------------- JSON
-
-
-def _json(data: Any, status: int = 200) -> Response:
-    """Strict JSON (no NaN): dates as ISO text, decimals and numpy numbers as numbers."""
-    return Response(json.dumps(_plain(data), allow_nan=False), status=status, mimetype="application/json")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, Decimal, np.floating)):
-        number = float(value)
-        return number if math.isfinite(number) else None
-    return value

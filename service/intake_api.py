@@ -44,7 +44,7 @@ from werkzeug.wrappers import Response
 from errors import RecsightError
 from service.openapi import API_BASE, MAX_BODY_BYTES
 from service.refusals import Refusal, json_endpoint
-from service.responses import error_response
+from service.responses import error_response, json_response
 from settings import Settings
 from workflows import intake
 
@@ -72,7 +72,7 @@ def blueprint(settings: Settings) -> flask.Blueprint:
         with _slot(slots):
             result = _run(lambda: intake.append_events(settings.db_path, batch, settings.secret,
                                                       timeout=intake.APPEND_TIMEOUT_S))
-        return _json(result.as_dict())
+        return json_response(result.as_dict())
 
     @bp.post(ITEMS_PATH)
     @json_endpoint
@@ -80,7 +80,7 @@ def blueprint(settings: Settings) -> flask.Blueprint:
         batch = _read_batch()
         with _slot(slots):
             result = _run(lambda: intake.append_items(settings.db_path, batch, timeout=intake.APPEND_TIMEOUT_S))
-        return _json(result.as_dict())
+        return json_response(result.as_dict())
 
     def wrong_method() -> Response:
         """405 naming POST, rather than the dashboard's catch-all page route answering a GET."""
@@ -169,8 +169,3 @@ def _run(append: Callable[[], intake.IntakeResult]) -> intake.IntakeResult:
     except RecsightError as exc:
         log.error("intake refused a batch: %s", exc)
         raise Refusal(503, f"the intake is unavailable: {exc}") from None
-
-
-def _json(data: dict[str, Any]) -> Response:
-    # ASCII escapes: a lone surrogate in a client's id cannot break the encoding of the answer
-    return Response(json.dumps(data), status=200, mimetype="application/json")
