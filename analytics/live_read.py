@@ -44,11 +44,9 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 
 from analytics import schema as S
 from analytics.db import connect_read_only
@@ -71,8 +69,8 @@ from analytics.live_sql import (
 )
 from errors import RecsightError
 
-__all__ = ["LiveView", "LiveStale", "open_live", "attach_live", "refresh_live", "live_events_since",
-           "changed_customers", "LIVE_EVENT_COLUMNS", "SNAPSHOT_EVENTS"]
+__all__ = ["LiveView", "LiveStale", "open_live", "attach_live", "refresh_live",
+           "LIVE_EVENT_COLUMNS", "SNAPSHOT_EVENTS"]
 
 log = logging.getLogger(__name__)
 
@@ -195,27 +193,6 @@ def refresh_live(con: duckdb.DuckDBPyConnection, view: LiveView) -> int:
     if view.shadow and view.last_seq != before:
         _materialise_items(con, after_seq=before)
     return added
-
-
-def live_events_since(con: duckdb.DuckDBPyConnection, since: datetime | None = None, *,
-                      user_id: str | None = None, after_seq: int = 0) -> pd.DataFrame:
-    """The live events received after ``since`` (naive UTC) and in segments above ``after_seq``,
-    optionally one customer's (a pseudonym), oldest first; columns :data:`LIVE_EVENT_COLUMNS`."""
-    where, params = ["seq > ?"], [after_seq]
-    if since is not None:
-        where.append("received_at > ?")
-        params.append(since)
-    if user_id is not None:
-        where.append(f"{S.USER_ID} = ?")
-        params.append(user_id)
-    return con.execute(f"SELECT {', '.join(LIVE_EVENT_COLUMNS)} FROM live_events WHERE {' AND '.join(where)} "
-                       f"ORDER BY seq, line", params).fetchdf()
-
-
-def changed_customers(con: duckdb.DuckDBPyConnection, after_seq: int = 0) -> list[str]:
-    """The customers (pseudonyms) with live events in segments above ``after_seq``."""
-    rows = con.execute(f"SELECT DISTINCT {S.USER_ID} FROM live_events WHERE seq > ? ORDER BY 1", [after_seq])
-    return [r[0] for r in rows.fetchall()]
 
 
 def _read_new(con: duckdb.DuckDBPyConnection, view: LiveView) -> int:

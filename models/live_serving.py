@@ -112,10 +112,6 @@ class LiveFeed:
         """Whether the customer has live events (their stored list predates them)."""
         return user_id in self._newest
 
-    def changed_customers(self) -> list[str]:
-        """Every customer with live events, sorted."""
-        return sorted(self._newest)
-
     def as_of(self, user_id: str) -> datetime:
         """The time the customer's features are computed at: the model's serving time, or just
         after their newest live event when that is later (so the profile counts it)."""

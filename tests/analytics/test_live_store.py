@@ -31,7 +31,7 @@ from analytics.event_validation import (
 )
 from analytics.ingest import ingest_paths
 from analytics.live_compact import compact
-from analytics.live_read import LiveStale, changed_customers, live_events_since, open_live, refresh_live
+from analytics.live_read import LiveStale, open_live, refresh_live
 from analytics.live_segments import LiveBusy, list_segments, live_folder, read_folded_marker, writer_lock
 from analytics.live_sql import folded_seq
 from analytics.live_store import LiveStore, utc_now
@@ -305,10 +305,13 @@ def test_live_helpers_show_new_events_items_and_customers(tmp_path: Path) -> Non
         store.append_items([{"item_id": "i1", "title": "Alpine tent"}, {"item_id": "i2", "title": "Stove"}])
         store.append_events([event(2, user="ann", item="i2"), event(3, user="cy", item="i3")], secret())
         assert refresh_live(con, view) == 2
-        assert changed_customers(con, after_seq=view.folded_seq) == sorted([pid("ann"), pid("cy")])
-        ann = live_events_since(con, mark, user_id=pid("ann"))
-        assert list(ann["item_id"]) == ["i2"] and list(ann["event_id"]) == ["e2"]
-        assert live_events_since(con, utc_now()).empty
+        changed = con.execute("SELECT DISTINCT user_id FROM live_events WHERE seq > ? ORDER BY 1",
+                              [view.folded_seq]).fetchall()
+        assert [r[0] for r in changed] == sorted([pid("ann"), pid("cy")])
+        ann = con.execute("SELECT item_id, event_id FROM live_events WHERE user_id = ? AND received_at > ?",
+                          [pid("ann"), mark]).fetchall()
+        assert ann == [("i2", "e2")]
+        assert con.execute("SELECT count(*) FROM live_events WHERE received_at > ?", [utc_now()]).fetchall() == [(0,)]
         items = dict(con.execute("SELECT item_id, title FROM items").fetchall())  # shadowing the snapshot's
         assert items == {"i1": "Alpine tent", "i2": "Stove", "i3": None}
         assert con.execute("SELECT price FROM items WHERE item_id = 'i1'").fetchall() == [(120.0,)]
