@@ -131,8 +131,10 @@ class Recommender:
         top = load_top_items(artifact, models.hybrid.features)
         rec = cls(con, artifact, HistoryTables(s.EVENTS, as_of, index, items), models, config, top, live, live_covis)
         with rec._lock:  # the live events already there when the model loads
-            rec._update_covis(live.view.base_seq)
             rec._refresh_cold_items(None)
+        if live_covis is not None:  # their links, in the deferred update's chunks, before the first request
+            rec._links_from = live.view.base_seq
+            rec._links.settle()
         return rec
 
     def close(self) -> None:
