@@ -107,3 +107,20 @@ def build_trained_shop(folder: Path) -> TrainedShop:
     fast_train(db, models, ONE_THREAD)
     users = pq.read_table(export / "users.parquet", columns=[schema.USER_ID]).column(0).to_pylist()
     return TrainedShop(folder, export, db, models, tuple(str(u) for u in users))
+
+
+def untouched_category(rec: Recommender, user_id: str) -> tuple[str, list[str]]:
+    """A category the customer never touched, and its four most popular items known to the model
+    (events there must move the customer's list)."""
+    cat, item, events, items = schema.CATEGORY, schema.ITEM_ID, schema.EVENTS, schema.ITEMS
+    with rec.connection() as con:
+        row = con.execute(
+            f"""WITH touched AS (SELECT DISTINCT i.{cat} FROM {events} e JOIN {items} i USING ({item})
+                                 WHERE e.{schema.USER_ID} = ?),
+                     pop AS (SELECT i.{cat}, e.{item}, count(*) AS n FROM {events} e
+                             JOIN {items} i USING ({item}) WHERE i.{cat} IS NOT NULL GROUP BY ALL)
+                SELECT {cat}, list({item} ORDER BY n DESC, {item})[1:4] FROM pop
+                WHERE {cat} NOT IN (SELECT {cat} FROM touched WHERE {cat} IS NOT NULL)
+                GROUP BY ALL HAVING count(*) >= 4 ORDER BY sum(n) DESC, 1 LIMIT 1""", [user_id]).fetchone()
+    assert row is not None, "the test shop should have a category this customer never touched"
+    return row[0], list(row[1])

@@ -23,26 +23,11 @@ from explain.changes import ENTERED, EventChange, NewEvent
 from explain.explainer import explain_items
 from models.serving import Recommender
 from tests.conftest import TEST_SECRET
-from tests.shop import TrainedShop
+from tests.shop import TrainedShop, untouched_category
 from workflows import changes
 from workflows.intake import append_events
 
 K = 10
-
-
-def _popular_untouched(rec: Recommender, user_id: str) -> list[str]:
-    """Four popular items of a category the customer never touched (so the list must move)."""
-    with rec.connection() as con:
-        row = con.execute(
-            f"""WITH touched AS (SELECT DISTINCT i.{s.CATEGORY} FROM {s.EVENTS} e JOIN {s.ITEMS} i USING ({s.ITEM_ID})
-                                 WHERE e.{s.USER_ID} = ?),
-                     pop AS (SELECT i.{s.CATEGORY}, e.{s.ITEM_ID}, count(*) AS n FROM {s.EVENTS} e
-                             JOIN {s.ITEMS} i USING ({s.ITEM_ID}) WHERE i.{s.CATEGORY} IS NOT NULL GROUP BY ALL)
-                SELECT list({s.ITEM_ID} ORDER BY n DESC, {s.ITEM_ID})[1:4] FROM pop
-                WHERE {s.CATEGORY} NOT IN (SELECT {s.CATEGORY} FROM touched WHERE {s.CATEGORY} IS NOT NULL)
-                GROUP BY {s.CATEGORY} HAVING count(*) >= 4 ORDER BY sum(n) DESC, 1 LIMIT 1""", [user_id]).fetchone()
-    assert row is not None
-    return list(row[0])
 
 
 def _append(shop: TrainedShop, rec: Recommender, raw: str, items: list[str], tag: str) -> datetime:
@@ -65,7 +50,7 @@ def test_new_events_bring_items_in_and_each_is_explained_by_the_explanation_diff
         shop: TrainedShop, recommender: Recommender) -> None:
     (raw, user), _ = shop.listed_customers(recommender)[:2]
     before = [i.item_id for i in recommender.recommend(user, K).items]
-    since = _append(shop, recommender, raw, _popular_untouched(recommender, user), "changes")
+    since = _append(shop, recommender, raw, untouched_category(recommender, user)[1], "changes")
     clock = since + timedelta(minutes=10)
 
     found = changes.list_since(recommender, user, since, K, clock=clock)
@@ -105,7 +90,7 @@ def test_the_cited_event_follows_the_integrated_gradients_attributions(
     """Make IG favour the *oldest* new event by far: every rising item must then cite it. A reason
     chosen any other way (the latest event, the event on the item's category) would not follow."""
     (raw, user), _ = shop.listed_customers(recommender)[:2]
-    since = _append(shop, recommender, raw, _popular_untouched(recommender, user), "follow")
+    since = _append(shop, recommender, raw, untouched_category(recommender, user)[1], "follow")
     favoured = since + timedelta(seconds=30)  # the first appended event (a view)
     real = explain_changes.attribute_items
 
@@ -136,7 +121,7 @@ def test_the_cited_event_follows_the_integrated_gradients_attributions(
 def test_a_customer_without_new_events_has_no_changes_and_costs_no_second_ranking(
         shop: TrainedShop, recommender: Recommender, monkeypatch: pytest.MonkeyPatch) -> None:
     (raw, user), (_, other) = shop.listed_customers(recommender)[:2]
-    since = _append(shop, recommender, raw, _popular_untouched(recommender, user), "other")
+    since = _append(shop, recommender, raw, untouched_category(recommender, user)[1], "other")
 
     def no_rescore(*args: object, **kwargs: object) -> None:
         raise AssertionError("a customer without new events must not be ranked twice")
@@ -152,7 +137,7 @@ def test_the_list_before_since_is_the_list_that_was_served(shop: TrainedShop, re
     """rescore(before=since) reproduces the list served before the events arrived, scores included."""
     (raw, user), _ = shop.listed_customers(recommender)[:2]
     served = recommender.recommend(user, K)
-    since = _append(shop, recommender, raw, _popular_untouched(recommender, user), "before")
+    since = _append(shop, recommender, raw, untouched_category(recommender, user)[1], "before")
     again = recommender.rescore(user, K, before=since)
     assert [i.item_id for i in again.items] == [i.item_id for i in served.items]
     assert [i.score for i in again.items] == pytest.approx([i.score for i in served.items], abs=1e-9)

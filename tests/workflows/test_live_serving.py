@@ -20,23 +20,8 @@ from analytics import schema as s
 from explain.explainer import explain_items
 from models.serving import Recommender
 from tests.conftest import TEST_SECRET
-from tests.shop import TrainedShop
+from tests.shop import TrainedShop, untouched_category
 from workflows.intake import append_events
-
-
-def _untouched_category(rec: Recommender, user_id: str) -> tuple[str, list[str]]:
-    """A category the customer never touched, and its four most popular items known to the model."""
-    with rec.connection() as con:
-        row = con.execute(
-            f"""WITH touched AS (SELECT DISTINCT i.{s.CATEGORY} FROM {s.EVENTS} e JOIN {s.ITEMS} i USING ({s.ITEM_ID})
-                                 WHERE e.{s.USER_ID} = ?),
-                     pop AS (SELECT i.{s.CATEGORY}, e.{s.ITEM_ID}, count(*) AS n FROM {s.EVENTS} e
-                             JOIN {s.ITEMS} i USING ({s.ITEM_ID}) WHERE i.{s.CATEGORY} IS NOT NULL GROUP BY ALL)
-                SELECT {s.CATEGORY}, list({s.ITEM_ID} ORDER BY n DESC, {s.ITEM_ID})[1:4] FROM pop
-                WHERE {s.CATEGORY} NOT IN (SELECT {s.CATEGORY} FROM touched WHERE {s.CATEGORY} IS NOT NULL)
-                GROUP BY ALL HAVING count(*) >= 4 ORDER BY sum(n) DESC, 1 LIMIT 1""", [user_id]).fetchone()
-    assert row is not None, "the test shop should have a category this customer never touched"
-    return row[0], list(row[1])
 
 
 def _last_event(rec: Recommender) -> datetime:
@@ -54,7 +39,7 @@ def _events(raw_id: str, items: list[str], start: datetime, tag: str) -> list[di
 def test_new_events_change_that_customers_list_and_explanation_only(shop: TrainedShop, recommender: Recommender,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     (raw, user), (_, other) = shop.listed_customers(recommender)[:2]
-    category, items = _untouched_category(recommender, user)
+    category, items = untouched_category(recommender, user)
     before, other_before = recommender.recommend(user, 10), recommender.recommend(other, 10)
     assert recommender.live is not None and not recommender.live.changed(user)
 
@@ -91,7 +76,7 @@ def test_new_events_change_that_customers_list_and_explanation_only(shop: Traine
 def test_items_and_customers_first_seen_through_the_intake_do_not_break_serving(
         shop: TrainedShop, recommender: Recommender) -> None:
     (raw, user), _ = shop.listed_customers(recommender)[:2]
-    _, items = _untouched_category(recommender, user)
+    _, items = untouched_category(recommender, user)
     start = _last_event(recommender)
     batch = _events(raw, ["ITEM-FIRST-SEEN-LIVE", *items[:2]], start, "cold-item")
     batch += _events("CUSTOMER-FIRST-SEEN-LIVE", [items[0], "ITEM-FIRST-SEEN-LIVE"], start, "cold-customer")
@@ -146,7 +131,7 @@ def test_the_lookup_shows_a_changed_customers_live_card_and_timeline(shop: Train
     (raw, user), _ = shop.listed_customers(recommender)[:2]
     settings = shop.settings(tmp_path / "state")
     before = lookup.look_up(user, settings, lambda *_: None)
-    _, items = _untouched_category(recommender, user)
+    _, items = untouched_category(recommender, user)
     new = _events(raw, items, _last_event(recommender), "lookup")
     assert append_events(shop.db, new, TEST_SECRET).accepted == len(new)
     try:
