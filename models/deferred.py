@@ -6,10 +6,10 @@ customer who sent it costs once the links are read. The links are shop-wide coun
 customer's last few events move them by a hair, and nobody can tell whether they were counted a
 quarter of a second late. So the request that found the new segment only records that the links
 are behind, and :class:`Deferred` applies them after a short delay, for every batch that arrived
-meanwhile, in bounded chunks under the same lock the requests take (the DuckDB connection is not
-thread-safe; the lock is released between chunks). A request queued behind it waits at most one
-chunk, and the updates take at most a fifth of the time (:data:`SHARE`): under a heavy stream of
-batches the links fall behind by seconds instead of the requests queueing behind them.
+meanwhile, in bounded chunks. The work takes the serving lock itself, only for its short reads and
+its publishing (:class:`models.live_covis.LiveCovis`): the expensive part runs on its own
+connection beside the requests. The updates take at most a fifth of the time (:data:`SHARE`), so
+under a heavy stream of batches the links fall behind by seconds instead of taking the machine.
 
 :meth:`Deferred.settle` applies what is due at once, for callers that need the links current
 now (tests comparing with a rebuild, the replay benchmark, shutting down).
@@ -29,7 +29,7 @@ __all__ = ["Deferred", "DELAY_S"]
 log = logging.getLogger(__name__)
 
 DELAY_S = 0.25  # long enough for the request that found the batch to finish first
-SHARE = 0.2  # at most this share of the time is spent on deferred work (under the serving lock)
+SHARE = 0.2  # at most this share of the time is spent on deferred work
 _RUNNING: weakref.WeakSet[Deferred] = weakref.WeakSet()
 
 
@@ -42,14 +42,15 @@ def _stop_all() -> None:
 
 
 class Deferred:
-    """Calls ``work`` (under ``lock``) in a background thread ``delay`` seconds after :meth:`due`,
-    once for however many :meth:`due` calls came meanwhile. ``work`` does one bounded chunk and
-    returns whether more is due; the lock is released between chunks."""
+    """Calls ``work`` in a background thread ``delay`` seconds after :meth:`due`, once for however
+    many :meth:`due` calls came meanwhile. ``work`` does one bounded chunk and returns whether more
+    is due; it takes whatever locks it needs. Never two calls at once (the thread and
+    :meth:`settle` take turns)."""
 
-    def __init__(self, work: Callable[[], bool | None], lock: threading.Lock, delay: float = DELAY_S,
+    def __init__(self, work: Callable[[], bool | None], delay: float = DELAY_S,
                  name: str = "recsight-deferred", share: float = SHARE) -> None:
         self._work = work
-        self._lock = lock
+        self._busy = threading.Lock()  # one call of work at a time
         self._delay = delay
         self._share = share
         self._rest = delay  # the wait before the next run: longer after a long one (see _run)
@@ -71,9 +72,9 @@ class Deferred:
         self._wake.set()
 
     def settle(self) -> None:
-        """Do the work now if any is due, all of it (takes the lock; the caller must not hold it)."""
+        """Do the work now if any is due, all of it (after a chunk the thread is doing)."""
         while True:
-            with self._lock:
+            with self._busy:
                 if not self._work():
                     return
 
@@ -97,11 +98,10 @@ class Deferred:
             started = time.monotonic()
             try:
                 while not self._closed.is_set():
-                    with self._lock:
+                    with self._busy:
                         more = self._work()
                     if not more:
                         break
-                    time.sleep(0.001)  # between chunks the requests waiting for the lock go first
             except Exception:
                 log.exception("%s: deferred work failed", self._name)
             took = time.monotonic() - started

@@ -11,7 +11,8 @@ whole mass, so the delta cannot be applied to them: a neighbour below the cut ma
 Training therefore saves each variant's untruncated integer weights beside the served table
 (``<table>_w.parquet``, sorted by source, small row groups). :class:`LiveCovis` reads only the
 rows of the sources a batch touches (the row groups' src statistics skip the rest), keeps them
-plus every delta so far in a TEMP overlay (``<table>_live_w``), and rewrites the served rows of
+plus every delta so far in a TEMP overlay (``<table>_live_w``, on the updater's own connection, so
+the work runs beside the requests rather than between them), and rewrites the served rows of
 those sources from it with the batch SQL (:func:`models.candidates.covis_top_sql`). Weights are
 integers, so the result equals a rebuild over snapshot + live events bit for bit, and costs the
 batch's customers' histories plus the touched sources' rows, whatever the store's size.
@@ -31,34 +32,65 @@ gives a copy with the rewritten sources, so a live update never rebuilds it whol
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from analytics import schema as s
 from analytics.live_read import SNAPSHOT_EVENTS
 from models.candidates import CandidateIndex, build_sequences, covis_top_sql, covis_weights_sql
 
-__all__ = ["chunk_end", "LiveCovis", "CovisLinks"]
+__all__ = ["chunk_end", "CovisBatch", "CovisUpdate", "LiveCovis", "CovisLinks"]
 
 log = logging.getLogger(__name__)
 
 _OVERLAY_SUFFIX = "_live_w"
 
 
+@dataclass(frozen=True)
+class CovisBatch:
+    """What one update reads from the serving connection (under its lock): the histories of the
+    customers with events in segments ``(after_seq, upto_seq]``, snapshot rows with ``seq`` NULL."""
+
+    after_seq: int
+    upto_seq: int
+    rows: pa.Table  # user_id, item_id, ts, seq
+
+
+@dataclass(frozen=True)
+class CovisUpdate:
+    """The served rows of the sources one batch moved, per variant, ready to be published."""
+
+    sources: dict[str, list[str]]  # variant -> the sources whose rows are replaced (sorted)
+    rows: dict[str, pa.Table]  # variant -> src, dst, w, p of those sources
+
+
 class LiveCovis:
     """The serving index's co-visitation tables, updated in place from live events.
 
-    Every method runs under the serving lock (it writes the connection's TEMP tables).
+    An update has three steps, so that requests never wait for the expensive one:
+    :meth:`read_batch` (under the serving lock: a few milliseconds of reads), :meth:`update` (on
+    the updater's own connection to the same database, where the untruncated weights and the
+    scratch tables live: no serving lock, so requests run meanwhile), :meth:`publish` (under the
+    serving lock: the touched sources' served rows replaced in one transaction, so a request sees
+    the links before or after a batch, never half of it). One update runs at a time (the caller's
+    background thread; :meth:`update` also holds an updater lock).
     """
 
-    def __init__(self, index: CandidateIndex, snapshot_events: str, files: Mapping[str, Path]) -> None:
+    def __init__(self, index: CandidateIndex, snapshot_events: str, files: Mapping[str, Path],
+                 worker: duckdb.DuckDBPyConnection) -> None:
         self.index = index
         self.snapshot_events = snapshot_events
         self.files = dict(files)
+        self._worker = worker  # the updater's connection: the overlay and scratch tables are its TEMP tables
+        self._worker_lock = threading.Lock()
         self._loaded: dict[str, set[str]] = {name: set() for name in files}  # sources in the overlay
 
     @classmethod
@@ -71,90 +103,118 @@ class LiveCovis:
                         "update co-visitation until the next training")
             return None
         catalog = con.execute("SELECT current_database()").fetchone()[0]
-        for table in index.covis_tables.values():
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {table}{_OVERLAY_SUFFIX} "
-                        "(src VARCHAR, dst VARCHAR, wi BIGINT)")
         attached = con.execute("SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = ?",
                                [SNAPSHOT_EVENTS]).fetchone()[0]
         snapshot = SNAPSHOT_EVENTS if attached else f'"{catalog}".main.{s.EVENTS}'
-        return cls(index, snapshot, {n: p for n, p in files.items() if p is not None})
+        worker = con.cursor()
+        for table in index.covis_tables.values():
+            worker.execute(f"CREATE OR REPLACE TEMP TABLE {table}{_OVERLAY_SUFFIX} "
+                           "(src VARCHAR, dst VARCHAR, wi BIGINT)")
+        return cls(index, snapshot, {n: p for n, p in files.items() if p is not None}, worker)
 
-    def apply(self, con: duckdb.DuckDBPyConnection, after_seq: int,
-              upto_seq: int | None = None) -> dict[str, list[str]]:
-        """Add the live events of segments above ``after_seq`` (up to ``upto_seq``; all when None) to
-        the co-visitation tables; return, per variant, the sources whose served rows were rewritten
-        (sorted).
+    def close(self) -> None:
+        """Close the updater's connection (waits for an update in progress)."""
+        with self._worker_lock:
+            self._worker.close()
 
-        All or nothing: one transaction over the TEMP tables, so a failure (a damaged weights file)
-        leaves the tables as they were; the error is raised for the caller to stop updating.
+    def read_batch(self, con: duckdb.DuckDBPyConnection, after_seq: int, upto_seq: int) -> CovisBatch | None:
+        """The histories an update of segments ``(after_seq, upto_seq]`` needs, read from the serving
+        connection (caller holds the serving lock); None when those segments hold no events."""
+        users = [r[0] for r in con.execute(f"SELECT DISTINCT {s.USER_ID} FROM live_events WHERE seq > ? AND seq <= ?",
+                                           [after_seq, upto_seq]).fetchall()]
+        if not users:
+            return None
+        columns = f"{s.USER_ID}, {s.ITEM_ID}, {s.TS}"
+        mine = f"{s.USER_ID} IN (SELECT unnest(?::VARCHAR[]))"
+        rows = con.sql(
+            f"""SELECT {columns}, NULL::BIGINT AS seq FROM {self.snapshot_events} WHERE {mine}
+                UNION ALL SELECT {columns}, seq FROM live_events WHERE seq <= ? AND {mine}""",
+            params=[users, upto_seq, users]).to_arrow_table()
+        return CovisBatch(after_seq, upto_seq, rows)
+
+    @contextmanager
+    def update(self, batch: CovisBatch) -> Iterator[CovisUpdate]:
+        """Compute the served rows the batch moves, on the updater's connection (no serving lock).
+
+        The overlay change stays uncommitted until the ``with`` block ends without an error (the
+        caller publishes inside it), so a failure anywhere (a damaged weights file, a failed
+        publish) leaves the overlay and the served tables as they were; the error is raised for
+        the caller to stop updating.
         """
-        loaded = {name: set(items) for name, items in self._loaded.items()}
+        with self._worker_lock:
+            worker, loaded = self._worker, {name: set(items) for name, items in self._loaded.items()}
+            worker.register("lc_rows", batch.rows)
+            worker.execute("BEGIN TRANSACTION")
+            try:
+                yield self._compute(worker, batch)
+                worker.execute("COMMIT")
+            except BaseException:
+                worker.execute("ROLLBACK")
+                self._loaded = loaded
+                raise
+            finally:
+                worker.unregister("lc_rows")
+
+    def publish(self, con: duckdb.DuckDBPyConnection, update: CovisUpdate) -> dict[str, list[str]]:
+        """Replace the served rows of the touched sources (caller holds the serving lock), all
+        variants in one transaction; return, per variant, the sources rewritten."""
         con.execute("BEGIN TRANSACTION")
         try:
-            changed = self._apply(con, after_seq, upto_seq)
+            for name, sources in update.sources.items():
+                table = self.index.covis_tables[name]
+                con.execute(f"DELETE FROM {table} WHERE src IN (SELECT unnest(?::VARCHAR[]))", [sources])
+                con.register("lc_served", update.rows[name])
+                con.execute(f"INSERT INTO {table} SELECT src, dst, w, p FROM lc_served")
+                con.unregister("lc_served")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
-            self._loaded = loaded
             raise
-        return changed
+        return update.sources
 
-    def _apply(self, con: duckdb.DuckDBPyConnection, after_seq: int,
-               upto_seq: int | None) -> dict[str, list[str]]:
-        upto = 2**62 if upto_seq is None else upto_seq  # segments (after_seq, upto] only
-        users = "lc_users"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {users} AS SELECT DISTINCT {s.USER_ID} FROM live_events "
-                    "WHERE seq > ? AND seq <= ?", [after_seq, upto])
-        if not con.execute(f"SELECT count(*) FROM {users}").fetchone()[0]:
-            return {}
+    def _compute(self, worker: duckdb.DuckDBPyConnection, batch: CovisBatch) -> CovisUpdate:
         columns = f"{s.USER_ID}, {s.ITEM_ID}, {s.TS}"
-        mine = f"{s.USER_ID} IN (SELECT {s.USER_ID} FROM {users})"
-        old = f"SELECT {columns} FROM {self.snapshot_events} WHERE {mine}"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE lc_old AS {old} "
-                    f"UNION ALL SELECT {columns} FROM live_events WHERE seq <= ? AND {mine}", [after_seq])
-        con.execute(f"CREATE OR REPLACE TEMP TABLE lc_new AS SELECT * FROM lc_old UNION ALL SELECT {columns} "
-                    f"FROM live_events WHERE seq > ? AND seq <= ? AND {mine}", [after_seq, upto])
-        build_sequences(con, "lc_old", "lc_old_seq")
-        build_sequences(con, "lc_new", "lc_new_seq")
-        changed = {}
+        worker.execute(f"CREATE OR REPLACE TEMP TABLE lc_old AS SELECT {columns} FROM lc_rows "
+                       "WHERE seq IS NULL OR seq <= ?", [batch.after_seq])
+        worker.execute(f"CREATE OR REPLACE TEMP TABLE lc_new AS SELECT {columns} FROM lc_rows")
+        build_sequences(worker, "lc_old", "lc_old_seq")
+        build_sequences(worker, "lc_new", "lc_new_seq")
+        sources, rows = {}, {}
         for covis in self.index.config.covis:
-            sources = self._apply_variant(con, covis.name)
-            if sources:
-                changed[covis.name] = sources
-        for table in ("lc_users", "lc_old", "lc_new", "lc_old_seq", "lc_new_seq", "lc_delta", "lc_merged"):
-            con.execute(f"DROP TABLE IF EXISTS {table}")
-        log.debug("live co-visitation: %s", {name: len(v) for name, v in changed.items()})
-        return changed
+            touched = self._update_variant(worker, covis.name)
+            if touched:
+                sources[covis.name] = touched
+                rows[covis.name] = worker.sql(
+                    f"SELECT src, dst, w, p FROM ({covis_top_sql('lc_merged', covis)})").to_arrow_table()
+        log.debug("live co-visitation: %s", {name: len(v) for name, v in sources.items()})
+        return CovisUpdate(sources, rows)
 
-    def _apply_variant(self, con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
-        """One variant: the delta of the changed customers' sequences, merged into the overlay, and
-        the served rows of the touched sources recomputed from it."""
+    def _update_variant(self, worker: duckdb.DuckDBPyConnection, name: str) -> list[str]:
+        """One variant: the delta of the changed customers' sequences merged into the overlay;
+        returns the touched sources (their merged weights left in ``lc_merged``)."""
         covis = next(c for c in self.index.config.covis if c.name == name)
-        table = self.index.covis_tables[name]
-        overlay = f"{table}{_OVERLAY_SUFFIX}"
-        con.execute(
+        overlay = f"{self.index.covis_tables[name]}{_OVERLAY_SUFFIX}"
+        worker.execute(
             f"""CREATE OR REPLACE TEMP TABLE lc_delta AS
             SELECT src, dst, sum(wi)::BIGINT AS wi FROM (
                 SELECT src, dst, wi FROM ({covis_weights_sql('lc_new_seq', covis)})
                 UNION ALL SELECT src, dst, -wi FROM ({covis_weights_sql('lc_old_seq', covis)}))
             GROUP BY ALL HAVING sum(wi) <> 0""")
-        sources = [r[0] for r in con.execute("SELECT DISTINCT src FROM lc_delta ORDER BY 1").fetchall()]
+        sources = [r[0] for r in worker.execute("SELECT DISTINCT src FROM lc_delta ORDER BY 1").fetchall()]
         if not sources:
             return []
         unread = [src for src in sources if src not in self._loaded[name]]
         if unread:  # the stored weights of sources touched for the first time
-            con.execute(f"INSERT INTO {overlay} SELECT src, dst, wi FROM read_parquet('{self.files[name]}') "
-                        "WHERE src IN (SELECT unnest(?::VARCHAR[]))", [unread])
+            worker.execute(f"INSERT INTO {overlay} SELECT src, dst, wi FROM read_parquet('{self.files[name]}') "
+                           "WHERE src IN (SELECT unnest(?::VARCHAR[]))", [unread])
             self._loaded[name].update(unread)
         touched = "src IN (SELECT DISTINCT src FROM lc_delta)"
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE lc_merged AS
+        worker.execute(f"""CREATE OR REPLACE TEMP TABLE lc_merged AS
             SELECT src, dst, sum(wi)::BIGINT AS wi FROM (
                 SELECT src, dst, wi FROM {overlay} WHERE {touched} UNION ALL SELECT src, dst, wi FROM lc_delta)
             GROUP BY ALL HAVING sum(wi) > 0""")
-        con.execute(f"DELETE FROM {overlay} WHERE {touched}")
-        con.execute(f"INSERT INTO {overlay} SELECT * FROM lc_merged")
-        con.execute(f"DELETE FROM {table} WHERE {touched}")
-        con.execute(f"INSERT INTO {table} SELECT src, dst, w, p FROM ({covis_top_sql('lc_merged', covis)})")
+        worker.execute(f"DELETE FROM {overlay} WHERE {touched}")
+        worker.execute(f"INSERT INTO {overlay} SELECT * FROM lc_merged")
         return sources
 
 

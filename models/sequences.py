@@ -159,11 +159,29 @@ def _events_frame(con: duckdb.DuckDBPyConnection, table: str, user_ids: Sequence
     """The history's events in time order per user, with each item's category and brand.
 
     Ties in time are broken by behaviour strength (a view before the purchase it led to) and then
-    item id, so the order, and hence the model, never depends on DuckDB's scan order.
+    item id, so the order, and hence the model, never depends on DuckDB's scan order. The query
+    runs first and the table is only examined when it fails (to say why, or to read a history
+    without a catalogue): serving reads one customer's window per request, where two schema
+    probes would cost as much as the read.
     """
-    table = _checked_table(con, table)
+    if not isinstance(table, str) or not _IDENTIFIER.match(table):
+        raise RecsightError(f"history table name {table!r} is not a plain table or view name")
+    try:
+        return _read_events(con, table, user_ids, with_items=True)
+    except duckdb.Error as exc:
+        table = _checked_table(con, table)  # raises the clear error when the table is the problem
+        if _has_items_table(con):
+            raise RecsightError(f"cannot read history table {table}: {str(exc).splitlines()[0]}") from None
+    try:
+        return _read_events(con, table, user_ids, with_items=False)
+    except duckdb.Error as exc:
+        raise RecsightError(f"cannot read history table {table}: {str(exc).splitlines()[0]}") from None
+
+
+def _read_events(con: duckdb.DuckDBPyConnection, table: str, user_ids: Sequence[str] | None,
+                 with_items: bool) -> pd.DataFrame:
     e = "e"
-    if _has_items_table(con):
+    if with_items:
         attrs = f"i.{schema.CATEGORY} AS category, i.{schema.BRAND} AS brand"
         join = f"LEFT JOIN {schema.ITEMS} i ON i.{schema.ITEM_ID} = {e}.{schema.ITEM_ID}"
     else:
@@ -181,10 +199,7 @@ def _events_frame(con: duckdb.DuckDBPyConnection, table: str, user_ids: Sequence
         f"ORDER BY {e}.{schema.USER_ID}, {e}.{schema.TS}, "
         f"CASE {e}.{schema.EVENT_TYPE} {strength} ELSE 0 END, {e}.{schema.ITEM_ID}"
     )
-    try:
-        return con.execute(sql, params).df()
-    except duckdb.Error as exc:
-        raise RecsightError(f"cannot read history table {table}: {str(exc).splitlines()[0]}") from None
+    return con.execute(sql, params).df()
 
 
 def build_vocabulary(con: duckdb.DuckDBPyConnection, history_table: str) -> Vocabulary:

@@ -76,9 +76,10 @@ class Recommender:
         self._lock = threading.Lock()
         self._covis: CovisLinks | None = None
         self._links_from: int | None = None  # co-visitation lacks the segments above this (None: current)
-        self._links = Deferred(self._apply_links, self._lock, name="recsight-live-links")
+        self._links = Deferred(self._apply_links, name="recsight-live-links")
         self._all_histories: Histories | None = None
         self._cache_histories: bool | None = None  # None: not decided yet
+        self._live_windows: tuple[tuple[int, tuple[str, ...]], Histories] | None = None  # the last changed read
         # Items first seen through the intake, scored from their content and live counts until the
         # next training (models.cold_items); replaced whole, so lock-free readers see one state.
         self.cold_items: frozenset[str] = frozenset()
@@ -140,6 +141,8 @@ class Recommender:
     def close(self) -> None:
         """Close the shop connection (the recommender is unusable afterwards)."""
         self._links.close()
+        if self.live_covis is not None:
+            self.live_covis.close()
         self.con.close()
 
     def retire(self) -> None:
@@ -219,11 +222,16 @@ class Recommender:
         window is built alone, so it is the same as a query for that customer would give; the
         result covers ``user_ids`` and others). Shops above :data:`_HISTORY_CACHE_EVENTS` events
         are read per call instead, to keep memory bounded. Customers with live events are read per
-        call too: their window moved since the shared one was read.
+        call too (the last read is reused until the next segment): their window moved since the
+        shared one was read.
         """
         if self.live is not None and any(self.live.changed(u) for u in user_ids):
-            with self._lock:
-                return self.attention.histories(self.con, self.tables.history, list(user_ids))
+            with self._lock:  # the last such read is kept: an explanation asks two or three times
+                key = (self.live.last_seq, tuple(user_ids))
+                if self._live_windows is None or self._live_windows[0] != key:
+                    self._live_windows = (key, self.attention.histories(self.con, self.tables.history,
+                                                                        list(user_ids)))
+                return self._live_windows[1]
         cached = self._all_histories
         if cached is not None:
             return cached
@@ -286,37 +294,61 @@ class Recommender:
                         str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
 
     def _apply_links(self) -> bool:
-        """One chunk of the deferred co-visitation update (caller holds the lock): the segments
-        after the last one applied, up to about :data:`_LINKS_CHUNK_EVENTS` events, so the lock is
-        never held for long whatever the backlog; returns whether more segments are due."""
-        after, live = self._links_from, self.live
-        if after is None or live is None:
-            return False
-        upto = chunk_end(self.con, after, _LINKS_CHUNK_EVENTS)
-        self._update_covis(after, upto)
-        more = upto is not None and upto < live.last_seq and self.live_covis is not None
-        self._links_from = upto if more else None
+        """One chunk of the deferred co-visitation update: the segments after the last one applied,
+        up to about :data:`_LINKS_CHUNK_EVENTS` events; returns whether more segments are due.
+
+        The serving lock is held only to read the chunk's histories and to publish its rows
+        (:class:`models.live_covis.LiveCovis`); the update itself runs on the updater's own
+        connection while requests are served. A failure stops the updates, not the serving: the
+        links stay as they were.
+        """
+        with self._lock:
+            after, live, covis = self._links_from, self.live, self.live_covis
+            if after is None or live is None or covis is None:
+                return False
+            end = chunk_end(self.con, after, _LINKS_CHUNK_EVENTS)
+            upto = live.last_seq if end is None else end
+            try:
+                batch = covis.read_batch(self.con, after, upto)
+            except duckdb.Error as exc:
+                return self._stop_links(exc)
+        try:
+            if batch is not None:
+                with covis.update(batch) as update, self._lock:
+                    changed = covis.publish(self.con, update)
+                    if changed and self._covis is not None:
+                        self._covis = self._covis.replaced(self.con, self.tables.index.covis_tables, changed)
+        except duckdb.Error as exc:
+            with self._lock:
+                return self._stop_links(exc)
+        with self._lock:  # segments read meanwhile lowered nothing: they are all above upto
+            more = upto < live.last_seq
+            self._links_from = upto if more else None
         return more
 
-    def _update_covis(self, after_seq: int, upto_seq: int | None = None) -> None:
-        """Add the events of the segments above ``after_seq`` to co-visitation (caller holds the
-        lock). A failure stops the updates, not the serving: the links stay as they were."""
-        try:
-            changed = self.live_covis.apply(self.con, after_seq, upto_seq) if self.live_covis else {}
-        except duckdb.Error as exc:
-            log.warning("live co-visitation update failed (%s): links stay as trained until the next "
-                        "training", str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-            self.live_covis = None
-            return
-        if changed and self._covis is not None:
-            self._covis = self._covis.replaced(self.con, self.tables.index.covis_tables, changed)
+    def _stop_links(self, exc: duckdb.Error) -> bool:
+        """Stop updating co-visitation after a failure (caller holds the lock): links stay as they were."""
+        log.warning("live co-visitation update failed (%s): links stay as trained until the next training",
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        if self.live_covis is not None:
+            self.live_covis.close()
+        self.live_covis = None
+        self._links_from = None
+        return False
 
     def warm(self) -> Recommender:
         """Build what explanations read from memory (every customer's network window, the
-        co-visitation links) now rather than on the first explanation; a server calls this once
-        after loading. Returns the recommender."""
+        co-visitation links) now rather than on the first explanation, and rank one customer by
+        the live path: the first live ranking in a process pays one-time costs (torch loads its
+        compiler modules on the first switch to deterministic kernels, about 1.5 s) that would
+        otherwise fall on the first changed customer. A server calls this once after loading.
+        Returns the recommender."""
         self.histories([])
         self.covis_links()
+        with self._lock:
+            first = self.con.execute(f"SELECT {s.USER_ID} FROM {self.tables.history} LIMIT 1").fetchone()
+        if first is not None:
+            self.recommend_live(first[0], 1)
         return self
 
     def covis_links(self) -> CovisLinks:

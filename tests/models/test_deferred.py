@@ -3,19 +3,14 @@ at once on settle (models/deferred.py)."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 from models.deferred import Deferred
 
 
-def _counter() -> tuple[list[float], threading.Lock]:
-    return [], threading.Lock()
-
-
 def test_work_is_done_in_the_background_once_for_asks_that_came_together():
-    done, lock = _counter()
-    deferred = Deferred(lambda: done.append(time.monotonic()), lock, delay=0.2)
+    done: list[float] = []
+    deferred = Deferred(lambda: done.append(time.monotonic()), delay=0.2)
     asked = time.monotonic()
     for _ in range(5):
         deferred.due()
@@ -27,24 +22,26 @@ def test_work_is_done_in_the_background_once_for_asks_that_came_together():
     assert len(done) == 1 and done[0] - asked >= 0.2
 
 
-def test_the_work_runs_under_the_lock_requests_take():
-    held: list[bool] = []
-    lock = threading.Lock()
-    deferred = Deferred(lambda: held.append(lock.locked()), lock, delay=0.01)
-    with lock:  # a request holds the connection: the update waits for it
-        deferred.due()
-        time.sleep(0.1)
-        assert held == []
-    deadline = time.monotonic() + 10
-    while not held and time.monotonic() < deadline:
-        time.sleep(0.01)
+def test_the_thread_and_settle_never_work_at_once():
+    running, overlaps = [0], []
+
+    def slow() -> None:
+        running[0] += 1
+        overlaps.append(running[0])
+        time.sleep(0.05)
+        running[0] -= 1
+
+    deferred = Deferred(slow, delay=0.0)
+    deferred.due()
+    time.sleep(0.02)  # the thread is inside its call
+    deferred.settle()
     deferred.close()
-    assert held == [True]
+    assert len(overlaps) >= 2 and max(overlaps) == 1
 
 
 def test_settle_works_now_and_close_stops_the_thread():
-    done, lock = _counter()
-    deferred = Deferred(lambda: done.append(1.0), lock, delay=60)
+    done: list[float] = []
+    deferred = Deferred(lambda: done.append(1.0), delay=60)
     deferred.due()
     deferred.settle()
     assert done == [1.0]
@@ -56,14 +53,13 @@ def test_settle_works_now_and_close_stops_the_thread():
 
 def test_a_failure_is_logged_and_later_work_still_runs(caplog):
     calls: list[int] = []
-    lock = threading.Lock()
 
     def flaky() -> None:
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("damaged weights")
 
-    deferred = Deferred(flaky, lock, delay=0.01)
+    deferred = Deferred(flaky, delay=0.01)
     deferred.due()
     deadline = time.monotonic() + 10
     while len(calls) < 1 and time.monotonic() < deadline:
