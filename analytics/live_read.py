@@ -223,11 +223,15 @@ def _read_new(con: duckdb.DuckDBPyConnection, view: LiveView) -> int:
 def _materialise_items(con: duckdb.DuckDBPyConnection, after_seq: int | None = None) -> None:
     """``items`` as a temp table holding ``all_items`` now (shadow mode; see the module docstring):
     the whole catalogue, or after a refresh only the rows of the items that segments above
-    ``after_seq`` name (their merged rows replace the copied ones)."""
+    ``after_seq`` change (their merged rows replace the copied ones): those with a catalogue row
+    there, and those an event names that have no row yet. An event never changes the row of an
+    item that has one (the merge takes values from catalogue rows only), and most events name
+    such items, so most refreshes rewrite nothing here."""
     if after_seq is None:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {S.ITEMS} AS SELECT * FROM all_{S.ITEMS}")
         return
-    touched = f"SELECT DISTINCT {S.ITEM_ID} FROM {_ROWS} WHERE seq > {int(after_seq)} AND {S.ITEM_ID} IS NOT NULL"
+    touched = (f"SELECT DISTINCT {S.ITEM_ID} FROM {_ROWS} WHERE seq > {int(after_seq)} AND {S.ITEM_ID} IS NOT NULL "
+               f"AND (kind = '{KIND_ITEM}' OR {S.ITEM_ID} NOT IN (SELECT {S.ITEM_ID} FROM temp.{S.ITEMS}))")
     con.execute(f"DELETE FROM temp.{S.ITEMS} WHERE {S.ITEM_ID} IN ({touched})")
     con.execute(f"INSERT INTO temp.{S.ITEMS} SELECT * FROM live_{S.ITEMS} WHERE {S.ITEM_ID} IN ({touched})")
 

@@ -172,8 +172,8 @@ class Recommender:
         if k <= 0:
             raise RecsightError("k must be a positive number of items")
         self.catch_up()
-        with self._lock:
-            if not is_known_customer(self.con, user_id):
+        with self._lock:  # a customer with live events is known without asking the store
+            if not (self.live is not None and self.live.changed(user_id)) and not is_known_customer(self.con, user_id):
                 raise RecsightError(f"unknown customer {user_id!r}: not in the shop's events or users")
             return self._rank(user_id, k, self._customer_tables(user_id))
 
