@@ -43,6 +43,7 @@ from pages._user_views import (
     LIVE_TICK,
     REASONS,
     WHY,
+    OpenComparison,
     alert,
     comparison_view,
     counterfactual_box,
@@ -116,7 +117,8 @@ def lookup(typed: Any, settings: Settings, record: Recorder = access.record_acti
     return LookupView(result_view(store, found), store)
 
 
-def live(customer: dict[str, Any] | None, settings: Settings, record: Recorder = access.record_action) -> LiveView:
+def live(customer: dict[str, Any] | None, settings: Settings, record: Recorder = access.record_action,
+         comparison: OpenComparison | None = None) -> LiveView:
     """The open page's tick: nothing (``PreventUpdate``) while the customer has no event the page
     has not seen, which costs no SQL and no ranking; else the page's parts anew with what changed,
     and the store with the new list and mark. One audit row per refresh shown (none per tick).
@@ -133,7 +135,7 @@ def live(customer: dict[str, Any] | None, settings: Settings, record: Recorder =
            detail=f"live refresh: {len(moves.new_events)} new events, {len(moves.entered)} entered, "
                   f"{len(moves.left)} left, {len(moves.moved)} moved")
     store = _store(found.found, found.mark)
-    return LiveView(found_children(store, found.found, moves), store)
+    return LiveView(found_children(store, found.found, moves, comparison), store)
 
 
 def _store(found: Found, seen: str | None) -> dict[str, Any]:
@@ -290,13 +292,14 @@ _DEEP_LINK = """function (link) {
 }"""
 
 
-def _on_tick(_ticks: int | None, customer: dict[str, Any] | None) -> tuple[Any, Any]:
+def _on_tick(_ticks: int | None, customer: dict[str, Any] | None, item_a: str | None, item_b: str | None,
+             compared: Any) -> tuple[Any, Any]:
     if not customer:
         raise PreventUpdate
     settings = current_settings()
 
     def run() -> tuple[Any, Any]:
-        view = live(customer_state.verified(customer), settings)
+        view = live(customer_state.verified(customer), settings, comparison=OpenComparison(item_a, item_b, compared))
         return view.children, customer_state.seal(view.customer)  # the same customer, audited above
 
     return guarded("customer lookup: live refresh", run, lambda message: (dash.no_update, dash.no_update))
@@ -361,6 +364,7 @@ def register() -> None:
     callback(
         Output("cu-found", "children"), Output("cu-customer", "data", allow_duplicate=True),
         Input(LIVE_TICK, "n_intervals"), State("cu-customer", "data"),
+        State("cu-compare-a", "value"), State("cu-compare-b", "value"), State("cu-compare-body", "children"),
         prevent_initial_call=True,
     )(_on_tick)
     callback(Output({"type": REASONS, "item": ALL}, "children"), Input("cu-customer", "data"))(_on_customer)

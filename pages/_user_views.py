@@ -9,7 +9,7 @@ are what the browser tests look for.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import dash
 import dash_bootstrap_components as dbc
@@ -26,7 +26,8 @@ from pages._parts import capitalised, card, field, graph, sentence
 from workflows.lookup import Found
 
 __all__ = [
-    "EXPORT_FORMATS", "WHY", "REASONS", "LIVE_TICK", "LIVE_TICK_MS", "result_view", "found_children", "changes_panel",
+    "EXPORT_FORMATS", "WHY", "REASONS", "LIVE_TICK", "LIVE_TICK_MS", "OpenComparison", "result_view",
+    "found_children", "changes_panel",
     "not_found_view", "why_view", "counterfactual_box",
     "comparison_view", "alert",
 ]
@@ -39,6 +40,15 @@ LIVE_TICK = "cu-live-tick"
 LIVE_TICK_MS = 5_000  # how often an open customer page asks whether the customer has new events
 
 
+class OpenComparison(NamedTuple):
+    """The comparison an agent has open when the page refreshes by itself: the two items picked
+    and what the comparison showed (the page's own components, handed back as they are)."""
+
+    item_a: str | None
+    item_b: str | None
+    body: Any
+
+
 def result_view(store: dict[str, Any], found: Found, changes: Changes | None = None) -> Any:
     """The result area of a lookup: profile, timeline, the item cards, export and compare; the
     live tick and, after a refresh, what changed (``found_children`` alone is what a refresh
@@ -46,15 +56,16 @@ def result_view(store: dict[str, Any], found: Found, changes: Changes | None = N
     return html.Div(id="cu-found", children=found_children(store, found, changes))
 
 
-def found_children(store: dict[str, Any], found: Found, changes: Changes | None = None) -> list[Any]:
-    """The parts of :func:`result_view`, for the first lookup and for each live refresh."""
+def found_children(store: dict[str, Any], found: Found, changes: Changes | None = None,
+                   comparison: OpenComparison | None = None) -> list[Any]:
+    """The parts of :func:`result_view`, for the first lookup and for each live refresh; a refresh
+    keeps the ``comparison`` the agent had open (see :func:`_compare_section`)."""
     items, details = found.items, found.details
     notes = []
     if found.cold_start:
         notes.append(alert(
             "New customer: there is no behaviour to personalise from yet, so the list shows the shop's "
             "popular items and the reasons describe popularity, not this customer's taste.", "info", "cu-cold-start"))
-    options = [{"label": f"#{rank} {title}", "value": item_id} for item_id, title, rank in store["items"]]
     return [
         dcc.Interval(id=LIVE_TICK, interval=LIVE_TICK_MS, n_intervals=0),  # only while a customer is shown
         *notes,
@@ -80,19 +91,41 @@ def found_children(store: dict[str, Any], found: Found, changes: Changes | None 
         html.Div(className="rs-items", id="cu-items", children=[_item_card(item, details.get(item.item_id))
                                                                  for item in items])
         if items else html.Div("The model has no items to recommend to this customer.", className="rs-empty"),
+        *_compare_section(store, comparison),
+    ]
+
+
+def _compare_section(store: dict[str, Any], comparison: OpenComparison | None) -> list[Any]:
+    """"Compare two items": the two pickers and the result. After a refresh the agent's picks stay
+    while both items are still listed, and an open result stays too, marked as made before the
+    refresh (the scores moved; comparing again is one click), rather than vanishing mid-call."""
+    options = [{"label": f"#{rank} {title}", "value": item_id} for item_id, title, rank in store["items"]]
+    listed = [option["value"] for option in options]
+    picks = [listed[0] if listed else None, listed[1] if len(listed) > 1 else None]
+    body: list[Any] = []
+    if comparison is not None:
+        kept = comparison.item_a in listed and comparison.item_b in listed
+        if kept:
+            picks = [comparison.item_a, comparison.item_b]
+        if comparison.body:
+            body = ([html.Div("Compared before the list refreshed: press Compare for the current scores.",
+                              id="cu-compare-stale", className="rs-table-note"), comparison.body] if kept
+                    else [html.Div("An item you compared left the list when it refreshed.",
+                                   id="cu-compare-stale", className="rs-table-note")])
+    return [
         html.Div(className="rs-section-head", children=[html.H2("Compare two items", className="rs-section-title")]),
         html.Div(className="rs-filters rs-compare", children=[
             field("Item A", "cu-compare-a", dcc.Dropdown(id="cu-compare-a", options=options, clearable=False,
-                                                         value=options[0]["value"] if options else None)),
+                                                         value=picks[0])),
             field("Item B", "cu-compare-b", dcc.Dropdown(id="cu-compare-b", options=options, clearable=False,
-                                                         value=options[1]["value"] if len(options) > 1 else None)),
+                                                         value=picks[1])),
             html.Div(className="rs-field", children=[
                 html.Span("Why A and not B?", className="rs-field-label"),
                 dbc.Button("Compare", id="cu-compare-go", color="primary", size="sm", n_clicks=0,
                            disabled=len(options) < 2),
             ]),
         ]),
-        dcc.Loading(html.Div(id="cu-compare-body"), type="dot", color=PRIMARY),
+        dcc.Loading(html.Div(id="cu-compare-body", children=body), type="dot", color=PRIMARY),
     ]
 
 

@@ -77,6 +77,11 @@ def test_new_events_reach_the_open_page_without_a_reload(agent: Browser, own_app
     shown = {e.text for e in agent.driver.find_elements("css selector", "#cu-items .rs-item-title")}
     agent.driver.execute_script("window.recsightNoReload = 'still here';")
     assert not agent.driver.find_elements("css selector", "#cu-changes .rs-card")
+    agent.driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})",
+                                agent.wait_for("#cu-compare-go"))
+    agent.click("#cu-compare-go")  # the agent has #1 and #2 compared when the events come
+    agent.wait_for("#cu-compare-summary", timeout=60)
+    compared = agent.text("#cu-compare-summary")
     with _connection(own_app) as con:
         picked = con.execute(
             f"SELECT {s.ITEM_ID}, {s.TITLE} FROM {s.ITEMS} WHERE {s.TITLE} IN (SELECT unnest(?::VARCHAR[])) "
@@ -94,6 +99,13 @@ def test_new_events_reach_the_open_page_without_a_reload(agent: Browser, own_app
     moves = agent.text("#cu-changes-moves")
     assert "New at #" in moves and "Left the list" in moves, moves
     assert agent.driver.execute_script("return window.recsightNoReload;") == "still here"  # no reload
+    # The open comparison survived the refresh, marked as made before it (or, when an item it
+    # compared left the list, replaced by a note saying so): it never just vanishes.
+    stale = agent.text("#cu-compare-stale")
+    if "Compared before the list refreshed" in stale:
+        assert agent.text("#cu-compare-summary") == compared
+    else:
+        assert "left the list" in stale
     agent.wait_for_text(".rs-item-reasons", lambda text: "Finding the reasons" not in text)
     assert not [m for m in agent.console_errors() if "favicon" not in m]
 
