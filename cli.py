@@ -16,13 +16,14 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from errors import RecsightError
 from settings import Settings, load_settings
 
 log = logging.getLogger("recsight.cli")
 
-FORMATS = ("generic", "online-retail", "rees46", "amazon-seq", "taobao")
+FORMATS = ("generic", "online-retail", "rees46", "amazon-seq", "amazon-json", "taobao")
 ERROR_LOG = Path("recsight-error.log")
 
 
@@ -82,6 +83,15 @@ def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    from workflows.search import cli_search, format_search
+
+    result = cli_search(args.db, args.models, args.q, args.user, k=args.k, explain=args.explain,
+                        secret=settings.secret)
+    print(json.dumps(result, default=float, ensure_ascii=False) if args.json else format_search(result))
+    return 0
+
+
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from workflows.reports import write_report
 
@@ -137,6 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    _data_commands(sub)
+    _model_commands(sub)
+    _customer_commands(sub)
+    _admin_commands(sub)
+    return parser
+
+
+def _data_commands(sub: Any) -> None:
+    """synth, ingest, compact: the shop's data."""
     p = sub.add_parser("synth", help="generate the synthetic demo shop (Parquet)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--users", type=int, default=5000)
@@ -157,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", type=Path, required=True)
     p.set_defaults(handler=cmd_compact)
 
+
+def _model_commands(sub: Any) -> None:
+    """train, evaluate: the models."""
     p = sub.add_parser("train", help="train candidates, attention model and ranker")
     p.add_argument("--db", type=Path, required=True)
     p.add_argument("--models", type=Path, required=True)
@@ -172,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_evaluate)
 
+
+def _customer_commands(sub: Any) -> None:
+    """recommend, search, report: what people ask of the models."""
     p = sub.add_parser("recommend", help="top-K items for one customer")
     p.add_argument("--db", type=Path, required=True)
     p.add_argument("--models", type=Path, required=True)
@@ -181,6 +206,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_recommend)
 
+    p = sub.add_parser("search", help="search the catalogue, as a customer or anonymously")
+    p.add_argument("--db", type=Path, required=True)
+    p.add_argument("--models", type=Path, required=True)
+    p.add_argument("--q", required=True, help="what to search for (any language)")
+    p.add_argument("--user", default=None, help="search as this customer (shop id or pseudonym): personalised")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--explain", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_search)
+
     p = sub.add_parser("report", help="export one customer's explanation report")
     p.add_argument("--db", type=Path, required=True)
     p.add_argument("--models", type=Path, required=True)
@@ -189,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(handler=cmd_report)
 
+
+def _admin_commands(sub: Any) -> None:
+    """users, serve: who may sign in, and the dashboard."""
     from service.users import ROLES
 
     p = sub.add_parser("users", help="manage who may sign in (the users file, RECSIGHT_USERS)")
@@ -205,7 +243,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default=None)
     p.add_argument("--port", type=int, default=None)
     p.set_defaults(handler=cmd_serve)
-    return parser
 
 
 def _positive(value: int | None, name: str) -> None:

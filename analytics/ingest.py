@@ -19,7 +19,8 @@ same for every format:
   events already in the store (same customer, item, type, time, session, quantity, price and
   rating) are not added again, so re-ingesting overlapping exports does not duplicate events;
 - items and users are upserted (new non-empty values win); every event's item gets an items row
-  (empty if the file has no catalogue data for it) and every customer a users row;
+  (empty if the file has no catalogue data for it) and every customer a users row; item
+  descriptions, where a format has them, are upserted the same way into ``item_texts``;
 - every input row is accounted for: rows read = accepted + rejected, per reason, checked against
   a row count taken independently of the validation SQL.
 
@@ -200,6 +201,8 @@ def _ingest_unit(con: duckdb.DuckDBPyConnection, adapter: Adapter, unit: Unit, t
     clock.lap("pseudonymise")
     if staged.items:
         _upsert_items(con, staged.items)
+    if staged.texts:
+        _upsert_texts(con, staged.texts)
     new_events = already = 0
     if staged.events:
         new_events, already = _insert_events(con, staged.events, idmap)
@@ -277,6 +280,15 @@ def _upsert_items(con: duckdb.DuckDBPyConnection, items: str) -> None:
         f"INSERT INTO {S.ITEMS} ({S.ITEM_ID}, {S.TITLE}, {S.CATEGORY}, {S.BRAND}, {S.PRICE}) "
         f"SELECT item_id, title, category, brand, price FROM ({items}) "
         f"ON CONFLICT ({S.ITEM_ID}) DO UPDATE SET {keep}"
+    )
+
+
+def _upsert_texts(con: duckdb.DuckDBPyConnection, texts: str) -> None:
+    con.execute(S.ITEM_TEXTS_DDL)
+    con.execute(
+        f"INSERT INTO {S.ITEM_TEXTS} ({S.ITEM_ID}, {S.DESCRIPTION}) SELECT item_id, description FROM ({texts}) "
+        f"WHERE description IS NOT NULL "
+        f"ON CONFLICT ({S.ITEM_ID}) DO UPDATE SET {S.DESCRIPTION} = excluded.{S.DESCRIPTION}"
     )
 
 

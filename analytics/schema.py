@@ -7,13 +7,14 @@ constants here rather than to string literals, so a renamed column is a one-line
 from __future__ import annotations
 
 __all__ = [
-    "EVENTS", "ITEMS", "USERS", "REJECTS",
+    "EVENTS", "ITEMS", "USERS", "REJECTS", "ITEM_TEXTS",
     "USER_ID", "ITEM_ID", "EVENT_TYPE", "TS", "SESSION_ID", "QUANTITY", "PRICE", "RATING",
-    "TITLE", "CATEGORY", "BRAND", "COUNTRY", "FIRST_SEEN",
+    "TITLE", "CATEGORY", "BRAND", "DESCRIPTION", "COUNTRY", "FIRST_SEEN",
     "SOURCE", "LINE", "RAW", "REASON",
     "VIEW", "CLICK", "CART", "FAVORITE", "PURCHASE", "RETURN", "RATING_EVENT",
     "EVENT_TYPES", "RELEVANCE", "CATEGORY_SEPARATOR",
-    "EVENTS_COLUMNS", "ITEMS_COLUMNS", "USERS_COLUMNS", "REJECTS_COLUMNS", "DDL",
+    "EVENTS_COLUMNS", "ITEMS_COLUMNS", "USERS_COLUMNS", "REJECTS_COLUMNS", "ITEM_TEXTS_COLUMNS", "DDL",
+    "ITEM_TEXTS_DDL",
     "create_tables",
 ]
 
@@ -22,6 +23,7 @@ EVENTS = "events"
 ITEMS = "items"
 USERS = "users"
 REJECTS = "rejects"
+ITEM_TEXTS = "item_texts"  # optional: long item texts for search (see ITEM_TEXTS_COLUMNS)
 
 # events
 USER_ID = "user_id"
@@ -37,6 +39,9 @@ RATING = "rating"
 TITLE = "title"
 CATEGORY = "category"
 BRAND = "brand"
+
+# item_texts
+DESCRIPTION = "description"
 
 # users
 COUNTRY = "country"
@@ -94,6 +99,19 @@ REJECTS_COLUMNS: dict[str, str] = {
 }
 
 
+# Long item texts (a product description) live in their own optional table rather than as a column
+# of ``items``: the items table is rewritten by the live intake and by compaction with an explicit
+# column list (analytics/live_sql.py, live_compact.py, live_read.py's ``SELECT *`` copies between
+# items and live_items), so a new column there would be dropped or misaligned on every fold, and
+# every store written before it would need a migration. A table of its own is written by ingest
+# only where a format has descriptions (amazon-json), untouched by everything else, and absent from
+# older stores: readers (the search index) use it only where it exists.
+ITEM_TEXTS_COLUMNS: dict[str, str] = {
+    ITEM_ID: "VARCHAR PRIMARY KEY",
+    DESCRIPTION: "VARCHAR",
+}
+
+
 def _ddl(table: str, columns: dict[str, str]) -> str:
     body = ",\n    ".join(f"{name} {sql_type}" for name, sql_type in columns.items())
     return f"CREATE TABLE IF NOT EXISTS {table} (\n    {body}\n)"
@@ -105,6 +123,8 @@ DDL: dict[str, str] = {
     USERS: _ddl(USERS, USERS_COLUMNS),
     REJECTS: _ddl(REJECTS, REJECTS_COLUMNS),
 }
+# Not in DDL: ``create_tables`` makes the four contract tables; ingest creates this one on demand.
+ITEM_TEXTS_DDL = _ddl(ITEM_TEXTS, ITEM_TEXTS_COLUMNS)
 
 
 def create_tables(con) -> None:  # con: duckdb.DuckDBPyConnection

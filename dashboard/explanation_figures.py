@@ -16,18 +16,19 @@ from __future__ import annotations
 import html
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from dashboard.theme import DIMMED, NEGATIVE, NEUTRAL, POSITIVE, PRIMARY, TEMPLATE
+from dashboard.theme import ACCENT, DIMMED, NEGATIVE, NEUTRAL, POSITIVE, PRIMARY, TEMPLATE
 from explain.types import Comparison, Contribution, HistoryEvidence, ItemExplanation
 
 __all__ = [
     "shap_waterfall", "history_attributions", "comparison_bars", "global_importance_bars",
-    "dependence_plot", "history_label", "contribution_rows", "format_value",
+    "dependence_plot", "history_label", "contribution_rows", "format_value", "search_contributions",
 ]
 
 _ROW_PX = 26  # height per bar, so labels never overlap however many rows a figure has
@@ -279,3 +280,23 @@ def dependence_plot(bins: pd.DataFrame, label: str, missing: int = 0, k: int | N
     notes += [f"{missing} missing not shown"] if missing else []
     note = f" ({'; '.join(notes)})" if notes else ""
     return _finish(fig, f"Effect of “{_text(label)}” on the score{note}", 380)
+
+
+def search_contributions(explanation: Mapping[str, Any], personalised: bool, shown: int = 8) -> go.Figure:
+    """A search result's largest TreeSHAP contributions (``explain.search.SearchExplanation.to_dict``),
+    query-side bars in the primary colour and customer-side ones in the accent, largest on top;
+    the subtitle gives each side's total."""
+    contributions = list(explanation.get("contributions", []))[:shown][::-1]
+    colours = {"query": PRIMARY, "customer": ACCENT}
+    figure = go.Figure(go.Bar(
+        x=[c["contribution"] for c in contributions], y=[_text(c["label"]) for c in contributions],
+        orientation="h", marker_color=[colours.get(c["side"], PRIMARY) for c in contributions],
+        hovertemplate="%{y}: %{x:+.3f}<extra></extra>"))
+    sides = explanation.get("sides", {})
+    subtitle = (" · ".join(f"{_text(name)}: {value:+.2f}" for name, value in sides.items())
+                if personalised else "anonymous search: the query alone")
+    figure.update_layout(template=TEMPLATE, title={"text": f"What moved its score<br><sub>{subtitle}</sub>"},
+                         height=max(240, 90 + _ROW_PX * len(contributions)),
+                         margin={"l": 10, "r": 10, "t": 70, "b": 40}, xaxis_title="contribution to the score")
+    figure.update_yaxes(automargin=True)
+    return figure

@@ -77,6 +77,8 @@ def found_children(store: dict[str, Any], found: Found, changes: Changes | None 
         ]),
         html.Div(className="rs-section-head", children=[
             html.H2(f"Top {len(items)} recommendations" if items else "Recommendations", className="rs-section-title"),
+            dcc.Link("Search as this customer", href=f"/search?user={store['user_id']}", id="cu-search-as",
+                     className="rs-link"),
             html.Div(className="rs-inline-field", children=[
                 html.Span("Export report", className="rs-field-label"),
                 dbc.ButtonGroup([

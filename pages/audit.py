@@ -41,6 +41,7 @@ ACTION_LABELS: dict[str, str] = {
     audit.REPORT_EXPORT: "Report exported",
     audit.ACCESS_DENIED: "Page refused",
     audit.THROTTLED: "Throttled (burst)",
+    audit.SEARCH: "Search (anonymous)",
 }
 ALERT_HOURS = 24  # how long a throttled burst stays on the page's notice
 _ALERTS_LISTED = 5

@@ -76,6 +76,7 @@ PAGE_RULES: tuple[Rule, ...] = (
     Rule("/audit", frozenset({ADMIN})),                      # the audit log
     Rule("/user", frozenset({ADMIN, SUPPORT})),              # customer lookup, /user/<id> deep links
     Rule("/customer", frozenset({ADMIN, SUPPORT})),          # customer explanations and reports
+    Rule("/search", frozenset({ADMIN, SUPPORT})),            # search, anonymously and as a customer
     Rule("/model", frozenset({ADMIN, ANALYST})),             # model insight: aggregates only
     Rule("/", frozenset({ADMIN, ANALYST}), exact=True),      # shop overview: aggregates only
     Rule("/not-found-404", ALL_ROLES, exact=True),           # what an unknown URL shows
@@ -84,6 +85,7 @@ PAGE_RULES: tuple[Rule, ...] = (
 ROUTE_RULES: tuple[Rule, ...] = (
     Rule("/api/v1/openapi.json", ALL_ROLES, exact=True),
     Rule("/api/v1/users/", frozenset({ADMIN, SUPPORT})),     # one customer at a time
+    Rule("/api/v1/search", frozenset({ADMIN, SUPPORT}), exact=True),  # as a customer, or anonymously
     # The event intake: the shop's backend only. Admins load files with `cli.py ingest --append`
     # (the same writer); no person posts events in the shop's name.
     Rule("/api/v1/events", frozenset({INTAKE}), exact=True),

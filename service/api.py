@@ -49,6 +49,7 @@ from service.openapi import (
     DEFAULT_K,
     MAX_K,
     MAX_PARAM_LENGTH,
+    MAX_QUERY_LENGTH,
     MAX_SINCE_LENGTH,
     MIN_K,
     REPORT_FORMATS,
@@ -57,7 +58,7 @@ from service.openapi import (
 from service.refusals import Refusal, json_endpoint
 from service.responses import API_PREFIX, error_response, json_response
 from settings import Settings
-from workflows import changes, explaining
+from workflows import changes, explaining, search
 from workflows.recommenders import recommender_for, resolve_customer
 
 __all__ = ["API_BLUEPRINT", "blueprint"]
@@ -70,6 +71,9 @@ _ID = re.compile(ID_PATTERN)
 _K = re.compile(r"[0-9]{1,3}")
 _FLAGS = {"true": True, "false": False}
 _NOT_FOUND = "unknown customer: no customer has this id or pseudonym"
+_MAX_LENGTHS = {"since": MAX_SINCE_LENGTH, "q": MAX_QUERY_LENGTH, "user": MAX_ID_LENGTH}
+# ECMA-262's white space, the class the document's QUERY_PATTERN is read with (Python's \s differs)
+_NOT_BLANK = re.compile("[^\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]")
 
 
 def blueprint(settings: Settings) -> flask.Blueprint:
@@ -80,6 +84,8 @@ def blueprint(settings: Settings) -> flask.Blueprint:
     @json_endpoint
     def openapi_document() -> Response:
         return json_response(openapi.document())
+
+    _search_route(api, settings)
 
     @api.get(f"{API_BASE}/users/<string:typed>/recommendations")
     @json_endpoint
@@ -155,6 +161,31 @@ def blueprint(settings: Settings) -> flask.Blueprint:
 # --------------------------------------------------------------------------- request steps
 
 
+def _search_route(api: flask.Blueprint, settings: Settings) -> None:
+    """``GET /api/v1/search``: anonymous, or as a customer (then resolved, throttled and audited
+    like a recommendations lookup); an anonymous search is audited as a search."""
+
+    @api.get(f"{API_BASE}/search")
+    @json_endpoint
+    def search_catalogue() -> Response:
+        args = _args({"q", "user", "k", "explain"})
+        query, k, explain = _query(args), _k(args), _flag(args, "explain")
+        typed = args.get("user")
+        if typed is None:
+            recommender, user_id = _recommender(settings), None
+        else:
+            recommender, user_id = _lookup(settings, typed, "search")
+        with _serving():
+            payload = search.search_payload(recommender, query, user_id, k, explain)
+        detail = (f"API search ({len(query)} characters) k={k}{' explained' if explain else ''}; "
+                  f"{len(payload['items'])} items")
+        if user_id is None:
+            _record(audit.SEARCH, None, detail)
+        else:
+            _record(audit.EXPLANATION_VIEW if explain else audit.CUSTOMER_LOOKUP, user_id, detail)
+        return json_response(payload)
+
+
 def _is_api() -> bool:
     path = flask.request.path
     return path == "/api" or path.startswith(API_PREFIX)
@@ -171,7 +202,7 @@ def _args(allowed: set[str]) -> dict[str, str]:
         values = args.getlist(name)
         if len(values) > 1:
             raise Refusal(400, f"parameter {name} given more than once")
-        if len(values[0]) > (MAX_SINCE_LENGTH if name == "since" else MAX_PARAM_LENGTH):
+        if len(values[0]) > _MAX_LENGTHS.get(name, MAX_PARAM_LENGTH):
             raise Refusal(400, f"parameter {name} is too long")
     return {name: args[name] for name in args}
 
@@ -215,6 +246,26 @@ def _choice(args: dict[str, str], name: str, choices: tuple[str, ...], default: 
     return text
 
 
+def _query(args: dict[str, str]) -> str:
+    """The search text: present, and more than white space (the document's pattern)."""
+    text = args.get("q")
+    if text is None or not _NOT_BLANK.search(text):
+        raise Refusal(400, "q, the search text, is missing or blank: give a word or two to search for")
+    return text
+
+
+def _recommender(settings: Settings) -> Any:
+    """The process's loaded recommender (503 when the model or shop is missing or broken)."""
+    try:
+        return recommender_for(settings)
+    except RecsightError as exc:
+        raise Refusal(503, f"recommendations are unavailable: {exc}") from None
+    except Exception:
+        log.exception("cannot load the recommender")
+        raise Refusal(503, "recommendations are unavailable: the model cannot be loaded; "
+                            "the server log has the details") from None
+
+
 def _lookup(settings: Settings, typed: str, what: str) -> tuple[Any, str]:
     """The loaded recommender and the pseudonym of the customer ``typed`` names."""
     if not _ID.fullmatch(typed):
@@ -223,14 +274,7 @@ def _lookup(settings: Settings, typed: str, what: str) -> tuple[Any, str]:
     wait = throttle.lookup_wait(settings, "API")  # per login: ids cannot be mapped to pseudonyms in bulk
     if wait is not None:
         raise Refusal(429, "too many customer lookups", retry_after=wait)
-    try:
-        recommender = recommender_for(settings)
-    except RecsightError as exc:
-        raise Refusal(503, f"recommendations are unavailable: {exc}") from None
-    except Exception:
-        log.exception("cannot load the recommender")
-        raise Refusal(503, "recommendations are unavailable: the model cannot be loaded; "
-                            "the server log has the details") from None
+    recommender = _recommender(settings)
     try:
         user_id = resolve_customer(recommender, typed, settings.secret)
     except RecsightError:

@@ -22,7 +22,8 @@ from workflows.intake import MAX_EVENTS_PER_BATCH, MAX_ITEMS_PER_BATCH
 
 __all__ = [
     "API_BASE", "MIN_K", "MAX_K", "DEFAULT_K", "REPORT_FORMATS",
-    "REPORT_MEDIA_TYPES", "DEFAULT_FORMAT", "MAX_PARAM_LENGTH", "MAX_SINCE_LENGTH", "MAX_BODY_BYTES", "document",
+    "REPORT_MEDIA_TYPES", "DEFAULT_FORMAT", "MAX_PARAM_LENGTH", "MAX_SINCE_LENGTH", "MAX_QUERY_LENGTH",
+    "QUERY_PATTERN", "MAX_BODY_BYTES", "document",
 ]
 
 API_BASE = "/api/v1"
@@ -32,6 +33,8 @@ REPORT_FORMATS: tuple[str, ...] = tuple(REPORT_MEDIA_TYPES)
 DEFAULT_FORMAT = "html"
 MAX_PARAM_LENGTH = 16  # any query value longer than this is not a k, a flag or a format
 MAX_SINCE_LENGTH = SINCE_MAX_LENGTH  # ... except ``since``, a time with fractions and offset
+MAX_QUERY_LENGTH = 1000  # ... and ``q``, the search text (the search itself reads its first 512 characters)
+QUERY_PATTERN = r"\S"  # some character that is not white space (ECMA-262's \s, which the document's regex uses)
 # The intake's body cap: 1,000 ordinary events are ~250 KB; this leaves room for long titles
 # without letting one request hold megabytes of a server thread's memory.
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -75,6 +78,22 @@ _K_PARAMETER = {
     "name": "k", "in": "query", "required": False, "description": "How many items.",
     "schema": {"type": "integer", "minimum": MIN_K, "maximum": MAX_K, "default": DEFAULT_K},
 }
+
+_SEARCH_PARAMETERS = [
+    {"name": "q", "in": "query", "required": True,
+     "description": "What to search for, in any language (a Chinese query finds English titles by meaning). "
+                    "White space alone is refused; text the search finds nothing to read in (control "
+                    "characters) gives no results; a longer text than the search reads is cut (`truncated`).",
+     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_LENGTH, "pattern": QUERY_PATTERN}},
+    {"name": "user", "in": "query", "required": False,
+     "description": "Search as this customer (shop id or pseudonym): personalised, and audited as a customer "
+                    "lookup. Without it the search is anonymous (the query alone).",
+     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH, "pattern": ID_PATTERN}},
+    _K_PARAMETER,
+    {"name": "explain", "in": "query", "required": False,
+     "description": "Add each result's explanation (SHAP by side, matched words, reasons).",
+     "schema": {"type": "boolean", "default": False}},
+]
 
 _SINCE_PARAMETER = {
     "name": "since", "in": "query", "required": False,
@@ -132,6 +151,40 @@ _SCHEMAS: dict[str, Any] = {
         "properties": {"user_id": {"type": "string", "pattern": _PSEUDONYM}, "cold_start": {"type": "boolean"},
                        "items": {"type": "array", "maxItems": MAX_K, "items": _ref("RecommendedItem")},
                        "changes": _ref("Changes")},
+    },
+    "SearchExplanation": {
+        "type": "object", "required": ["reasons", "personalised", "base_value", "sides", "matched", "contributions"],
+        "description": "base_value plus the sum of the contributions equals the result's score.",
+        "properties": {
+            "reasons": {"type": "array", "items": {"type": "string"}},
+            "personalised": {"type": "boolean"}, "base_value": _NUMBER,
+            "sides": {"type": "object", "additionalProperties": _NUMBER,
+                      "description": "Contributions summed by side: 'matches the query', 'fits this customer'."},
+            "matched": {"type": "array", "items": {
+                "type": "object", "required": ["field", "words", "query_words"],
+                "properties": {"field": {"type": "string"}, "words": {"type": "array", "items": {"type": "string"}},
+                               "query_words": {"type": "array", "items": {"type": "string"}}}}},
+            "similarity": _NUMBER, "semantic_rank": {"type": "integer", "minimum": 1},
+            "contributions": {"type": "array", "items": {
+                "type": "object", "required": ["feature", "label", "side", "contribution"],
+                "properties": {"feature": {"type": "string"}, "label": {"type": "string"},
+                               "side": {"type": "string"}, "value": {"type": "number", "nullable": True},
+                               "contribution": _NUMBER}}},
+        },
+    },
+    "SearchResults": {
+        "type": "object", "required": ["query", "truncated", "user_id", "personalised", "items"],
+        "description": "The same object as `python cli.py search --json`.",
+        "properties": {
+            "query": {"type": "string"}, "truncated": {"type": "boolean"},
+            "user_id": {"type": "string", "nullable": True, "pattern": _PSEUDONYM},
+            "personalised": {"type": "boolean"}, "model_version": {"type": "string"},
+            "items": {"type": "array", "maxItems": MAX_K, "items": {
+                "type": "object", "required": ["rank", "item_id", "title", "score"],
+                "properties": {"rank": {"type": "integer", "minimum": 1}, "item_id": {"type": "string"},
+                               "title": {"type": "string"}, "score": _NUMBER,
+                               "explanation": _ref("SearchExplanation")}}},
+        },
     },
     "ChangeEvent": {
         "type": "object", "required": ["item_id", "title", "event_type", "ts", "ago"],
@@ -289,6 +342,14 @@ _DOCUMENT: dict[str, Any] = {
             {"409": _error(f"`since` is a real time but in the future, or more than {MAX_SINCE_AGE.days} days "
                            "ago: the server answers for changes within that window only.")},
         ),
+        f"{API_BASE}/search": {"get": {
+            "summary": "Search the catalogue, anonymously or as a customer, optionally explained",
+            "description": "Keyword (BM25 per field) and multilingual semantic retrieval, ranked by LambdaRank over "
+                           "query features (and the customer's, with `user`). Audited like recommendations.",
+            "tags": ["search"], "parameters": _SEARCH_PARAMETERS,
+            "responses": {"200": {"description": "The results, best first.",
+                                  "content": {"application/json": {"schema": _ref("SearchResults")}}},
+                          **_ERRORS}}},
         f"{API_BASE}/users/{{id}}/profile": _customer_operation(
             "The customer's profile card", "Audited as a customer lookup.", [],
             {"description": "The profile card.", "content": {"application/json": {"schema": _ref("Profile")}}},

@@ -15,18 +15,21 @@ from explain.global_view import write_global_importance
 from models.config import EngineConfig
 from models.evaluation import evaluate, format_evaluation
 from models.training import train
+from workflows.search import write_search
 
 __all__ = ["train_shop", "evaluate_shop", "evaluation_text"]
 
 
 def train_shop(db_path: Path, models_dir: Path, protocol: str | None = None,
                config: EngineConfig | None = None) -> dict[str, Any]:
-    """Train and publish a model version with its global importance (the dashboard's global view).
+    """Train and publish a model version with its global importance (the dashboard's global view)
+    and its search index and ranker (:func:`workflows.search.write_search`).
 
     ``config`` None is the full configuration; ``cli.py train --quick`` passes
     :data:`models.config.QUICK`. Returns the training summary.
     """
-    return train(db_path, models_dir, protocol=protocol, config=config, extras=(write_global_importance,))
+    return train(db_path, models_dir, protocol=protocol, config=config,
+                 extras=(write_global_importance, write_search))
 
 
 def evaluate_shop(db_path: Path, models_dir: Path, k: int = 10) -> dict[str, Any]:

@@ -5,6 +5,7 @@ The registry below is the single list of formats ``cli.py ingest --format`` acce
 
 from __future__ import annotations
 
+from analytics.adapters.amazon_json import AmazonJsonAdapter
 from analytics.adapters.amazon_seq import AmazonSeqAdapter
 from analytics.adapters.base import Adapter, Staged, Unit
 from analytics.adapters.generic import GenericAdapter
@@ -17,7 +18,8 @@ __all__ = ["ADAPTERS", "FORMATS", "get_adapter", "Adapter", "Staged", "Unit"]
 
 ADAPTERS: dict[str, Adapter] = {
     adapter.fmt: adapter
-    for adapter in (GenericAdapter(), OnlineRetailAdapter(), Rees46Adapter(), AmazonSeqAdapter(), TaobaoAdapter())
+    for adapter in (GenericAdapter(), OnlineRetailAdapter(), Rees46Adapter(), AmazonSeqAdapter(), AmazonJsonAdapter(),
+                    TaobaoAdapter())
 }
 FORMATS: tuple[str, ...] = tuple(ADAPTERS)
 

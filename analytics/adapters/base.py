@@ -44,6 +44,7 @@ class Staged:
 
     - ``events``: line, user_raw, item_id, event_type, ts, session_id, quantity, price, rating
     - ``items``: item_id, title, category, brand, price (one row per item)
+    - ``texts``: item_id, description (one row per item with a description; ``analytics.schema.ITEM_TEXTS``)
     - ``users``: user_raw, country, first_seen (one row per customer)
     - ``rejects``: line, reason, user_raw, raw_template (``MARKER`` where the customer id was)
     - ``accepted``: one row per accepted input row (the check against ``rows_read``)
@@ -54,6 +55,7 @@ class Staged:
     accepted: str
     events: str | None = None
     items: str | None = None
+    texts: str | None = None
     users: str | None = None
     notes: list[str] = field(default_factory=list)
     row_word: str = "rows"  # what one input row is called in the summary ("lines", "entries")

@@ -50,7 +50,8 @@ def test_a_failed_ingest_into_a_new_path_leaves_no_database(tmp_path: Path) -> N
     ("generic", "nowhere/events.csv", "does not exist"),
     ("online-retail", "nowhere.parquet", "does not exist"),
     ("taobao", ".", "is not a file"),
-    ("csv", "x.csv", "unknown format 'csv': choose one of generic, online-retail, rees46, amazon-seq, taobao"),
+    ("csv", "x.csv",
+     "unknown format 'csv': choose one of generic, online-retail, rees46, amazon-seq, amazon-json, taobao"),
 ])
 def test_missing_files_and_unknown_formats_are_one_line_errors(tmp_path: Path, fmt: str, path: str,
                                                                message: str) -> None:

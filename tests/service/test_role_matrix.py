@@ -2,7 +2,8 @@
 the app (downloads are callbacks too) and the API routes, over real HTTP requests.
 
 What each role may reach is written here independently of service.access, from the design:
-support works with one customer at a time (/user..., /customer... pages), analysts see the
+support works with one customer at a time (/user..., /customer... pages, and /search, which
+searches as a customer), analysts see the
 overview and the model pages (aggregates only), admins see everything including /audit; the
 intake service account (the shop's backend) posts events and catalogue rows and sees nothing,
 not even the not-found page or the app shell. A new page or callback fails this test until both
@@ -33,7 +34,7 @@ def may_open(role: str | None, page_path: str) -> bool:
     if page_path == NOT_FOUND or role == ADMIN:
         return True
     if role == SUPPORT:
-        return page_path.startswith(("/user", "/customer"))
+        return page_path.startswith(("/user", "/customer", "/search"))
     return page_path == "/" or page_path.startswith("/model")  # analyst
 
 
@@ -44,6 +45,8 @@ API_ROUTES = {  # URL -> roles that may call it; every API route of the app (che
     f"/api/v1/users/{SAMPLE_CUSTOMER}/report?format=pdf": {ADMIN, SUPPORT},
     f"/api/v1/users/{SAMPLE_CUSTOMER}/report?format=html": {ADMIN, SUPPORT},
     f"/api/v1/users/{SAMPLE_CUSTOMER}/report?format=csv": {ADMIN, SUPPORT},
+    f"/api/v1/search?q=tent&user={SAMPLE_CUSTOMER}&explain=true": {ADMIN, SUPPORT},
+    "/api/v1/search?q=tent": {ADMIN, SUPPORT},
     "/api/v1/openapi.json": {ADMIN, ANALYST, SUPPORT},
     "/api/v1/no-such-route": {ADMIN},  # an unknown API path: admin only (who then gets a JSON 404)
     "/api/": {ADMIN},
