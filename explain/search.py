@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -78,15 +78,17 @@ class SearchExplanation:
 
     def to_dict(self) -> dict[str, Any]:
         top = sorted(self.contributions, key=lambda c: -abs(c.contribution))
-        return {
-            "reasons": self.reasons,
+        return {  # by hand: dataclasses.asdict's deep copy was a tenth of a search request
+            "reasons": list(self.reasons),
             "personalised": self.personalised,
             "base_value": self.base_value,
             "sides": {SIDES[side]: self.side_total(side) for side in SIDES},
-            "matched": [asdict(m) for m in self.matched],
+            "matched": [{"field": m.field, "words": list(m.words), "query_words": list(m.query_words)}
+                        for m in self.matched],
             "similarity": self.similarity,
             "semantic_rank": self.semantic_rank,
-            "contributions": [asdict(c) for c in top],
+            "contributions": [{"feature": c.feature, "label": c.label, "side": c.side, "value": c.value,
+                               "contribution": c.contribution} for c in top],
         }
 
 

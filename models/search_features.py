@@ -292,36 +292,35 @@ def query_rows(retrieval: Retrieval, index: SearchIndex, stats: ItemStats) -> pd
     cands = retrieval.candidates
     rows = np.array([c.row for c in cands], dtype=np.int64)
     n_terms = len(retrieval.terms)
-    frame = pd.DataFrame({S.ITEM_ID: [c.item_id for c in cands], "row": rows,
-                          "cand_rank": np.arange(1, len(cands) + 1, dtype=np.float64)})
+    share = (lambda k: k / n_terms) if n_terms else (lambda k: 0.0)
+    columns: dict[str, object] = {}
     for f in _FIELDS:
-        frame[f"bm25_{f}"] = [c.field_scores.get(f, 0.0) for c in cands]
-        frame[f"terms_{f}"] = [len(c.matched.get(f, ())) / n_terms if n_terms else 0.0 for c in cands]
-    any_terms = [len({m.term for ms in c.matched.values() for m in ms}) for c in cands]
-    frame["terms_any"] = [k / n_terms if n_terms else 0.0 for k in any_terms]
-    frame["category_all"] = [float(n_terms > 0 and len(c.matched.get(S.CATEGORY, ())) == n_terms) for c in cands]
-    frame["brand_named"] = [_brand_named(index, c.row, len(c.matched.get(S.BRAND, ()))) for c in cands]
-    frame["similarity"] = [c.similarity for c in cands]
-    frame["keyword_rank"] = [np.nan if c.keyword_rank is None else float(c.keyword_rank) for c in cands]
-    frame["semantic_rank"] = [float(c.semantic_rank) for c in cands]
-    frame["item_users"] = stats.popularity[rows] if len(rows) else np.zeros(0)
-    frame["price"] = stats.price[rows] if len(rows) else np.zeros(0)
-    names = list(QUERY_FEATURES)
-    frame[names] = frame[names].astype(np.float64)
-    return frame
+        columns[f"bm25_{f}"] = [c.field_scores.get(f, 0.0) for c in cands]
+        columns[f"terms_{f}"] = [share(len(c.matched.get(f, ()))) for c in cands]
+    columns["terms_any"] = [share(len({m.term for ms in c.matched.values() for m in ms})) for c in cands]
+    columns["category_all"] = [float(n_terms > 0 and len(c.matched.get(S.CATEGORY, ())) == n_terms) for c in cands]
+    columns["brand_named"] = [_brand_named(index, c.row, len(c.matched.get(S.BRAND, ()))) for c in cands]
+    columns["similarity"] = [c.similarity for c in cands]
+    columns["keyword_rank"] = [np.nan if c.keyword_rank is None else float(c.keyword_rank) for c in cands]
+    columns["semantic_rank"] = [float(c.semantic_rank) for c in cands]
+    columns["item_users"] = stats.popularity[rows] if len(rows) else np.zeros(0)
+    columns["price"] = stats.price[rows] if len(rows) else np.zeros(0)
+    # one frame built at once (a column assignment each costs pandas a block rebuild: a search
+    # request builds this per query)
+    features = {name: np.asarray(columns[name], dtype=np.float64) for name in QUERY_FEATURES}
+    return pd.DataFrame({S.ITEM_ID: [c.item_id for c in cands], "row": rows,
+                         "cand_rank": np.arange(1, len(cands) + 1, dtype=np.float64), **features})
 
 
 def with_customer(query_frame: pd.DataFrame, stats: ItemStats, personal: PersonalContext | None) -> pd.DataFrame:
     """``query_frame`` (left as it is) with the customer columns added: NaN without ``personal``."""
-    frame = query_frame.copy()
+    n = len(query_frame)
     if personal is None:
-        for name in CUSTOMER_FEATURES:
-            frame[name] = np.nan
-        return frame
-    customer = personal.features(frame[S.ITEM_ID].tolist(), frame["row"].to_numpy(np.int64), stats)
-    for name in CUSTOMER_FEATURES:
-        frame[name] = np.asarray(customer[name], dtype=np.float64)
-    return frame
+        customer = {name: np.full(n, np.nan) for name in CUSTOMER_FEATURES}
+    else:
+        found = personal.features(query_frame[S.ITEM_ID].tolist(), query_frame["row"].to_numpy(np.int64), stats)
+        customer = {name: np.asarray(found[name], dtype=np.float64) for name in CUSTOMER_FEATURES}
+    return pd.concat([query_frame, pd.DataFrame(customer, index=query_frame.index)], axis=1)
 
 
 def _brand_named(index: SearchIndex, row: int, matched: int) -> float:
