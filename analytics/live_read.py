@@ -6,6 +6,7 @@ and loads every segment numbered above the snapshot's last folded number into th
 the store as it is with those batches applied:
 
 - ``live_events`` (seq, line, event_id, received_at and the event columns): the new events;
+- ``live_item_refs`` (seq, item_id): the items each segment names, by an event or a catalogue row;
 - ``all_events``: the snapshot's ``events`` and ``live_events``, in the events table's columns;
 - ``live_items`` / ``all_items``: the catalogue with the new rows applied; ``live_users`` /
   ``all_users``: the customers with the new events' ones (see :mod:`analytics.live_sql`, the
@@ -70,7 +71,7 @@ from analytics.live_sql import (
 from errors import RecsightError
 
 __all__ = ["LiveView", "LiveStale", "open_live", "attach_live", "refresh_live",
-           "LIVE_EVENT_COLUMNS", "SNAPSHOT_EVENTS"]
+           "LIVE_EVENT_COLUMNS", "SNAPSHOT_EVENTS", "LIVE_ITEM_REFS"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ _ROW_COLUMNS = {
 }
 LIVE_EVENT_COLUMNS = ("seq", "line", "event_id", "received_at", *S.EVENTS_COLUMNS)
 SNAPSHOT_EVENTS = "snapshot_events"  # temp view: the events of the snapshot the views build on
+LIVE_ITEM_REFS = "live_item_refs"  # temp view (seq, item_id): every item a live event or catalogue row names
 
 
 class LiveStale(RecsightError):
@@ -230,10 +232,15 @@ def _materialise_items(con: duckdb.DuckDBPyConnection, after_seq: int | None = N
     if after_seq is None:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {S.ITEMS} AS SELECT * FROM all_{S.ITEMS}")
         return
-    touched = (f"SELECT DISTINCT {S.ITEM_ID} FROM {_ROWS} WHERE seq > {int(after_seq)} AND {S.ITEM_ID} IS NOT NULL "
-               f"AND (kind = '{KIND_ITEM}' OR {S.ITEM_ID} NOT IN (SELECT {S.ITEM_ID} FROM temp.{S.ITEMS}))")
-    con.execute(f"DELETE FROM temp.{S.ITEMS} WHERE {S.ITEM_ID} IN ({touched})")
-    con.execute(f"INSERT INTO temp.{S.ITEMS} SELECT * FROM live_{S.ITEMS} WHERE {S.ITEM_ID} IN ({touched})")
+    touched = [r[0] for r in con.execute(
+        f"SELECT DISTINCT {S.ITEM_ID} FROM {_ROWS} WHERE seq > ? AND {S.ITEM_ID} IS NOT NULL "
+        f"AND (kind = '{KIND_ITEM}' OR {S.ITEM_ID} NOT IN (SELECT {S.ITEM_ID} FROM temp.{S.ITEMS}))",
+        [int(after_seq)]).fetchall()]
+    if not touched:  # the usual refresh: events on items the catalogue has
+        return
+    ids = "(SELECT unnest(?::VARCHAR[]))"
+    con.execute(f"DELETE FROM temp.{S.ITEMS} WHERE {S.ITEM_ID} IN {ids}", [touched])
+    con.execute(f"INSERT INTO temp.{S.ITEMS} SELECT * FROM live_{S.ITEMS} WHERE {S.ITEM_ID} IN {ids}", [touched])
 
 
 def _create_views(con: duckdb.DuckDBPyConnection, catalog: str, shadow: bool, boundary: int | None) -> None:
@@ -246,6 +253,8 @@ def _create_views(con: duckdb.DuckDBPyConnection, catalog: str, shadow: bool, bo
     statements = [
         f"CREATE OR REPLACE TEMP VIEW {SNAPSHOT_EVENTS} AS SELECT {EVENT_VALUES} FROM {base}.{S.EVENTS}{model_rows}",
         f"CREATE OR REPLACE TEMP VIEW live_events AS SELECT {events} FROM {_ROWS} WHERE kind = '{KIND_EVENT}'",
+        f"CREATE OR REPLACE TEMP VIEW {LIVE_ITEM_REFS} AS SELECT seq, {S.ITEM_ID} FROM {_ROWS} "
+        f"WHERE {S.ITEM_ID} IS NOT NULL",
         f"CREATE OR REPLACE TEMP VIEW live_items AS {merged_items_sql(f'{base}.{S.ITEMS}', item_rows, 'live_events')}",
         f"CREATE OR REPLACE TEMP VIEW live_users AS {merged_users_sql(f'{base}.{S.USERS}', 'live_events')}",
         f"CREATE OR REPLACE TEMP VIEW all_events AS SELECT {EVENT_VALUES} FROM {SNAPSHOT_EVENTS} "

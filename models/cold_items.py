@@ -37,6 +37,7 @@ from datetime import datetime, timedelta
 import duckdb
 
 from analytics import schema as s
+from analytics.live_read import LIVE_ITEM_REFS
 from models.batch import HistoryTables
 from models.features import build_item_table
 
@@ -63,7 +64,9 @@ def refresh_cold_items(con: duckdb.DuckDBPyConnection, tables: HistoryTables,
     (:func:`analytics.live_read.attach_live`): ``items`` is the merged catalogue, ``live_items``
     and ``live_events`` the live rows. The caller holds the serving lock.
     """
-    new = _new_cold_ids(con, tables.items, s.ITEMS if after_seq is None else "live_items") - set(known_cold)
+    named = s.ITEMS if after_seq is None else \
+        f"(SELECT DISTINCT {s.ITEM_ID} FROM {LIVE_ITEM_REFS} WHERE seq > {int(after_seq)})"
+    new = _new_cold_ids(con, tables.items, named) - set(known_cold)
     cold = frozenset(new | set(known_cold))
     due = new | (set(known_cold) if after_seq is None else _moved(con, tables, known_cold, after_seq))
     if not due:
@@ -84,7 +87,8 @@ def refresh_cold_items(con: duckdb.DuckDBPyConnection, tables: HistoryTables,
 def _new_cold_ids(con: duckdb.DuckDBPyConnection, items: str, catalogue: str) -> set[str]:
     """The items of ``catalogue`` without a row in the item table ``items``. At load the whole
     catalogue (a compaction may have folded catalogue rows the model never saw); after that the
-    live catalogue rows only (an item new since the load is named by a live row; a few rows)."""
+    items the new segments name (an item new since the load is named by a live event or
+    catalogue row there; a few rows)."""
     rows = con.execute(
         f"""SELECT c.{s.ITEM_ID} FROM {catalogue} c
             WHERE NOT EXISTS (SELECT 1 FROM {items} m WHERE m.{s.ITEM_ID} = c.{s.ITEM_ID})""").fetchall()

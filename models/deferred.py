@@ -24,12 +24,14 @@ import time
 import weakref
 from collections.abc import Callable
 
-__all__ = ["Deferred", "DELAY_S"]
+__all__ = ["Deferred", "ServingLock", "DELAY_S", "QUIET_S", "MAX_YIELD_S"]
 
 log = logging.getLogger(__name__)
 
 DELAY_S = 0.25  # long enough for the request that found the batch to finish first
 SHARE = 0.2  # at most this share of the time is spent on deferred work
+QUIET_S = 0.05  # background work waits until requests left the serving lock this long ago...
+MAX_YIELD_S = 2.0  # ... but never longer than this per step, so a busy server still gets it done
 _RUNNING: weakref.WeakSet[Deferred] = weakref.WeakSet()
 
 
@@ -41,13 +43,48 @@ def _stop_all() -> None:
         deferred.close()
 
 
+class ServingLock:
+    """The serving lock, which also knows when requests last held it.
+
+    Background work that runs beside the requests (on its own connection) still takes CPU and the
+    interpreter from them; :meth:`yield_to_requests` lets it wait for a gap between requests, so a
+    request does not share the two cores with it (measured: the explained live list of a changed
+    customer took 127 ms median with the update running beside it, 99 ms without).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._released = 0.0
+
+    def __enter__(self) -> ServingLock:
+        self._lock.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._released = time.monotonic()
+        self._lock.release()
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+    def yield_to_requests(self, quiet: float = QUIET_S, at_most: float = MAX_YIELD_S) -> None:
+        """Wait (at most ``at_most`` seconds) until no request has held the lock for ``quiet``
+        seconds. Called by background work between its steps, never by a holder of the lock."""
+        deadline = time.monotonic() + at_most
+        while time.monotonic() < deadline:
+            if not self._lock.locked() and time.monotonic() - self._released >= quiet:
+                return
+            time.sleep(0.005)
+
+
 class Deferred:
     """Calls ``work`` in a background thread ``delay`` seconds after :meth:`due`, once for however
-    many :meth:`due` calls came meanwhile. ``work`` does one bounded chunk and returns whether more
-    is due; it takes whatever locks it needs. Never two calls at once (the thread and
+    many :meth:`due` calls came meanwhile. ``work(background)`` does one bounded chunk and returns
+    whether more is due; it takes whatever locks it needs, and may yield to requests when
+    ``background`` (the thread) but not when settling. Never two calls at once (the thread and
     :meth:`settle` take turns)."""
 
-    def __init__(self, work: Callable[[], bool | None], delay: float = DELAY_S,
+    def __init__(self, work: Callable[[bool], bool | None], delay: float = DELAY_S,
                  name: str = "recsight-deferred", share: float = SHARE) -> None:
         self._work = work
         self._busy = threading.Lock()  # one call of work at a time
@@ -75,7 +112,7 @@ class Deferred:
         """Do the work now if any is due, all of it (after a chunk the thread is doing)."""
         while True:
             with self._busy:
-                if not self._work():
+                if not self._work(False):
                     return
 
     def close(self, wait: bool = True) -> None:
@@ -99,7 +136,7 @@ class Deferred:
             try:
                 while not self._closed.is_set():
                     with self._busy:
-                        more = self._work()
+                        more = self._work(True)
                     if not more:
                         break
             except Exception:

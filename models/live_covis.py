@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +91,7 @@ class LiveCovis:
         self.files = dict(files)
         self._worker = worker  # the updater's connection: the overlay and scratch tables are its TEMP tables
         self._worker_lock = threading.Lock()
+        self._pause: Callable[[], None] = _no_pause
         self._loaded: dict[str, set[str]] = {name: set() for name in files}  # sources in the overlay
 
     @classmethod
@@ -133,8 +134,11 @@ class LiveCovis:
         return CovisBatch(after_seq, upto_seq, rows)
 
     @contextmanager
-    def update(self, batch: CovisBatch) -> Iterator[CovisUpdate]:
+    def update(self, batch: CovisBatch, pause: Callable[[], None] | None = None) -> Iterator[CovisUpdate]:
         """Compute the served rows the batch moves, on the updater's connection (no serving lock).
+
+        ``pause`` is called between the steps: a server waits there for a gap between requests
+        (:meth:`models.deferred.ServingLock.yield_to_requests`), so the update does not slow them.
 
         The overlay change stays uncommitted until the ``with`` block ends without an error (the
         caller publishes inside it), so a failure anywhere (a damaged weights file, a failed
@@ -143,6 +147,7 @@ class LiveCovis:
         """
         with self._worker_lock:
             worker, loaded = self._worker, {name: set(items) for name, items in self._loaded.items()}
+            self._pause = pause or _no_pause
             worker.register("lc_rows", batch.rows)
             worker.execute("BEGIN TRANSACTION")
             try:
@@ -173,6 +178,7 @@ class LiveCovis:
         return update.sources
 
     def _compute(self, worker: duckdb.DuckDBPyConnection, batch: CovisBatch) -> CovisUpdate:
+        self._pause()
         columns = f"{s.USER_ID}, {s.ITEM_ID}, {s.TS}"
         worker.execute(f"CREATE OR REPLACE TEMP TABLE lc_old AS SELECT {columns} FROM lc_rows "
                        "WHERE seq IS NULL OR seq <= ?", [batch.after_seq])
@@ -181,6 +187,7 @@ class LiveCovis:
         build_sequences(worker, "lc_new", "lc_new_seq")
         sources, rows = {}, {}
         for covis in self.index.config.covis:
+            self._pause()
             touched = self._update_variant(worker, covis.name)
             if touched:
                 sources[covis.name] = touched
@@ -289,6 +296,10 @@ class CovisLinks:
         for negative_w, source, _, name, target in sorted(found, key=lambda f: f[:3]):
             out[target].append((name, source, -negative_w))
         return out
+
+
+def _no_pause() -> None:
+    """The update's steps run back to back (settling now: nobody is waiting for a gap)."""
 
 
 def chunk_end(con: duckdb.DuckDBPyConnection, after_seq: int, max_events: int) -> int | None:

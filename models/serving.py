@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -36,7 +35,7 @@ from models.batch import HistoryTables, Models, feature_frame
 from models.candidates import CandidateIndex
 from models.cold_items import refresh_cold_items
 from models.config import EngineConfig, engine_config_from
-from models.deferred import Deferred
+from models.deferred import Deferred, ServingLock
 from models.features import label_of
 from models.live_covis import CovisLinks, LiveCovis, chunk_end
 from models.live_serving import LiveFeed
@@ -73,7 +72,7 @@ class Recommender:
         self.top = top
         self.live = live
         self.live_covis = live_covis  # None: co-visitation stays as trained (no live feed, or an old version)
-        self._lock = threading.Lock()
+        self._lock = ServingLock()
         self._covis: CovisLinks | None = None
         self._links_from: int | None = None  # co-visitation lacks the segments above this (None: current)
         self._links = Deferred(self._apply_links, name="recsight-live-links")
@@ -293,14 +292,15 @@ class Recommender:
             log.warning("cold-item update failed (%s): new items keep their earlier rows",
                         str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
 
-    def _apply_links(self) -> bool:
+    def _apply_links(self, background: bool = False) -> bool:
         """One chunk of the deferred co-visitation update: the segments after the last one applied,
         up to about :data:`_LINKS_CHUNK_EVENTS` events; returns whether more segments are due.
 
         The serving lock is held only to read the chunk's histories and to publish its rows
         (:class:`models.live_covis.LiveCovis`); the update itself runs on the updater's own
-        connection while requests are served. A failure stops the updates, not the serving: the
-        links stay as they were.
+        connection while requests are served, and in the ``background`` it waits between its
+        steps for a gap between requests (:meth:`ServingLock.yield_to_requests`). A failure stops
+        the updates, not the serving: the links stay as they were.
         """
         with self._lock:
             after, live, covis = self._links_from, self.live, self.live_covis
@@ -314,7 +314,8 @@ class Recommender:
                 return self._stop_links(exc)
         try:
             if batch is not None:
-                with covis.update(batch) as update, self._lock:
+                pause = self._lock.yield_to_requests if background else None
+                with covis.update(batch, pause) as update, self._lock:
                     changed = covis.publish(self.con, update)
                     if changed and self._covis is not None:
                         self._covis = self._covis.replaced(self.con, self.tables.index.covis_tables, changed)
@@ -380,8 +381,7 @@ class Recommender:
     def _rank(self, user_id: str, k: int, tables: HistoryTables) -> Recommendation:
         """The serving SQL and the ranker for one customer over ``tables`` (caller holds the lock)."""
         con = self.con
-        con.execute("CREATE OR REPLACE TEMP TABLE serve_user (user_id VARCHAR)")
-        con.execute("INSERT INTO serve_user VALUES (?)", [user_id])
+        con.execute("CREATE OR REPLACE TEMP TABLE serve_user AS SELECT ?::VARCHAR AS user_id", [user_id])
         frame = feature_frame(con, tables, "serve_user", "serve", attention=self.attention)
         cold_start = bool(frame.empty or frame["user_events"].isna().all())
         if frame.empty:

@@ -1,16 +1,17 @@
 """The deferred co-visitation update: done shortly after a request asked, once for many asks, and
-at once on settle (models/deferred.py)."""
+at once on settle; in the background it waits for gaps between requests (models/deferred.py)."""
 
 from __future__ import annotations
 
+import threading
 import time
 
-from models.deferred import Deferred
+from models.deferred import Deferred, ServingLock
 
 
 def test_work_is_done_in_the_background_once_for_asks_that_came_together():
     done: list[float] = []
-    deferred = Deferred(lambda: done.append(time.monotonic()), delay=0.2)
+    deferred = Deferred(lambda background: done.append(time.monotonic()), delay=0.2)
     asked = time.monotonic()
     for _ in range(5):
         deferred.due()
@@ -25,7 +26,7 @@ def test_work_is_done_in_the_background_once_for_asks_that_came_together():
 def test_the_thread_and_settle_never_work_at_once():
     running, overlaps = [0], []
 
-    def slow() -> None:
+    def slow(background: bool) -> None:
         running[0] += 1
         overlaps.append(running[0])
         time.sleep(0.05)
@@ -41,7 +42,7 @@ def test_the_thread_and_settle_never_work_at_once():
 
 def test_settle_works_now_and_close_stops_the_thread():
     done: list[float] = []
-    deferred = Deferred(lambda: done.append(1.0), delay=60)
+    deferred = Deferred(lambda background: done.append(1.0), delay=60)
     deferred.due()
     deferred.settle()
     assert done == [1.0]
@@ -54,7 +55,7 @@ def test_settle_works_now_and_close_stops_the_thread():
 def test_a_failure_is_logged_and_later_work_still_runs(caplog):
     calls: list[int] = []
 
-    def flaky() -> None:
+    def flaky(background: bool) -> None:
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("damaged weights")
@@ -70,3 +71,38 @@ def test_a_failure_is_logged_and_later_work_still_runs(caplog):
         time.sleep(0.01)
     deferred.close()
     assert len(calls) == 2 and "deferred work failed" in caplog.text
+
+
+def test_the_thread_works_in_the_background_and_settle_at_once():
+    calls: list[bool] = []
+    deferred = Deferred(lambda background: calls.append(background), delay=0.01)
+    deferred.settle()
+    deferred.due()
+    deadline = time.monotonic() + 10
+    while len(calls) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    deferred.close()
+    assert calls == [False, True]
+
+
+def test_background_work_waits_for_a_gap_between_requests_but_not_forever():
+    lock = ServingLock()
+    released = threading.Event()
+
+    def request() -> None:
+        with lock:
+            time.sleep(0.2)
+        released.set()
+
+    thread = threading.Thread(target=request)
+    thread.start()
+    time.sleep(0.02)
+    started = time.monotonic()
+    lock.yield_to_requests(quiet=0.05, at_most=5)
+    waited = time.monotonic() - started
+    assert released.is_set() and 0.2 <= waited + 0.02 < 2  # after the request, and the quiet time
+    thread.join()
+    with lock:
+        started = time.monotonic()
+        lock.yield_to_requests(quiet=0.05, at_most=0.1)  # a request that never ends: gives up
+        assert time.monotonic() - started < 1
