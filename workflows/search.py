@@ -39,8 +39,8 @@ from settings import Settings
 from workflows.recommenders import recommender_for
 from workflows.recommenders import resolve_customer as resolve_typed
 
-__all__ = ["Searcher", "searcher_for", "search", "search_payload", "compare_search", "write_search",
-           "format_search", "SEARCH_DIR", "INDEX_DIR", "cli_search", "SearchPage", "page_search"]
+__all__ = ["Searcher", "Searched", "searcher_for", "search", "explain_search", "search_payload", "compare_search",
+           "write_search", "format_search", "SEARCH_DIR", "INDEX_DIR", "cli_search", "SearchPage", "page_search"]
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +50,27 @@ INDEX_DIR = "index"
 
 @dataclass
 class Searcher:
-    """A model version's search artifacts, loaded: the index, the ranker, the items' statistics."""
+    """A model version's search artifacts, loaded: the ranker, and the index with its items'
+    statistics (one pair, replaced whole when live items are added: a search reads it once, so it
+    never pairs an index with another index's statistics)."""
 
+    ranker: SearchRanker
+    state: tuple[SearchIndex, ItemStats]
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one index replacement at a time
+
+    @property
+    def index(self) -> SearchIndex:
+        return self.state[0]
+
+
+@dataclass(frozen=True)
+class Searched:
+    """One ranked search with what explains it: the index it ran on and the customer's context."""
+
+    result: SearchResult
     index: SearchIndex
     ranker: SearchRanker
-    stats: ItemStats
-    lock: threading.Lock = field(default_factory=threading.Lock)  # guards index replacement
+    personal: PersonalContext | None
 
 
 _searchers: weakref.WeakKeyDictionary[Recommender, Searcher] = weakref.WeakKeyDictionary()
@@ -90,19 +105,19 @@ def searcher_for(recommender: Recommender) -> Searcher:
             ranker = SearchRanker.load(folder)
             with recommender.connection() as con:
                 stats = ItemStats.from_connection(con, index)
-            searcher = Searcher(index, ranker, stats)
+            searcher = Searcher(ranker, (index, stats))
             _searchers[recommender] = searcher
     _add_new_items(recommender, searcher)
     return searcher
 
 
-def search(recommender: Recommender, query: str, user_id: str | None = None, k: int = 10) -> tuple[
-        SearchResult, PersonalContext | None]:
+def search(recommender: Recommender, query: str, user_id: str | None = None, k: int = 10) -> Searched:
     """Rank the catalogue for ``query``; personalised when ``user_id`` (a pseudonym) has events."""
     searcher = searcher_for(recommender)
+    index, stats = searcher.state
     personal = _personal(recommender, user_id) if user_id is not None else None
-    result = rank_search(searcher.index, searcher.ranker, query, k, stats=searcher.stats, personal=personal)
-    return result, personal
+    result = rank_search(index, searcher.ranker, query, k, stats=stats, personal=personal)
+    return Searched(result, index, searcher.ranker, personal)
 
 
 def search_payload(recommender: Recommender, query: str, user_id: str | None = None, k: int = 10,
@@ -114,13 +129,12 @@ def search_payload(recommender: Recommender, query: str, user_id: str | None = N
     except RecsightError:
         return {"query": "", "truncated": False, "user_id": user_id, "personalised": False,
                 "model_version": recommender.artifact.path.name, "items": []}
-    result, personal = search(recommender, query, user_id, k)
-    searcher = searcher_for(recommender)
+    searched = search(recommender, query, user_id, k)
+    result = searched.result
     explained: dict[str, SearchExplanation] = {}
     if explain and result.hits:
-        items = [hit.item_id for hit in result.hits]
-        explained = {e.item_id: e for e in explain_results(result, searcher.ranker, searcher.index, items, personal)}
-    titles = _titles(searcher.index, [hit.item_id for hit in result.hits])
+        explained = {e.item_id: e for e in _explain(searched, [hit.item_id for hit in result.hits])}
+    titles = _titles(searched.index, [hit.item_id for hit in result.hits])
     return {
         "query": result.query,
         "truncated": result.retrieval.truncated,
@@ -138,9 +152,11 @@ def search_payload(recommender: Recommender, query: str, user_id: str | None = N
 def explain_search(recommender: Recommender, query: str, user_id: str | None, item_ids: list[str],
                    k: int = 10) -> list[SearchExplanation]:
     """The explanations of ``item_ids`` among the results of ``query`` (any candidate, not only the top)."""
-    result, personal = search(recommender, query, user_id, k)
-    searcher = searcher_for(recommender)
-    return explain_results(result, searcher.ranker, searcher.index, item_ids, personal)
+    return _explain(search(recommender, query, user_id, k), item_ids)
+
+
+def _explain(searched: Searched, item_ids: list[str]) -> list[SearchExplanation]:
+    return explain_results(searched.result, searched.ranker, searched.index, item_ids, searched.personal)
 
 
 def compare_search(recommender: Recommender, query: str, user_id: str | None, item_a: str,
@@ -233,16 +249,17 @@ def _titles(index: SearchIndex, item_ids: list[str]) -> dict[str, str]:
 def _add_new_items(recommender: Recommender, searcher: Searcher) -> None:
     """Index the items that arrived through the live intake since the index was built (read from
     the serving connection's merged catalogue), so a new product is findable at once."""
-    cold = [item for item in recommender.cold_items if searcher.index.row(item) is None]
-    if not cold:
+    if all(searcher.index.row(item) is not None for item in recommender.cold_items):
         return
     with searcher.lock:
+        cold = [item for item in recommender.cold_items if searcher.index.row(item) is None]
         with recommender.connection() as con:
             catalogue = read_catalogue(con)
         rows = catalogue[catalogue[s.ITEM_ID].isin(cold)]
         if rows.empty:
             return
-        searcher.index = searcher.index.add_items(rows, persist=False)
+        index = searcher.index.add_items(rows, persist=False)
         with recommender.connection() as con:
-            searcher.stats = ItemStats.from_connection(con, searcher.index)
+            stats = ItemStats.from_connection(con, index)
+        searcher.state = (index, stats)  # one assignment: a search sees the old pair or the new one
         log.info("search index: %d item(s) from the live intake added", len(rows))
