@@ -26,7 +26,7 @@ import platform
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -70,10 +70,11 @@ class Artifact:
     base_seq: int | None = None
 
 
-def package_versions() -> dict[str, str]:
-    """The versions of the packages that shape a model, stored with it to explain a changed result."""
+def package_versions(names: Sequence[str] = _PACKAGES) -> dict[str, str]:
+    """The versions of the packages that shape a model (``names``), stored with it to explain a
+    changed result."""
     versions = {"python": platform.python_version()}
-    for name in _PACKAGES:
+    for name in names:
         try:
             versions[name] = importlib_metadata.version(name)
         except importlib_metadata.PackageNotFoundError:

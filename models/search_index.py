@@ -29,7 +29,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
-from importlib import metadata
 from pathlib import Path
 
 import duckdb
@@ -39,6 +38,7 @@ import pandas as pd
 from analytics import schema as S
 from atomic import write_text
 from errors import RecsightError
+from models.registry import package_versions
 from models.search_catalogue import FIELDS, catalogue_frame, merge_rows, read_catalogue
 from models.search_embed import DIM, MODEL_NAME, embed_passages, embed_query, embedding_text, model_version
 from models.search_keyword import FieldIndex, build_field, load_field
@@ -161,7 +161,7 @@ def _build(catalogue: pd.DataFrame, reuse: SearchIndex | None) -> SearchIndex:
                       "text": "title. brand. category path below the top level",
                       "distinct_texts": len(set(texts)), "embedded_now": embedded},
         "seconds": {"keyword": round(keyword_s, 2), "total": round(seconds, 2)},
-        "packages": _package_versions(),
+        "packages": package_versions(_PACKAGES),
     }
     log.info("search index built: %d items, %d texts embedded, %.1f s (BM25 %.1f s)",
              len(catalogue), embedded, seconds, keyword_s)
@@ -300,16 +300,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _package_versions() -> dict[str, str]:
-    versions = {}
-    for name in _PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "absent"
-    return versions
 
 
 def _short(exc: BaseException) -> str:
