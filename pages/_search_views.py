@@ -22,20 +22,22 @@ __all__ = ["WHY", "results_column", "why_view", "marked_title"]
 WHY = "se-why"  # pattern-matching id type of the results' "Why?" buttons
 
 
-def results_column(side: str, heading: str, payload: dict[str, Any], anonymous_ranks: dict[str, int] | None) -> Any:
+def results_column(side: str, heading: str, payload: dict[str, Any], anonymous_ranks: dict[str, int] | None,
+                   why_type: str = WHY) -> Any:
     """One column of results; ``anonymous_ranks`` (item -> rank without the customer) adds how far
-    personalisation moved each result."""
+    personalisation moved each result; ``why_type`` is the id type of the Why? buttons (each page
+    its own, so one page's clicks never reach another page's dialog)."""
     items = payload["items"]
     body: list[Any] = [html.H2(heading, className="rs-section-title")]
     if payload.get("truncated"):
         body.append(html.P("Only the first part of a very long query was searched.", className="rs-table-note"))
     if not items:
         body.append(html.Div("Nothing found for this query.", className="rs-empty", id=f"se-{side}-empty"))
-    body += [_result(side, item, anonymous_ranks) for item in items]
+    body += [_result(side, item, anonymous_ranks, why_type) for item in items]
     return html.Div(className="rs-search-column", id=f"se-{side}", children=body)
 
 
-def _result(side: str, item: dict[str, Any], anonymous_ranks: dict[str, int] | None) -> Any:
+def _result(side: str, item: dict[str, Any], anonymous_ranks: dict[str, int] | None, why_type: str) -> Any:
     explanation = item.get("explanation") or {}
     title_words = next((m["words"] for m in explanation.get("matched", []) if m["field"] == "title"), [])
     moved = None
@@ -55,7 +57,7 @@ def _result(side: str, item: dict[str, Any], anonymous_ranks: dict[str, int] | N
         html.Div(reasons[0] if reasons else "", className="rs-item-reasons"),
         html.Div(className="rs-search-foot", children=[
             html.Span(item["item_id"], className="rs-item-meta"),
-            dbc.Button("Why?", id={"type": WHY, "side": side, "item": item["item_id"]}, color="link", size="sm",
+            dbc.Button("Why?", id={"type": why_type, "side": side, "item": item["item_id"]}, color="link", size="sm",
                        n_clicks=0, className="rs-why-button"),
         ]),
     ])

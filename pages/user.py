@@ -32,7 +32,7 @@ from dash import dcc, html
 from analytics.customers import MAX_ID_LENGTH, clean_customer_ref, reference_pseudonym
 from dashboard.theme import PRIMARY
 from errors import RecsightError
-from pages import _user_callbacks
+from pages import _user_callbacks, _user_search
 from pages._parts import current_settings, page, refused_page
 from service.deeplinks import opened_from_elsewhere
 
@@ -40,8 +40,9 @@ __all__ = ["layout", "build_layout"]
 
 dash.register_page(__name__, path="/user", path_template="/user/<user_id>", name="Customer lookup",
                    title="Customer lookup · Recsight", order=10,
-                   callback_modules=(_user_callbacks.__name__,))  # its callbacks get this page's roles
+                   callback_modules=(_user_callbacks.__name__, _user_search.__name__))  # they get its roles
 _user_callbacks.register()
+_user_search.register()
 
 
 def layout(user_id: str | None = None, **_query: str) -> Any:
@@ -81,6 +82,7 @@ def build_layout(user_id: str | None = None, from_elsewhere: bool = False) -> An
                     color=PRIMARY, delay_show=150,
                     overlay_style={"visibility": "visible", "opacity": 0.5},
                     target_components={"cu-result": "children"}),  # not while the reasons load inside
+        _user_search.section(),  # outside the result area: a live refresh leaves the results alone
         dbc.Modal(id="cu-why-modal", size="xl", scrollable=True, is_open=False, children=[
             dbc.ModalHeader(dbc.ModalTitle(id="cu-why-title")),
             dbc.ModalBody(dcc.Loading(html.Div(id="cu-why-body"), type="dot", color=PRIMARY)),

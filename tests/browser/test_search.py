@@ -1,6 +1,6 @@
-"""Search in headless Chromium on the session's trained shop (issue 15): a support agent goes from
-a customer's page to "Search as this customer", searches, and opens Why? on a personalised
-result; an admin compares the anonymous and the personalised results of one query side by side;
+"""Search in headless Chromium on the session's trained shop (issue 15): a support agent searches
+as the customer on the customer page, or follows its link to the Search page, and opens Why? on a
+personalised result; an admin compares the anonymous and the personalised results of one query side by side;
 the page never shows a traceback for odd input."""
 
 from __future__ import annotations
@@ -54,6 +54,24 @@ def test_an_agent_searches_as_the_customer_and_asks_why(browser, live_app, custo
     browser.wait_for("#se-why-contributions .main-svg")
     entries = audit.read_entries(live_app.settings.audit_db, action=audit.EXPLANATION_VIEW)
     assert any(e.customer == customer and "search page" in (e.detail or "") for e in entries)
+    assert [m for m in browser.console_errors() if "favicon" not in m] == []
+
+
+def test_an_agent_searches_on_the_customer_page_and_asks_why(browser, live_app, customer, word):
+    from selenium.webdriver.common.keys import Keys
+
+    browser.sign_in(SUPPORT)
+    browser.open(f"/user/{customer}", "#cu-items")
+    field = browser.wait_for("#cu-search-q")
+    browser.driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", field)
+    field.send_keys(word, Keys.ENTER)
+    browser.wait_for("#se-as-customer .rs-search-result", timeout=60)
+    results = browser.driver.find_elements("css selector", "#se-as-customer .rs-search-result")
+    assert len(results) == 10 and word in browser.text("#se-as-customer h2").lower()
+    browser.click("#se-as-customer-1 .rs-why-button")
+    assert browser.wait_for_text("#se-why-reasons", lambda text: text.startswith("Ranked #1 because"))
+    entries = audit.read_entries(live_app.settings.audit_db, action=audit.EXPLANATION_VIEW)
+    assert any(e.customer == customer and "search as this customer" in (e.detail or "") for e in entries)
     assert [m for m in browser.console_errors() if "favicon" not in m] == []
 
 

@@ -75,3 +75,18 @@ def test_blank_queries_and_unknown_customers_get_a_plain_message(page, settings)
     assert record[0][:2] == (audit.CUSTOMER_LOOKUP, None)
     with pytest.raises(RecsightError, match="search again"):
         page.open_why("personalised", "NOT-AN-ITEM", None)
+
+
+def test_search_as_the_customer_on_the_customer_page(page, settings, trained_shop):
+    from pages import _user_search
+
+    pseudonym = trained_shop.pseudonym(trained_shop.raw_ids[3])
+    record = Recorder()
+    view, data = _user_search.search_as({"user_id": pseudonym}, "set", settings, record)
+    assert len(json.loads(data)["payload"]["items"]) == _user_search.K
+    assert find(view, "se-as-customer-1") is not None
+    assert record == [(audit.EXPLANATION_VIEW, pseudonym, record[0][2])] and "search as this customer" in record[0][2]
+    with pytest.raises(RecsightError, match="look a customer up first"):
+        _user_search.search_as(None, "set", settings, Recorder())
+    with pytest.raises(RecsightError, match="type a word"):
+        _user_search.search_as({"user_id": pseudonym}, " ", settings, Recorder())
