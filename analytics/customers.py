@@ -82,7 +82,21 @@ def resolve_customer(con: duckdb.DuckDBPyConnection, typed: object, secret: str 
         if is_known_customer(con, candidate):
             return candidate
     hint = "" if secret else " (RECSIGHT_SECRET is not set, so shop ids cannot be looked up)"
+    other_case = _other_case(con, text, secret)
+    if other_case is not None:
+        hint = f"; shop ids are case-sensitive, and {other_case!r} is a customer"
     raise RecsightError(f"unknown customer {text!r}: not in the shop's events or users{hint}")
+
+
+def _other_case(con: duckdb.DuckDBPyConnection, text: str, secret: str) -> str | None:
+    """The same shop id in upper or lower case when that one is a customer (an agent who typed
+    ``u000117`` for ``U000117`` gets a hint, not just "unknown"), else None."""
+    if not secret:
+        return None
+    for variant in sorted({text.upper(), text.lower()} - {text}):
+        if is_known_customer(con, pseudonymise(variant, secret)):
+            return variant
+    return None
 
 
 def suggest_customers(con: duckdb.DuckDBPyConnection, typed: str, limit: int = MAX_SUGGESTIONS) -> list[str]:

@@ -64,7 +64,9 @@ def build_layout(user_id: str | None = None, from_elsewhere: bool = False) -> An
             html.Div(className="rs-field rs-lookup-field", children=[
                 html.Label("Customer", className="rs-field-label", htmlFor="cu-search"),
                 dbc.InputGroup([
-                    dbc.Input(id="cu-search", type="search", value=typed, maxLength=MAX_ID_LENGTH,
+                    # one character more than an id may have: a longer paste reaches the server,
+                    # which says so, instead of being cut to a valid-looking id without a word
+                    dbc.Input(id="cu-search", type="search", value=typed, maxLength=MAX_ID_LENGTH + 1,
                               placeholder="Shop customer id or pseudonym (c_…)", autoFocus=True,
                               autoComplete="off", n_submit=0),
                     dbc.Button("Look up", id="cu-go", color="primary", n_clicks=0),

@@ -79,3 +79,11 @@ def test_suggestions_complete_pseudonym_prefixes_only(con):
     assert customers.suggest_customers(con, "c_zzzz") == []
     assert customers.suggest_customers(con, target) == [target]
     assert customers.suggest_customers(con, "c_", limit=2) == []
+
+
+def test_a_shop_id_in_the_wrong_case_gets_a_hint(con):
+    with pytest.raises(RecsightError, match="case-sensitive, and 'u1' is a customer"):
+        customers.resolve_customer(con, "U1", TEST_SECRET)
+    with pytest.raises(RecsightError) as nobody:
+        customers.resolve_customer(con, "U9", TEST_SECRET)
+    assert "case-sensitive" not in str(nobody.value)

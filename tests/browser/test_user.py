@@ -118,6 +118,21 @@ def test_an_unknown_id_is_a_clear_empty_state(lookup_page):
     assert lookup_page.console_errors() == []
 
 
+def test_a_wrong_case_or_an_overlong_id_is_told_not_guessed(lookup_page, raw_ids):
+    shop_id = raw_ids[0]  # U000000: the shop's ids are upper case
+    _look_up(lookup_page, shop_id.lower())
+    message = lookup_page.text("#cu-not-found-message")
+    assert "case-sensitive" in message and shop_id in message
+    _look_up(lookup_page, "9" * 500)  # pasted, not cut to a valid-looking id without a word
+    assert "at most 128 characters" in lookup_page.wait_for_text("#cu-problem", lambda text: bool(text))
+    _look_up(lookup_page, "W" * 128)
+    lookup_page.wait_for_text("#cu-not-found-message", lambda text: "W" * 40 in text)
+    fits = lookup_page.driver.execute_script(
+        "const m = document.querySelector('#cu-not-found-message'); return m.scrollWidth <= m.clientWidth;")
+    assert fits  # the echoed id wraps instead of running off the page
+    assert lookup_page.console_errors() == []
+
+
 def test_compare_two_items(lookup_page, raw_ids):
     browser = lookup_page
     _look_up(browser, raw_ids[3])
