@@ -2,7 +2,10 @@
 
 Both items are scored by the same ranker with the same base value, so the per-feature
 differences of their SHAP values add up exactly to the score gap: the sorted list says which
-features put A ahead and which pulled the other way, in raw-score units.
+features put A ahead and which pulled the other way, in raw-score units. A feature whose value is
+the same for both items can still differ in contribution (TreeSHAP shares the trees' joint
+effects out); the sentences never give it as a reason ("779 against 779, worth 0.066" reads as
+nonsense to an agent) but sum such parts into one line about interaction.
 
 The two items' explanations are computed once, by :mod:`explain.explainer`; a comparison only
 reads their contributions and feature values, so it runs no SHAP of its own.
@@ -68,7 +71,7 @@ def _summary(title_a: str, title_b: str, rank_a: int, rank_b: int, score_a: floa
     """The verdict, the largest drivers of the gap, and the largest one pulling the other way."""
     if score_a == score_b:
         lines = [f"{title_a} (rank {rank_a}) and {title_b} (rank {rank_b}) have the same score ({score_a:.3f})."]
-        for d in differences[:_SENTENCES]:
+        for d in [d for d in differences if not d.equal_values][:_SENTENCES]:
             favoured = title_a if d.difference > 0 else title_b
             lines.append(f"{d.label} favours {favoured} by {abs(d.difference):.3f} "
                          f"({_show(d.value_a)} against {_show(d.value_b)}), offset by other features.")
@@ -78,12 +81,24 @@ def _summary(title_a: str, title_b: str, rank_a: int, rank_b: int, score_a: floa
     lines = [f"{winner} ranks above {loser} (rank {min(rank_a, rank_b)} against {max(rank_a, rank_b)}, "
              f"score {max(score_a, score_b):.3f} against {min(score_a, score_b):.3f})."]
     sign = 1 if a_wins else -1
-    helping = [d for d in differences if sign * d.difference > 0]
-    against = [d for d in differences if sign * d.difference < 0]
+    reasons = [d for d in differences if not d.equal_values]
+    helping = [d for d in reasons if sign * d.difference > 0]
+    against = [d for d in reasons if sign * d.difference < 0]
     for d in helping[:_SENTENCES]:
         mine, theirs = (d.value_a, d.value_b) if a_wins else (d.value_b, d.value_a)
         lines.append(f"{d.label}: {_show(mine)} against {_show(theirs)}, worth {abs(d.difference):.3f} to {winner}.")
     if against:
         d = against[0]
         lines.append(f"Pulling the other way: {d.label.lower()} is worth {abs(d.difference):.3f} to {loser}.")
-    return lines
+    return lines + _interaction(differences, sign, winner, loser)
+
+
+def _interaction(differences: list[Difference], sign: int, winner: str, loser: str) -> list[str]:
+    """One line for the features equal for both items, when their parts add up to anything."""
+    equal = [d for d in differences if d.equal_values]
+    total = sign * sum(d.difference for d in equal)
+    if not equal or abs(total) < 5e-4:
+        return []
+    names = ", ".join(d.label.lower() for d in equal[:2]) + (" and others" if len(equal) > 2 else "")
+    return [f"Features equal for both items ({names}) add {abs(total):.3f} to "
+            f"{winner if total > 0 else loser} together with the ones that differ: not reasons of their own."]

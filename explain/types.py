@@ -100,6 +100,12 @@ class Difference:
     def difference(self) -> float:
         return self.contribution_a - self.contribution_b
 
+    @property
+    def equal_values(self) -> bool:
+        """Both items have the same value: the feature's part of the gap is interaction with the
+        features that differ (TreeSHAP splits the trees' joint effects), not a reason of its own."""
+        return self.value_a == self.value_b
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -119,6 +125,7 @@ class Comparison:
         data = asdict(self)
         for row, diff in zip(data["differences"], self.differences):
             row["difference"] = diff.difference
+            row["equal_values"] = diff.equal_values
         return data
 
 

@@ -77,7 +77,7 @@ def test_a_comparison_publishes_each_difference_a_minus_b() -> None:
     assert [row["difference"] for row in data["differences"]] == [pytest.approx(0.2), -0.125]
     assert data["differences"][1] == {"feature": "price_ratio", "label": "Price against the customer's usual",
                                       "value_a": None, "value_b": 1.2, "contribution_a": -0.125,
-                                      "contribution_b": 0.0, "difference": -0.125}
+                                      "contribution_b": 0.0, "difference": -0.125, "equal_values": False}
     assert {k: data[k] for k in ("item_a", "item_b", "score_a", "score_b", "summary")} == {
         "item_a": "i09", "item_b": "i11", "score_a": 1.125, "score_b": 1.0,
         "summary": ["Mascara is closer to your brands."]}
