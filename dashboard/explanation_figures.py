@@ -225,13 +225,15 @@ def _importance_frame(importance: Mapping[str, float] | pd.DataFrame) -> pd.Data
                          "segment": segment})
 
 
-def global_importance_bars(importance: Mapping[str, float] | pd.DataFrame, top: int = 15) -> go.Figure:
+def global_importance_bars(importance: Mapping[str, float] | pd.DataFrame, top: int = 15,
+                           segment: str | None = None) -> go.Figure:
     """Mean |SHAP| per feature (or group), largest first: what drives the ranker across customers.
 
     ``importance`` is a mapping ``label -> mean |SHAP|`` or a DataFrame such as
     :mod:`explain.global_view` returns: bars named by its ``label`` column (else ``group``, else
     ``feature``, else the index), sized by ``mean_abs_shap`` (or its only numeric column); an
     optional ``segment`` column draws one bar series per segment, ordered by the overall mean.
+    ``segment`` names the one segment the sample was restricted to, for the title.
     """
     if top < 1:
         raise ValueError(f"top must be at least 1, got {top}")
@@ -240,19 +242,21 @@ def global_importance_bars(importance: Mapping[str, float] | pd.DataFrame, top: 
     frame = frame[frame["label"].isin(order)]
     fig = go.Figure()
     segments = [None] if frame["segment"].isna().all() else list(dict.fromkeys(frame["segment"].dropna()))
-    for segment in segments:
-        part = frame if segment is None else frame[frame["segment"] == segment]
+    for series in segments:
+        part = frame if series is None else frame[frame["segment"] == series]
         part = part.set_index("label").reindex(order).dropna(subset=["importance"])
         fig.add_trace(go.Bar(
             orientation="h", y=[_text(label) for label in part.index], x=part["importance"].tolist(),
-            name="mean |SHAP|" if segment is None else _text(segment),
-            marker_color=PRIMARY if segment is None else None,
+            name="mean |SHAP|" if series is None else _text(series),
+            marker_color=PRIMARY if series is None else None,
             hovertemplate="%{y}<br>mean |SHAP|: %{x:.4f}<extra>%{fullData.name}</extra>",
         ))
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(title_text="mean |SHAP| (raw score units)")
     fig.update_layout(barmode="group", showlegend=len(segments) > 1)
-    return _finish(fig, "What drives the ranker overall", _height(len(order) * len(segments)))
+    title = "What drives the ranker overall" if segment is None else \
+        f"What drives the ranker for the {_text(segment)} segment"
+    return _finish(fig, title, _height(len(order) * len(segments)))
 
 
 def dependence_plot(bins: pd.DataFrame, label: str, missing: int = 0, k: int | None = None) -> go.Figure:

@@ -160,7 +160,7 @@ def update_importance(version: str | None, by: str | None, segment: str | None, 
         return empty_figure(problem or "No importance to show", 420)
     chosen = None if segment in (None, "", ALL_SEGMENTS) else segment
     frame = mi.importance_view(importance, by or "feature", chosen, settings.k_anonymity)
-    return global_importance_bars(frame[["label", "mean_abs_shap"]], top=15)
+    return global_importance_bars(frame[["label", "mean_abs_shap"]], top=15, segment=chosen)
 
 
 def update_dependence(version: str | None, feature: str | None, segment: str | None,

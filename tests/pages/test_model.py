@@ -109,6 +109,17 @@ def test_importance_and_dependence_come_from_the_saved_global_shap(pm, shop):
     assert rows + int(saved.dependence(top)["value"].isna().sum()) == len(saved.rows)
 
 
+def test_the_importance_title_names_the_segment_picked(pm, shop):
+    from dashboard.model_insight import importance_segments
+
+    saved = global_importance(shop.models_dir)
+    assert "overall" in pm.update_importance(None, "feature", pm.ALL_SEGMENTS, shop).layout.title.text
+    shown, _ = importance_segments(saved.rows, shop.k_anonymity)
+    assert shown, "the saved sample has no segment of k customers to pick"
+    title = pm.update_importance(None, "feature", shown[0], shop).layout.title.text
+    assert f"for the {shown[0]} segment" in title and "overall" not in title
+
+
 def test_analysts_see_no_customer_id_anywhere_on_the_page(pm, shop):
     body = pm.update_version(None, shop).body
     figures = [pm.update_importance(None, by, None, shop) for by in ("feature", "group")]
