@@ -4,7 +4,8 @@ first app that serves a request, so an app must serve before another is built).
 * ``service_app`` — the guarded app without a shop (sign-in, roles, pages that need no model);
 * ``api_app`` — the real app serving the session's trained shop (``trained_shop``, tests/shop.py),
   with one user per role and its own audit log (``api_settings``); ``live_api`` serves it with
-  waitress on a loopback port.
+  waitress on a loopback port; ``support`` and ``admin`` are test clients signed in to it (one
+  per test module), ``spec`` the OpenAPI document for validating its answers.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from typing import Any
 
 import pytest
 
+from service import openapi
+from service.users import ADMIN, SUPPORT
 from settings import Settings
-from tests.service.support import app_settings
+from tests.service.support import app_settings, sign_in
 from tests.shop import TrainedShop
 
 
@@ -83,3 +86,27 @@ def unthrottled(monkeypatch: pytest.MonkeyPatch) -> None:
     plenty = (throttle.Quota(10**9, 60),)
     monkeypatch.setattr(throttle.current(), "limits",
                         dataclasses.replace(throttle.current().limits, lookups=plenty, suggestions=plenty))
+
+
+@pytest.fixture(scope="module")
+def support(api_app: Any) -> Any:
+    """A test client of ``api_app`` signed in as support (through the real sign-in form)."""
+    client = api_app.server.test_client()
+    assert sign_in(client, SUPPORT).status_code == 302
+    return client
+
+
+@pytest.fixture(scope="module")
+def admin(api_app: Any) -> Any:
+    """A test client of ``api_app`` signed in as admin."""
+    client = api_app.server.test_client()
+    assert sign_in(client, ADMIN).status_code == 302
+    return client
+
+
+@pytest.fixture(scope="module")
+def spec() -> Any:
+    """The served OpenAPI document as schemathesis reads it (``spec[path]["GET"].validate_response``)."""
+    import schemathesis
+
+    return schemathesis.openapi.from_dict(openapi.document())

@@ -14,12 +14,11 @@ from typing import Any
 
 import flask
 import pytest
-import schemathesis
 
 import cli
 from errors import RecsightError
 from service import api, audit, openapi
-from service.users import ADMIN, ANALYST, SUPPORT
+from service.users import ANALYST, SUPPORT
 from settings import Settings
 from tests.service.support import ACCOUNTS, sign_in
 from tests.shop import TrainedShop
@@ -29,29 +28,10 @@ BASE = openapi.API_BASE
 
 
 @pytest.fixture(scope="module")
-def support(api_app: Any) -> Any:
-    client = api_app.server.test_client()
-    assert sign_in(client, SUPPORT).status_code == 302
-    return client
-
-
-@pytest.fixture(scope="module")
-def admin(api_app: Any) -> Any:
-    client = api_app.server.test_client()
-    assert sign_in(client, ADMIN).status_code == 302
-    return client
-
-
-@pytest.fixture(scope="module")
 def customer(trained_shop: TrainedShop) -> tuple[str, str]:
     """A customer with history: (raw shop id, pseudonym)."""
     raw = trained_shop.raw_ids[3]
     return raw, trained_shop.pseudonym(raw)
-
-
-@pytest.fixture(scope="module")
-def spec() -> Any:
-    return schemathesis.openapi.from_dict(openapi.document())
 
 
 def _validate(spec: Any, path: str, response: Any) -> None:

@@ -8,28 +8,15 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service import audit, openapi
-from service.users import ANALYST, SUPPORT
+from service.users import ANALYST
 from tests.service.support import sign_in
 
 BASE = openapi.API_BASE
 SEARCH = f"{BASE}/search"
-
-
-@pytest.fixture(scope="module")
-def support(api_app: Any) -> Any:
-    client = api_app.server.test_client()
-    assert sign_in(client, SUPPORT).status_code == 302
-    return client
-
-
-@pytest.fixture(scope="module")
-def spec() -> Any:
-    return schemathesis.openapi.from_dict(openapi.document())
 
 
 def _entries(api_settings: Any, action: str) -> list[audit.AuditEntry]:

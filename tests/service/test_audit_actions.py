@@ -23,13 +23,6 @@ SUE = ACCOUNTS[SUPPORT][0]
 
 
 @pytest.fixture(scope="module")
-def support(api_app: Any) -> Any:
-    client = api_app.server.test_client()
-    assert sign_in(client, SUPPORT).status_code == 302
-    return client
-
-
-@pytest.fixture(scope="module")
 def customer(trained_shop: TrainedShop) -> tuple[str, str]:
     raw = trained_shop.raw_ids[5]
     return raw, trained_shop.pseudonym(raw)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import json
 import sys
-from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -24,9 +23,7 @@ import cli
 from analytics.privacy import pseudonymise
 from errors import RecsightError
 from service import openapi
-from service.users import SUPPORT
 from tests.conftest import TEST_SECRET
-from tests.service.support import sign_in
 from tests.shop import TrainedShop
 from workflows.recommenders import recommender_for, resolve_customer
 
@@ -106,13 +103,6 @@ def test_the_lookup_takes_no_injection_at_all(api_settings, known):
 
 
 # --------------------------------------------------------------------------- the API
-
-
-@pytest.fixture(scope="module")
-def support(api_app: Any) -> Any:
-    client = api_app.server.test_client()
-    assert sign_in(client, SUPPORT).status_code == 302
-    return client
 
 
 _QUERY_VALUE = st.one_of(st.integers(-5, 150).map(str), st.sampled_from(("true", "false", "html", "pdf", "csv")),
