@@ -124,16 +124,19 @@ class SearchResult:
 
 def rank_search(index: SearchIndex, ranker: SearchRanker, query: str, k: int = 10, *,
                 stats: ItemStats, personal: PersonalContext | None = None,
-                k_candidates: int = K_CANDIDATES) -> SearchResult:
+                k_candidates: int = K_CANDIDATES, retrieval: Retrieval | None = None) -> SearchResult:
     """Retrieve ``k_candidates`` items for ``query`` and rank them; the top ``k`` as hits.
 
     ``personal`` None is an anonymous search (the query-only booster). The frame keeps every
     candidate, best first, so that "why A above B" can reach below the top ``k``. An empty query
-    is the RecsightError of :func:`models.search_query.check_query`.
+    is the RecsightError of :func:`models.search_query.check_query`. ``retrieval``: the same
+    query's candidates already retrieved on this ``index`` (ranking one query for someone else:
+    the retrieval, with its query embedding, is the same for everyone).
     """
     if k < 1:
         raise RecsightError(f"k must be at least 1, not {k}")
-    retrieval = index.retrieve(query, k_candidates)
+    if retrieval is None:
+        retrieval = index.retrieve(query, k_candidates)
     frame = feature_rows(retrieval, index, stats, personal)
     personalised = personal is not None
     frame["score"] = ranker.predict(frame, personalised) if len(frame) else np.zeros(0)

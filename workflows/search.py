@@ -69,6 +69,7 @@ class Searched:
 
     result: SearchResult
     index: SearchIndex
+    stats: ItemStats
     ranker: SearchRanker
     personal: PersonalContext | None
 
@@ -111,13 +112,17 @@ def searcher_for(recommender: Recommender) -> Searcher:
     return searcher
 
 
-def search(recommender: Recommender, query: str, user_id: str | None = None, k: int = 10) -> Searched:
-    """Rank the catalogue for ``query``; personalised when ``user_id`` (a pseudonym) has events."""
+def search(recommender: Recommender, query: str, user_id: str | None = None, k: int = 10, *,
+           like: Searched | None = None) -> Searched:
+    """Rank the catalogue for ``query``; personalised when ``user_id`` (a pseudonym) has events.
+    ``like``: the same query searched already (for someone else): its index and retrieval are
+    reused, so the query is embedded and matched once."""
     searcher = searcher_for(recommender)
-    index, stats = searcher.state
+    index, stats = (like.index, like.stats) if like is not None else searcher.state
     personal = _personal(recommender, user_id) if user_id is not None else None
-    result = rank_search(index, searcher.ranker, query, k, stats=stats, personal=personal)
-    return Searched(result, index, searcher.ranker, personal)
+    result = rank_search(index, searcher.ranker, query, k, stats=stats, personal=personal,
+                         retrieval=like.result.retrieval if like is not None else None)
+    return Searched(result, index, stats, searcher.ranker, personal)
 
 
 def search_payload(recommender: Recommender, query: str, user_id: str | None = None, k: int = 10,
@@ -129,7 +134,10 @@ def search_payload(recommender: Recommender, query: str, user_id: str | None = N
     except RecsightError:
         return {"query": "", "truncated": False, "user_id": user_id, "personalised": False,
                 "model_version": recommender.artifact.path.name, "items": []}
-    searched = search(recommender, query, user_id, k)
+    return _payload(recommender, search(recommender, query, user_id, k), user_id, explain)
+
+
+def _payload(recommender: Recommender, searched: Searched, user_id: str | None, explain: bool) -> dict[str, Any]:
     result = searched.result
     explained: dict[str, SearchExplanation] = {}
     if explain and result.hits:
@@ -187,7 +195,9 @@ def page_search(settings: Settings, query: str, typed: str | None, k: int,
     customer nobody matched, named by its pseudonym).
     """
     recommender = recommender_for(settings)
-    anonymous = search_payload(recommender, query, None, k, explain=True)
+    check_query(query)  # nothing to search in it: the page says so
+    searched = search(recommender, query, None, k)
+    anonymous = _payload(recommender, searched, None, explain=True)
     if not typed:
         record(None, f"search page ({len(query)} characters), anonymous")
         return SearchPage(anonymous, None)
@@ -198,7 +208,8 @@ def page_search(settings: Settings, query: str, typed: str | None, k: int,
                      f"{reference_pseudonym(typed, settings.secret) or 'a shop id'})")
         return SearchPage(anonymous, None, str(exc))
     record(user_id, f"search page ({len(query)} characters) as this customer, explained")
-    return SearchPage(anonymous, search_payload(recommender, query, user_id, k, explain=True))
+    return SearchPage(anonymous, _payload(recommender, search(recommender, query, user_id, k, like=searched),
+                                          user_id, explain=True))
 
 
 def cli_search(db_path: Path, models_dir: Path, query: str, user: str | None, k: int, explain: bool,

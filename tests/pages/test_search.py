@@ -44,10 +44,16 @@ def page(settings: Settings) -> Any:
     return module
 
 
-def test_both_columns_with_their_audit_rows(page, settings, trained_shop):
+def test_both_columns_with_their_audit_rows(page, settings, trained_shop, monkeypatch):
+    from models.search_index import SearchIndex
+
+    retrievals: list[str] = []
+    retrieve = SearchIndex.retrieve
+    monkeypatch.setattr(SearchIndex, "retrieve", lambda self, q, k=200: retrievals.append(q) or retrieve(self, q, k))
     raw = trained_shop.raw_ids[3]
     record = Recorder()
     view, data = page.run_search("set", raw, settings, record)
+    assert retrievals == ["set"]  # the query is embedded and matched once for both columns
     assert find(view, "se-anonymous") is not None and find(view, "se-personalised") is not None
     stored = json.loads(data)
     pseudonym = trained_shop.pseudonym(raw)
