@@ -91,7 +91,6 @@ class LiveCovis:
         self.files = dict(files)
         self._worker = worker  # the updater's connection: the overlay and scratch tables are its TEMP tables
         self._worker_lock = threading.Lock()
-        self._pause: Callable[[], None] = _no_pause
         self._loaded: dict[str, set[str]] = {name: set() for name in files}  # sources in the overlay
 
     @classmethod
@@ -147,11 +146,10 @@ class LiveCovis:
         """
         with self._worker_lock:
             worker, loaded = self._worker, {name: set(items) for name, items in self._loaded.items()}
-            self._pause = pause or _no_pause
             worker.register("lc_rows", batch.rows)
             worker.execute("BEGIN TRANSACTION")
             try:
-                yield self._compute(worker, batch)
+                yield self._compute(worker, batch, pause or _no_pause)
                 worker.execute("COMMIT")
             except BaseException:
                 worker.execute("ROLLBACK")
@@ -177,8 +175,9 @@ class LiveCovis:
             raise
         return update.sources
 
-    def _compute(self, worker: duckdb.DuckDBPyConnection, batch: CovisBatch) -> CovisUpdate:
-        self._pause()
+    def _compute(self, worker: duckdb.DuckDBPyConnection, batch: CovisBatch,
+                 pause: Callable[[], None]) -> CovisUpdate:
+        pause()
         columns = f"{s.USER_ID}, {s.ITEM_ID}, {s.TS}"
         worker.execute(f"CREATE OR REPLACE TEMP TABLE lc_old AS SELECT {columns} FROM lc_rows "
                        "WHERE seq IS NULL OR seq <= ?", [batch.after_seq])
@@ -187,7 +186,7 @@ class LiveCovis:
         build_sequences(worker, "lc_new", "lc_new_seq")
         sources, rows = {}, {}
         for covis in self.index.config.covis:
-            self._pause()
+            pause()
             touched = self._update_variant(worker, covis.name)
             if touched:
                 sources[covis.name] = touched
