@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 from dash import dcc, html
 from dash.exceptions import PreventUpdate
 
+from analytics.customers import MAX_ID_LENGTH, clean_customer_ref, reference_pseudonym
 from dashboard.theme import PRIMARY, empty_figure
 from errors import RecsightError
 from service import access
@@ -26,7 +27,7 @@ from settings import SETTINGS_KEY, Settings, load_settings
 
 __all__ = [
     "UNEXPECTED", "GRAPH_CONFIG", "page", "card", "graph", "toggle", "field", "sentence", "capitalised", "guarded",
-    "current_settings", "refused_page",
+    "current_settings", "refused_page", "link_pseudonym",
 ]
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,18 @@ def current_settings() -> Settings:
         if isinstance(settings, Settings):
             return settings
     return load_settings()
+
+
+def link_pseudonym(typed: str | None) -> str:
+    """The pseudonym a link's customer names ('' for none, or for text that is no customer id):
+    pages name customers by pseudonym only, so a shop id in an address is hashed, never shown."""
+    if not typed:
+        return ""
+    try:
+        found = reference_pseudonym(clean_customer_ref(typed[:MAX_ID_LENGTH]), current_settings().secret)
+    except RecsightError:
+        return ""
+    return found or ""
 
 
 def refused_page(module: str) -> html.Div | None:

@@ -19,10 +19,10 @@ import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
-from analytics.customers import MAX_ID_LENGTH, reference_pseudonym
+from analytics.customers import MAX_ID_LENGTH
 from dashboard.theme import PRIMARY
 from errors import RecsightError
-from pages._parts import current_settings, field, guarded, page, refused_page
+from pages._parts import current_settings, field, guarded, link_pseudonym, page, refused_page
 from pages._search_views import WHY, results_column, why_view
 from service import access, audit, throttle
 from service.openapi import MAX_QUERY_LENGTH
@@ -43,7 +43,7 @@ def layout(user: str | None = None, q: str | None = None, **_query: str) -> Any:
 
 def build_layout(user: str | None = None, q: str | None = None) -> Any:
     """The query and customer fields, the results area and the Why? dialog."""
-    customer = user if user and reference_pseudonym(user, "") == user else None  # pseudonyms only in links
+    customer = link_pseudonym(user)
     return page(
         "Search",
         "Search the catalogue as a shopper would: anonymously, and as one customer beside it, with the reasons "
@@ -53,7 +53,7 @@ def build_layout(user: str | None = None, q: str | None = None) -> Any:
                                                       maxLength=MAX_QUERY_LENGTH, placeholder="e.g. capacitor",
                                                       className="form-control")),
             field("As customer (optional)", "se-customer",
-                  dcc.Input(id="se-customer", type="text", value=customer or "", maxLength=MAX_ID_LENGTH,
+                  dcc.Input(id="se-customer", type="text", value=customer, maxLength=MAX_ID_LENGTH,
                             placeholder="shop id or pseudonym", className="form-control")),
             html.Div(className="rs-field", children=[
                 html.Span("\u00a0", className="rs-field-label"),

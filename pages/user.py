@@ -29,11 +29,10 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from analytics.customers import MAX_ID_LENGTH, clean_customer_ref, reference_pseudonym
+from analytics.customers import MAX_ID_LENGTH
 from dashboard.theme import PRIMARY
-from errors import RecsightError
 from pages import _user_callbacks, _user_search
-from pages._parts import current_settings, page, refused_page
+from pages._parts import link_pseudonym, page, refused_page
 from service.deeplinks import opened_from_elsewhere
 
 __all__ = ["layout", "build_layout"]
@@ -55,7 +54,7 @@ def layout(user_id: str | None = None, **_query: str) -> Any:
 def build_layout(user_id: str | None = None, from_elsewhere: bool = False) -> Any:
     """The search bar and an empty result area; a deep link pre-fills the search with the
     customer's pseudonym (never a shop id) and looks up, unless another site's link opened it."""
-    typed = _link_pseudonym(user_id)
+    typed = link_pseudonym(user_id)
     return page(
         "Customer lookup",
         "Find one customer, see what we recommend to them and why, and export it as a report. "
@@ -92,17 +91,6 @@ def build_layout(user_id: str | None = None, from_elsewhere: bool = False) -> An
         dcc.Download(id="cu-download"),
         html.Div(id="cu-url", hidden=True),
     )
-
-
-def _link_pseudonym(user_id: str | None) -> str:
-    """The pseudonym a deep link names ('' for none, or for text that is no customer id)."""
-    if not user_id:
-        return ""
-    try:
-        found = reference_pseudonym(clean_customer_ref(user_id[:MAX_ID_LENGTH]), current_settings().secret)
-    except RecsightError:
-        return ""
-    return found or ""
 
 
 def _intro(from_elsewhere: bool = False) -> Any:
