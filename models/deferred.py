@@ -64,9 +64,6 @@ class ServingLock:
         self._released = time.monotonic()
         self._lock.release()
 
-    def locked(self) -> bool:
-        return self._lock.locked()
-
     def yield_to_requests(self, quiet: float = QUIET_S, at_most: float = MAX_YIELD_S) -> None:
         """Wait (at most ``at_most`` seconds) until no request has held the lock for ``quiet``
         seconds. Called by background work between its steps, never by a holder of the lock."""
