@@ -69,6 +69,7 @@ def feature_frame(
     labels: str | None = None,
     attention: AttentionModel | None = None,
     attention_per_user: bool = False,
+    own_as_of: bool = False,
 ) -> pd.DataFrame:
     """Feature rows (candidates x features, plus ``label``) for the users in table ``users``.
 
@@ -76,11 +77,12 @@ def feature_frame(
     history table (so it sees exactly what the other features see). ``attention_per_user`` scores
     each user's rows as one batch of their own, as serving one customer does: the network's float32
     sums then round exactly as they do at request time (a batch mixing users may differ in the
-    last bit), which the precomputed serving lists rely on.
+    last bit), which the precomputed serving lists rely on. ``own_as_of``: the ``users`` table
+    gives each user's feature cutoff (:func:`models.features.build_user_tables`).
     """
     candidates = generate(con, tables.index, tables.history, users, f"{prefix}_cand")
     seq = f"{candidates}_seq"
-    build_user_tables(con, tables.history, seq, users, tables.as_of, f"{prefix}_usr")
+    build_user_tables(con, tables.history, seq, users, tables.as_of, f"{prefix}_usr", own_as_of=own_as_of)
     frame = assemble(con, candidates, tables.items, f"{prefix}_usr", seq, labels)
     if attention is not None:
         user_ids = frame[s.USER_ID].unique().tolist()

@@ -30,12 +30,14 @@ from models.candidates import DEFAULT_COVIS, CandidateIndex
 
 __all__ = [
     "FeatureSpec", "FEATURES", "ATTENTION_SCORE", "feature_names", "feature_spec", "label_of",
-    "build_item_table", "build_user_tables", "rfm_segments", "assemble",
+    "build_item_table", "build_user_tables", "rfm_segments", "assemble", "AS_OF",
 ]
 
 log = logging.getLogger(__name__)
 
 ATTENTION_SCORE = "attention_score"
+AS_OF = "as_of"  # the per-user cutoff column of a users table (build_user_tables(own_as_of=True))
+_CUTOFF = "feature_cutoff"  # each event row's cutoff in the user-event work table
 
 
 @dataclass(frozen=True)
@@ -202,18 +204,32 @@ def rfm_segments(con: duckdb.DuckDBPyConnection, history: str, users: str, as_of
 
 
 def build_user_tables(
-    con: duckdb.DuckDBPyConnection, history: str, seq: str, users: str, as_of: datetime | None, out: str
+    con: duckdb.DuckDBPyConnection, history: str, seq: str, users: str, as_of: datetime | None, out: str,
+    *, own_as_of: bool = False,
 ) -> None:
     """Per-user features: ``{out}_profile`` and ``{out}_affinity`` (per brand/category/root).
 
     ``seq`` is the step table of :func:`models.candidates.build_sequences` for these users.
+    ``own_as_of``: the ``users`` table (one row per user) has an ``as_of`` column, each user's
+    cutoff (None there: just after that user's newest event), used instead of ``as_of``. Why:
+    live serving ranks several customers in one pass (:mod:`models.serving`), and each customer's
+    features are computed as of their own newest event, as ranking them alone does.
     """
-    cutoff = _as_of(con, history, as_of)
     user_events = f"{out}_events"
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {user_events} AS
-        SELECT h.* FROM {history} h WHERE h.{s.USER_ID} IN (SELECT {s.USER_ID} FROM {users})"""
-    )
+    if own_as_of:
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {user_events} AS
+            SELECT h.*, coalesce(u.{AS_OF}, max(h.{s.TS}) OVER (PARTITION BY h.{s.USER_ID})
+                                  + INTERVAL 1 MICROSECOND) AS {_CUTOFF}
+            FROM {history} h JOIN {users} u USING ({s.USER_ID})"""
+        )
+    else:
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {user_events} AS
+            SELECT h.*, ?::TIMESTAMP AS {_CUTOFF} FROM {history} h
+            WHERE h.{s.USER_ID} IN (SELECT {s.USER_ID} FROM {users})""",
+            [_as_of(con, history, as_of)],
+        )
     # The four profile figures the ranker reads, by the rules of analytics.user_profiles (events
     # before the cutoff; an event's own price, else the catalogue's; continuous medians), in one
     # grouped pass: the full profile build also numbers the whole catalogue and ranks every
@@ -222,20 +238,19 @@ def build_user_tables(
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {out}_profile AS
         WITH ev AS (
-            SELECT e.{s.USER_ID}, e.{s.EVENT_TYPE}, e.{s.TS}, coalesce(e.{s.PRICE}, i.{s.PRICE}) AS price
-            FROM {user_events} e LEFT JOIN {s.ITEMS} i USING ({s.ITEM_ID}) WHERE e.{s.TS} < ?
+            SELECT e.{s.USER_ID}, e.{s.EVENT_TYPE}, e.{s.TS}, e.{_CUTOFF}, coalesce(e.{s.PRICE}, i.{s.PRICE}) AS price
+            FROM {user_events} e LEFT JOIN {s.ITEMS} i USING ({s.ITEM_ID}) WHERE e.{s.TS} < e.{_CUTOFF}
         ), p AS (
-            SELECT {s.USER_ID}, count(*) AS user_events, max({s.TS}) AS last_active,
+            SELECT {s.USER_ID}, count(*) AS user_events, max({s.TS}) AS last_active, max({_CUTOFF}) AS cutoff,
                    quantile_cont(price, 0.5) FILTER (WHERE {purchase}) AS buy_median,
                    quantile_cont(price, 0.5) FILTER (WHERE {view}) AS view_median
             FROM ev GROUP BY ALL
         )
         SELECT p.{s.USER_ID}, p.user_events, st.user_steps,
-               (epoch_us(?::TIMESTAMP) - epoch_us(p.last_active)) / 86400e6 AS user_days_inactive,
+               (epoch_us(p.cutoff) - epoch_us(p.last_active)) / 86400e6 AS user_days_inactive,
                coalesce(p.buy_median, p.view_median) AS user_price
         FROM p
-        LEFT JOIN (SELECT {s.USER_ID}, max(pos) AS user_steps FROM {seq} GROUP BY ALL) st USING ({s.USER_ID})""",
-        [cutoff, cutoff],
+        LEFT JOIN (SELECT {s.USER_ID}, max(pos) AS user_steps FROM {seq} GROUP BY ALL) st USING ({s.USER_ID})"""
     )
     grade = " ".join(f"WHEN '{e}' THEN {g}" for e, g in s.RELEVANCE.items())
     sep = s.CATEGORY_SEPARATOR.replace("'", "''")
@@ -243,13 +258,13 @@ def build_user_tables(
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {out}_affinity AS
         WITH ev AS (
-            SELECT e.{s.USER_ID}, e.{s.TS}, CASE e.{s.EVENT_TYPE} {grade} ELSE 0 END AS w,
+            SELECT e.{s.USER_ID}, e.{s.TS}, e.{_CUTOFF}, CASE e.{s.EVENT_TYPE} {grade} ELSE 0 END AS w,
                    i.{s.BRAND} AS brand, i.{s.CATEGORY} AS category, split_part(i.{s.CATEGORY}, '{sep}', 1) AS root
             FROM {user_events} e LEFT JOIN {s.ITEMS} i USING ({s.ITEM_ID})
         ), keyed AS (
-            SELECT {s.USER_ID}, {s.TS}, w, 'b' AS kind, brand AS key FROM ev WHERE brand IS NOT NULL
-            UNION ALL SELECT {s.USER_ID}, {s.TS}, w, 'c', category FROM ev WHERE category IS NOT NULL
-            UNION ALL SELECT {s.USER_ID}, {s.TS}, w, 'r', root FROM ev WHERE root IS NOT NULL AND root <> ''
+            SELECT {s.USER_ID}, {s.TS}, {_CUTOFF}, w, 'b' AS kind, brand AS key FROM ev WHERE brand IS NOT NULL
+            UNION ALL SELECT {s.USER_ID}, {s.TS}, {_CUTOFF}, w, 'c', category FROM ev WHERE category IS NOT NULL
+            UNION ALL SELECT {s.USER_ID}, {s.TS}, {_CUTOFF}, w, 'r', root FROM ev WHERE root IS NOT NULL AND root <> ''
         ), steps AS (
             SELECT sq.{s.USER_ID}, 'b' AS kind, i.{s.BRAND} AS key, min(sq.step) AS steps
             FROM {seq} sq JOIN {s.ITEMS} i USING ({s.ITEM_ID}) WHERE i.{s.BRAND} IS NOT NULL GROUP BY ALL
@@ -258,14 +273,13 @@ def build_user_tables(
             FROM {seq} sq JOIN {s.ITEMS} i USING ({s.ITEM_ID}) WHERE i.{s.CATEGORY} IS NOT NULL GROUP BY ALL
         ), agg AS (
             SELECT {s.USER_ID}, kind, key, sum(w) AS w,
-                   (epoch_us(?::TIMESTAMP) - epoch_us(max({s.TS}))) / 86400e6 AS days
+                   (epoch_us(max({_CUTOFF})) - epoch_us(max({s.TS}))) / 86400e6 AS days
             FROM keyed GROUP BY ALL
         )
         SELECT a.{s.USER_ID}, a.kind, a.key,
                a.w / nullif(sum(a.w) OVER (PARTITION BY a.{s.USER_ID}, a.kind), 0) AS share,
                a.days, st.steps
-        FROM agg a LEFT JOIN steps st USING ({s.USER_ID}, kind, key)""",
-        [cutoff],
+        FROM agg a LEFT JOIN steps st USING ({s.USER_ID}, kind, key)"""
     )
     con.execute(f"DROP TABLE {user_events}")
 

@@ -44,6 +44,12 @@ class Recommendation:
     items: list[RecommendedItem]
     features: pd.DataFrame  # one row per returned item, columns = ranker.features (+ user/item ids)
 
+    def head(self, k: int) -> Recommendation:
+        """The first ``k`` items of the list, with their feature rows."""
+        if len(self.items) <= k:
+            return self
+        return Recommendation(self.user_id, self.cold_start, self.items[:k], self.features.head(k))
+
     def to_dict(self) -> dict:
         """The list as ``recommend --json`` and the API print it (no feature rows: they are internals)."""
         return {

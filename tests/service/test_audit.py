@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -31,6 +32,7 @@ def test_a_row_has_who_role_when_action_customer_and_detail(tmp_path):
     assert (stored.who, stored.role, stored.action, stored.customer, stored.detail) == (
         "sue", "support", audit.CUSTOMER_LOOKUP, CUSTOMER, "typed an id")
     assert before <= stored.at_utc <= after  # UTC, not the machine's local time
+    audit.release(path)  # the app holds the file a second after writing; a DBA's connection can wait
     with duckdb.connect(str(path), read_only=True) as con:  # the table a DBA would query
         assert con.execute(f"SELECT count(*) FROM {audit.AUDIT_LOG}").fetchone()[0] == 1
 
@@ -93,7 +95,7 @@ def test_an_unwritable_log_is_a_clear_error(tmp_path):
 def test_the_api_can_only_append_and_read(tmp_path):
     """No function of the module changes or removes rows, and its SQL never does either."""
     functions = {name for name in audit.__all__ if inspect.isfunction(getattr(audit, name))}
-    assert functions == {"record", "read_entries", "filter_choices"}
+    assert functions == {"record", "read_entries", "filter_choices", "release"}
     source = inspect.getsource(audit)
     assert not re.search(r"\b(UPDATE|DELETE|DROP|TRUNCATE|ALTER|REPLACE\s+INTO|INSERT\s+OR)\b", source)
 
@@ -107,6 +109,7 @@ def test_the_api_can_only_append_and_read(tmp_path):
 def test_a_writer_waits_while_another_process_holds_the_file(tmp_path):
     path = tmp_path / "audit.duckdb"
     audit.record(path, "ann", "admin", audit.SIGN_IN)
+    audit.release(path)
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(0.6)",
@@ -148,3 +151,26 @@ def test_concurrent_requests_each_leave_exactly_their_own_row(tmp_path):
     assert len({e.seq for e in returned}) == 120
     stored = audit.read_entries(path, limit=1000)
     assert sorted((e.seq, e.detail) for e in stored) == sorted((e.seq, e.detail) for e in returned)
+
+
+def test_another_process_appends_while_the_app_holds_the_file_after_a_write(tmp_path):
+    """The app keeps the log open for a second after writing (opening it costs more than the
+    insert): a command-line process appending meanwhile waits for it, and both rows land."""
+    path = tmp_path / "audit.duckdb"
+    audit.record(path, "ann", "admin", audit.SIGN_IN)
+    other = subprocess.run(
+        [sys.executable, "-c", "import sys; from service import audit; "
+         "audit.record(sys.argv[1], 'cli', 'admin', audit.REPORT_EXPORT)", str(path)],
+        capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[2])
+    assert other.returncode == 0, other.stderr
+    assert [e.who for e in audit.read_entries(path)] == ["cli", "ann"]
+
+
+def test_a_log_removed_while_held_is_created_anew_not_written_through_the_old_handle(tmp_path):
+    path = tmp_path / "audit.duckdb"
+    audit.record(path, "ann", "admin", audit.SIGN_IN)
+    for leftover in tmp_path.glob("audit.duckdb*"):
+        leftover.unlink()
+    audit.record(path, "sue", "support", audit.SIGN_IN)
+    assert path.exists()
+    assert [e.who for e in audit.read_entries(path)] == ["sue"]

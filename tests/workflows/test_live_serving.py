@@ -11,9 +11,12 @@ with a rebuild is tests/models/test_live_covis.py's).
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from analytics import schema as s
@@ -142,3 +145,36 @@ def test_the_lookup_shows_a_changed_customers_live_card_and_timeline(shop: Train
     assert after.total_events == before.total_events + len(new)
     assert after.timeline[s.ITEM_ID].iloc[-1] == new[-1]["item_id"]  # oldest first: the newest event last
     assert set(after.details) == {item.item_id for item in after.items}
+
+
+def test_changed_customers_asking_at_once_are_ranked_in_one_pass_as_each_would_be_alone(
+        shop: TrainedShop, recommender: Recommender, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests that wait for the serving lock share one live pass (models.coalesce); each customer
+    still gets the list, scores and feature rows of ranking them alone, their features as of
+    their own newest event (one minute apart here)."""
+    customers = shop.listed_customers(recommender)[4:8]
+    start = _last_event(recommender)
+    for n, (raw, user) in enumerate(customers):
+        _, items = untouched_category(recommender, user)
+        new = _events(raw, items[:2], start + timedelta(minutes=10 * n), f"together-{n}")
+        assert append_events(shop.db, new, TEST_SECRET).accepted == len(new)
+    recommender.catch_up()
+    users = [user for _, user in customers]
+    alone = {user: recommender.recommend_live(user, 10) for user in users}
+
+    passes = []
+    rank = recommender._rank
+    monkeypatch.setattr(recommender, "_rank", lambda as_of, *a: passes.append(sorted(as_of)) or rank(as_of, *a))
+    with ThreadPoolExecutor(len(users)) as pool:
+        with recommender.connection():  # the lock is busy: the requests queue behind it
+            futures = [pool.submit(recommender.recommend_live, user, 10) for user in users]
+            deadline = time.monotonic() + 5
+            while len(recommender._live_requests._waiting) < len(users) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        together = {user: f.result(timeout=60) for user, f in zip(users, futures)}
+    assert passes == [sorted(users)]
+    for user in users:  # as of their own newest event, not the batch's newest (up to 30 minutes later)
+        assert together[user].features["user_days_inactive"].iloc[0] < 1 / 86400
+    for user in users:
+        assert together[user].items == alone[user].items
+        pd.testing.assert_frame_equal(together[user].features, alone[user].features)
