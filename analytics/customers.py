@@ -24,7 +24,8 @@ from analytics.privacy import PSEUDONYM_LENGTH, pseudonymise
 from errors import RecsightError
 
 __all__ = [
-    "MAX_ID_LENGTH", "ID_PATTERN", "MAX_SUGGESTIONS", "SUGGEST_MIN_HEX", "clean_customer_ref", "is_known_customer",
+    "MAX_ID_LENGTH", "ID_PATTERN", "MAX_SUGGESTIONS", "SUGGEST_MIN_HEX", "clean_customer_ref",
+    "candidate_pseudonyms", "is_known_customer",
     "resolve_customer", "suggest_customers", "reference_pseudonym",
 ]
 
@@ -77,8 +78,7 @@ def resolve_customer(con: duckdb.DuckDBPyConnection, typed: object, secret: str 
     taken with ``Recommender.connection()``, which holds its lock).
     """
     text = clean_customer_ref(typed)
-    candidates = [text] + ([pseudonymise(text, secret)] if secret else [])
-    for candidate in candidates:
+    for candidate in candidate_pseudonyms(text, secret):
         if is_known_customer(con, candidate):
             return candidate
     hint = "" if secret else " (RECSIGHT_SECRET is not set, so shop ids cannot be looked up)"
@@ -86,6 +86,13 @@ def resolve_customer(con: duckdb.DuckDBPyConnection, typed: object, secret: str 
     if other_case is not None:
         hint = f"; shop ids are case-sensitive, and {other_case!r} is a customer"
     raise RecsightError(f"unknown customer {text!r}: not in the shop's events or users{hint}")
+
+
+def candidate_pseudonyms(typed: object, secret: str = "") -> list[str]:
+    """The pseudonyms ``typed`` may name, in the order tried: itself (a pseudonym), then the
+    pseudonym of it as a shop id (hashed with ``secret``). Raises for input of no id's shape."""
+    text = clean_customer_ref(typed)
+    return [text] + ([pseudonymise(text, secret)] if secret else [])
 
 
 def _other_case(con: duckdb.DuckDBPyConnection, text: str, secret: str) -> str | None:

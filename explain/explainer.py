@@ -21,7 +21,7 @@ import numpy as np
 
 from errors import RecsightError
 from explain.attributions import attribute_items, history_evidence, split_attention_shap
-from explain.reasons import CustomerData, Event, Reason, build_reasons, covis_links, load_customer, load_items
+from explain.reasons import CustomerData, Event, Reason, build_reasons, covis_links, load_evidence
 from explain.tree_shap import contributions_of, shap_rows
 from explain.types import ItemExplanation
 from models.features import ATTENTION_SCORE
@@ -54,9 +54,7 @@ def explain_with_reasons(recommender: Recommender, result: Recommendation, *,
     frame = result.features
     rows = shap_rows(recommender.ranker, frame)
     item_ids = [item.item_id for item in result.items]
-    if customer is None:
-        customer = load_customer(recommender, user_id)
-    facts = load_items(recommender, item_ids)
+    customer, facts = load_evidence(recommender, user_id, item_ids, customer)
     histories = recommender.histories([user_id])
     pairs = attribute_items(recommender.attention, histories, user_id, item_ids)
     recent = _recent_items(customer.events, recommender.config.candidates.n_recent)

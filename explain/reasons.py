@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -30,8 +31,8 @@ from models.features import ATTENTION_SCORE
 from models.serving import Recommender
 from models.splits import TEMPORAL
 
-__all__ = ["Reason", "Event", "CustomerData", "ItemFacts", "load_customer", "load_items", "covis_links",
-           "build_reasons", "event_phrase"]
+__all__ = ["Reason", "Event", "CustomerData", "ItemFacts", "load_customer", "load_evidence",
+           "covis_links", "build_reasons", "event_phrase"]
 
 
 MAX_REASONS = 3
@@ -125,13 +126,27 @@ class ItemFacts:
 def load_customer(recommender: Recommender, user_id: str) -> CustomerData:
     """One query: the customer's events in the serving history, oldest first, with item attributes."""
     with recommender.connection() as con:
-        rows = con.execute(
-            f"""SELECT e.{s.ITEM_ID}, e.{s.EVENT_TYPE}, e.{s.TS}, coalesce(e.{s.PRICE}, i.{s.PRICE}),
-                       coalesce(i.{s.TITLE}, e.{s.ITEM_ID}), nullif(i.{s.CATEGORY}, ''), nullif(i.{s.BRAND}, '')
-                FROM {recommender.tables.history} e LEFT JOIN {s.ITEMS} i USING ({s.ITEM_ID})
-                WHERE e.{s.USER_ID} = ? ORDER BY e.{s.TS}, e.{s.ITEM_ID}""", [user_id]).fetchall()
-        as_of = recommender.as_of(user_id) or con.execute(
-            f"SELECT max({s.TS}) + INTERVAL 1 MICROSECOND FROM {recommender.tables.history}").fetchone()[0]
+        return _customer(con, recommender, user_id)
+
+
+def load_evidence(recommender: Recommender, user_id: str, item_ids: Sequence[str],
+                  customer: CustomerData | None = None) -> tuple[CustomerData, dict[str, ItemFacts]]:
+    """:func:`load_customer` (unless ``customer`` is given) and the catalogue entries of the items
+    (an item missing from the catalogue is named by its id; ``cold`` marks the recommender's cold
+    items, :attr:`Recommender.cold_items`), in one hold of the serving lock: every request takes
+    it, so one wait instead of two."""
+    with recommender.connection() as con:
+        return customer or _customer(con, recommender, user_id), _items(con, recommender, item_ids)
+
+
+def _customer(con: duckdb.DuckDBPyConnection, recommender: Recommender, user_id: str) -> CustomerData:
+    rows = con.execute(
+        f"""SELECT e.{s.ITEM_ID}, e.{s.EVENT_TYPE}, e.{s.TS}, coalesce(e.{s.PRICE}, i.{s.PRICE}),
+                   coalesce(i.{s.TITLE}, e.{s.ITEM_ID}), nullif(i.{s.CATEGORY}, ''), nullif(i.{s.BRAND}, '')
+            FROM {recommender.tables.history} e LEFT JOIN {s.ITEMS} i USING ({s.ITEM_ID})
+            WHERE e.{s.USER_ID} = ? ORDER BY e.{s.TS}, e.{s.ITEM_ID}""", [user_id]).fetchall()
+    as_of = recommender.as_of(user_id) or con.execute(
+        f"SELECT max({s.TS}) + INTERVAL 1 MICROSECOND FROM {recommender.tables.history}").fetchone()[0]
     return CustomerData(user_id, [Event(*row) for row in rows], as_of,
                         recommender.artifact.metadata.get("protocol") == TEMPORAL)
 
@@ -144,14 +159,11 @@ def _leaf(category: str) -> str:
     return category.split(_SEP)[-1].strip()
 
 
-def load_items(recommender: Recommender, item_ids: Sequence[str]) -> dict[str, ItemFacts]:
-    """Catalogue entries of the items; an item missing from the catalogue is named by its id.
-    ``cold`` marks the recommender's cold items (:attr:`Recommender.cold_items`)."""
-    with recommender.connection() as con:
-        rows = con.execute(
-            f"""SELECT {s.ITEM_ID}, {s.TITLE}, {s.CATEGORY}, {s.BRAND}, {s.PRICE} FROM {s.ITEMS}
-                WHERE {s.ITEM_ID} IN (SELECT unnest(?::VARCHAR[]))""", [list(item_ids)]).fetchall()
-        cold = recommender.cold_items
+def _items(con: duckdb.DuckDBPyConnection, recommender: Recommender, item_ids: Sequence[str]) -> dict[str, ItemFacts]:
+    rows = con.execute(
+        f"""SELECT {s.ITEM_ID}, {s.TITLE}, {s.CATEGORY}, {s.BRAND}, {s.PRICE} FROM {s.ITEMS}
+            WHERE {s.ITEM_ID} IN (SELECT unnest(?::VARCHAR[]))""", [list(item_ids)]).fetchall()
+    cold = recommender.cold_items
     facts = {r[0]: ItemFacts(r[0], r[1] or r[0], r[2], r[3], r[4], r[0] in cold) for r in rows}
     return {i: facts.get(i, ItemFacts(i, i, None, None, None, i in cold)) for i in item_ids}
 

@@ -70,6 +70,7 @@ def feature_frame(
     attention: AttentionModel | None = None,
     attention_per_user: bool = False,
     own_as_of: bool = False,
+    histories: Histories | None = None,
 ) -> pd.DataFrame:
     """Feature rows (candidates x features, plus ``label``) for the users in table ``users``.
 
@@ -78,7 +79,8 @@ def feature_frame(
     each user's rows as one batch of their own, as serving one customer does: the network's float32
     sums then round exactly as they do at request time (a batch mixing users may differ in the
     last bit), which the precomputed serving lists rely on. ``own_as_of``: the ``users`` table
-    gives each user's feature cutoff (:func:`models.features.build_user_tables`).
+    gives each user's feature cutoff (:func:`models.features.build_user_tables`). ``histories``:
+    the network's windows of these users when the caller already read them from ``tables.history``.
     """
     candidates = generate(con, tables.index, tables.history, users, f"{prefix}_cand")
     seq = f"{candidates}_seq"
@@ -86,7 +88,8 @@ def feature_frame(
     frame = assemble(con, candidates, tables.items, f"{prefix}_usr", seq, labels)
     if attention is not None:
         user_ids = frame[s.USER_ID].unique().tolist()
-        histories = attention.histories(con, tables.history, user_ids)
+        if histories is None:
+            histories = attention.histories(con, tables.history, user_ids)
         if attention_per_user:
             frame[ATTENTION_SCORE] = _scores_per_user(attention, histories, frame[s.USER_ID].to_numpy(),
                                                       frame[s.ITEM_ID].to_numpy())

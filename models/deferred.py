@@ -22,6 +22,7 @@ import logging
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable
 
 __all__ = ["Deferred", "ServingLock", "DELAY_S", "QUIET_S", "MAX_YIELD_S"]
@@ -44,7 +45,11 @@ def _stop_all() -> None:
 
 
 class ServingLock:
-    """The serving lock, which also knows when requests last held it.
+    """The serving lock: first come, first served, and it knows when requests last held it.
+
+    First come, first served because a request takes the lock several times (its lookup, its
+    live pass, its explanation's reads) and each wait adds to its time: with a plain lock, whoever
+    happens to be scheduled first gets it, and under load some requests waited many turns.
 
     Background work that runs beside the requests (on its own connection) still takes CPU and the
     interpreter from them; :meth:`yield_to_requests` lets it wait for a gap between requests, so a
@@ -53,23 +58,36 @@ class ServingLock:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._mutex = threading.Lock()  # guards the fields below, held only for a few instructions
+        self._held = False
+        self._waiting: deque[threading.Lock] = deque()  # one locked lock per waiter, first come first
         self._released = 0.0
 
     def __enter__(self) -> ServingLock:
-        self._lock.acquire()
+        with self._mutex:
+            if not self._held:
+                self._held = True
+                return self
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiting.append(turn)
+        turn.acquire()  # released by the holder before us, which hands the lock over
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._released = time.monotonic()
-        self._lock.release()
+        with self._mutex:
+            self._released = time.monotonic()
+            if self._waiting:
+                self._waiting.popleft().release()  # still held: now by the next in line
+            else:
+                self._held = False
 
     def yield_to_requests(self, quiet: float = QUIET_S, at_most: float = MAX_YIELD_S) -> None:
         """Wait (at most ``at_most`` seconds) until no request has held the lock for ``quiet``
         seconds. Called by background work between its steps, never by a holder of the lock."""
         deadline = time.monotonic() + at_most
         while time.monotonic() < deadline:
-            if not self._lock.locked() and time.monotonic() - self._released >= quiet:
+            if not self._held and time.monotonic() - self._released >= quiet:
                 return
             time.sleep(0.005)
 

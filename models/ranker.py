@@ -26,6 +26,7 @@ from errors import RecsightError
 __all__ = ["RankerConfig", "Ranker", "train_ranker", "validation_users"]
 
 log = logging.getLogger(__name__)
+_PARALLEL_ROWS = 20_000  # frames at least this long are predicted on two threads (see _threads_for)
 
 
 @dataclass(frozen=True)
@@ -97,11 +98,11 @@ class Ranker:
         """Raw LambdaRank scores (higher = better), one per row."""
         if frame.empty:
             return np.zeros(0)
-        return self.booster.predict(self.matrix(frame), raw_score=True, num_threads=2)
+        return self.booster.predict(self.matrix(frame), raw_score=True, num_threads=_threads_for(len(frame)))
 
     def contributions(self, frame: pd.DataFrame) -> np.ndarray:
         """Exact TreeSHAP values, shape (rows, features + 1); the last column is the base value."""
-        return self.booster.predict(self.matrix(frame), pred_contrib=True, num_threads=2)
+        return self.booster.predict(self.matrix(frame), pred_contrib=True, num_threads=_threads_for(len(frame)))
 
     def importance(self) -> dict[str, float]:
         """Total split gain per feature (the booster's own view; explanations use TreeSHAP)."""
@@ -170,3 +171,10 @@ def train_ranker(frame: pd.DataFrame, features: list[str], config: RankerConfig 
     # Keep only the trees up to the best validation round.
     final = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
     return Ranker(final, features)
+
+
+def _threads_for(rows: int) -> int:
+    """OpenMP threads for predicting ``rows`` rows: two pay off on the batch frames of training and
+    precomputing; a request's few hundred rows take longer to hand out than to score, and the
+    second thread's wait burns a core that the concurrent requests need."""
+    return 1 if rows < _PARALLEL_ROWS else 2

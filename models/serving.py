@@ -80,7 +80,9 @@ class Recommender:
         self._links = Deferred(self._apply_links, name="recsight-live-links")
         self._all_histories: Histories | None = None
         self._cache_histories: bool | None = None  # None: not decided yet
-        self._live_windows: tuple[tuple[int, tuple[str, ...]], Histories] | None = None  # the last changed read
+        # The network windows of the customers of the last live pass or changed read, and the
+        # last live segment they include: explanations of those lists reuse them.
+        self._live_windows: tuple[int, frozenset[str], Histories] | None = None
         # Items first seen through the intake, scored from their content and live counts until the
         # next training (models.cold_items); replaced whole, so lock-free readers see one state.
         self.cold_items: frozenset[str] = frozenset()
@@ -182,9 +184,7 @@ class Recommender:
     def _serve_live(self, requests: list[tuple[str, int]]) -> list[Recommendation | RecsightError]:
         """One live pass for the (customer, k) requests that came together (the coalescer's
         ``serve``, run under the serving lock)."""
-        # A customer with live events is known without asking the store.
-        known = {user for user, _ in requests
-                 if (self.live is not None and self.live.changed(user)) or is_known_customer(self.con, user)}
+        known = {user for user, _ in requests if self.listed(user) or is_known_customer(self.con, user)}
         ranked = {}
         if known:
             users = sorted(known)
@@ -192,8 +192,11 @@ class Recommender:
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE {history} AS SELECT * FROM {self.tables.history} "
                              f"WHERE {s.USER_ID} IN (SELECT unnest(?::VARCHAR[]))", [users])
             k = max(k for user, k in requests if user in known)
+            windows = self.attention.histories(self.con, history, users)
             ranked = self._rank({user: self.as_of(user) for user in users}, k,
-                                dataclasses.replace(self.tables, history=history))
+                                dataclasses.replace(self.tables, history=history), windows)
+            if self.live is not None:  # the explanations of these lists read the same windows
+                self._live_windows = (self.live.last_seq, frozenset(users), windows)
         return [ranked[user].head(k) if user in ranked
                 else RecsightError(f"unknown customer {user!r}: not in the shop's events or users")
                 for user, k in requests]
@@ -243,16 +246,18 @@ class Recommender:
         window is built alone, so it is the same as a query for that customer would give; the
         result covers ``user_ids`` and others). Shops above :data:`_HISTORY_CACHE_EVENTS` events
         are read per call instead, to keep memory bounded. Customers with live events are read per
-        call too (the last read is reused until the next segment): their window moved since the
-        shared one was read.
+        call too, their window having moved since the shared one was read; the windows of the last
+        live pass (or of the last such read) serve until the next segment arrives, so explaining
+        a list just ranked live reads nothing again.
         """
         if self.live is not None and any(self.live.changed(u) for u in user_ids):
-            with self._lock:  # the last such read is kept: an explanation asks two or three times
-                key = (self.live.last_seq, tuple(user_ids))
-                if self._live_windows is None or self._live_windows[0] != key:
-                    self._live_windows = (key, self.attention.histories(self.con, self.tables.history,
-                                                                        list(user_ids)))
-                return self._live_windows[1]
+            kept = self._live_windows  # the last live pass's, or the last such read
+            if kept is not None and kept[0] == self.live.last_seq and kept[1].issuperset(user_ids):
+                return kept[2]
+            with self._lock:
+                windows = self.attention.histories(self.con, self.tables.history, list(user_ids))
+                self._live_windows = (self.live.last_seq, frozenset(user_ids), windows)
+                return windows
         cached = self._all_histories
         if cached is not None:
             return cached
@@ -265,6 +270,13 @@ class Recommender:
             if self._all_histories is None:
                 self._all_histories = self.attention.histories(self.con, self.tables.history)
             return self._all_histories
+
+    def listed(self, user_id: str) -> bool:
+        """Whether the pseudonym is a known customer by what is in memory (a list precomputed at
+        training, or live events): no query and no lock. False means "ask the store"
+        (:func:`analytics.customers.is_known_customer`), not "unknown"."""
+        return (self.top is not None and user_id in self.top.spans) or (
+            self.live is not None and self.live.changed(user_id))
 
     def as_of(self, user_id: str) -> datetime | None:
         """When the customer's features are computed: the model's serving time, or just after
@@ -391,16 +403,18 @@ class Recommender:
         with self._lock:
             yield self.con
 
-    def _rank(self, as_of: dict[str, datetime | None], k: int, tables: HistoryTables) -> dict[str, Recommendation]:
+    def _rank(self, as_of: dict[str, datetime | None], k: int, tables: HistoryTables,
+              windows: Histories | None = None) -> dict[str, Recommendation]:
         """The serving SQL and the ranker for these customers over ``tables``, each customer's
-        features as of their own ``as_of`` (caller holds the lock). The network scores each
-        customer's rows on their own, so a list is the same ranked alone or beside others."""
+        features as of their own ``as_of`` (caller holds the lock; ``windows``: their network
+        windows when already read). The network scores each customer's rows on their own, so a
+        list is the same ranked alone or beside others."""
         con = self.con
         users = list(as_of)
         con.execute(f"CREATE OR REPLACE TEMP TABLE serve_user AS SELECT unnest(?::VARCHAR[]) AS {s.USER_ID}, "
                     f"unnest(?::TIMESTAMP[]) AS {AS_OF}", [users, [as_of[u] for u in users]])
         frame = feature_frame(con, tables, "serve_user", "serve", attention=self.attention,
-                              attention_per_user=True, own_as_of=True)
+                              attention_per_user=True, own_as_of=True, histories=windows)
         if not frame.empty:
             frame = frame.assign(score=self.ranker.predict(frame))
             frame = frame.sort_values([s.USER_ID, "score", "cand_rank"], ascending=[True, False, True], kind="stable")

@@ -79,7 +79,12 @@ def resolve_customer(recommender: Recommender, typed: object, secret: str) -> st
     """The pseudonym of the customer ``typed`` names (a shop id hashed with ``secret``, or a
     pseudonym), checked against the recommender's shop; a RecsightError when nobody matches.
 
-    Read under the recommender's lock: its connection is shared by the process's requests.
+    A customer the recommender knows from memory (:meth:`Recommender.listed`) is answered without
+    the store; the rest are read under the recommender's lock (its connection is shared by the
+    process's requests, and each lookup taking it made every request queue behind the others).
     """
+    for candidate in customers.candidate_pseudonyms(typed, secret):
+        if recommender.listed(candidate):
+            return candidate
     with recommender.connection() as con:
         return customers.resolve_customer(con, typed, secret)
