@@ -25,14 +25,16 @@ from plotly.subplots import make_subplots
 
 from dashboard.theme import ACCENT, DIMMED, NEGATIVE, NEUTRAL, POSITIVE, PRIMARY, TEMPLATE
 from explain.types import Comparison, Contribution, HistoryEvidence, ItemExplanation
+from models.features import FEATURES, value_words
 
 __all__ = [
-    "shap_waterfall", "history_attributions", "comparison_bars", "global_importance_bars",
+    "shap_waterfall", "match_movers", "history_attributions", "comparison_bars", "global_importance_bars",
     "dependence_plot", "history_label", "contribution_rows", "format_value", "search_contributions",
 ]
 
 _ROW_PX = 26  # height per bar, so labels never overlap however many rows a figure has
 _LABEL_CHARS = 26  # item titles are cut to this in axis labels (the hover shows them whole)
+_RANKER_FEATURES = frozenset(f.name for f in FEATURES)  # the ranker's (search features have their own registry)
 
 
 def _text(value: object) -> str:
@@ -70,16 +72,44 @@ def contribution_rows(contributions: Sequence[Contribution], top: int) -> list[t
     """The ``top`` largest contributions as ``(label = value, contribution)``, the rest folded into
     one ``"Other N features"`` row, so a chart or table stays short yet still adds up to the score.
 
-    The feature's value sits beside its label ("Affinity to the item's brand = 0.42") because the
-    value is what an agent can check against the customer's history."""
+    The feature's value sits beside its label ("How much of your shopping is this brand: 42 %")
+    because the value is what an agent can check against the customer's history; values with no
+    meaning outside the model (a co-visitation weight) are left out (:func:`models.features.value_words`)."""
     if top < 1:
         raise ValueError(f"top must be at least 1, got {top}")
     ordered = sorted(contributions, key=lambda c: abs(c.contribution), reverse=True)
-    rows = [(f"{c.label} = {format_value(c.value)}", float(c.contribution)) for c in ordered[:top]]
+    rows = [(_labelled(c), float(c.contribution)) for c in ordered[:top]]
     rest = ordered[top:]
     if rest:
         rows.append((f"Other {len(rest)} features", float(sum(c.contribution for c in rest))))
     return rows
+
+
+def _labelled(c: Contribution) -> str:
+    words = value_words(c.feature, c.value) if c.feature in _RANKER_FEATURES else format_value(c.value)
+    return f"{c.label}: {words}" if words else c.label
+
+
+def match_movers(item: ItemExplanation, top: int = 8) -> go.Figure:
+    """What raised and what lowered the item's match, each as its share of everything that moved
+    it: the support agent's chart, in no unit the ranker invented (the raw waterfall is
+    :func:`shap_waterfall`, for analysts). The bars' sizes are the SHAP contributions divided by
+    their total absolute size, so their order and proportions are exactly the ranker's."""
+    rows = contribution_rows(item.contributions, top)
+    total = sum(abs(c.contribution) for c in item.contributions) or 1.0
+    labels = _unique([_text(label) for label, _ in rows])
+    shares = [100 * c / total for _, c in rows]
+    fig = go.Figure(go.Bar(
+        orientation="h", y=labels, x=shares,
+        marker={"color": [POSITIVE if v >= 0 else NEGATIVE for v in shares]},
+        text=[f"{'raised' if v >= 0 else 'lowered'} {abs(v):.0f}%" for v in shares], textposition="outside",
+        cliponaxis=False, hovertemplate="%{y}<br>%{text}<extra></extra>",
+    ))
+    fig.update_yaxes(autorange="reversed", type="category")
+    reach = max([abs(v) for v in shares] + [1.0])
+    fig.update_xaxes(title_text="share of everything that moved its match (%)", range=[-1.45 * reach, 1.45 * reach],
+                     zeroline=True)
+    return _finish(fig, f"What raised and lowered #{item.rank} {_text(item.title)}", _height(len(labels)))
 
 
 def shap_waterfall(item: ItemExplanation, top: int = 8) -> go.Figure:
@@ -179,31 +209,37 @@ def history_attributions(item: ItemExplanation, top: int = 10) -> go.Figure:
 
 
 def comparison_bars(c: Comparison, top: int = 10) -> go.Figure:
-    """Each feature's part in the gap between two items' scores (A minus B), largest first, the
-    rest folded into "other": the bars add up to ``score_a - score_b``."""
+    """Each feature's part in what separates two items (A minus B), largest first, the rest folded
+    into "other", as a share of all the parts' sizes: the same order and proportions as the score
+    gap's TreeSHAP differences, in no unit the ranker invented."""
     if top < 1:
         raise ValueError(f"top must be at least 1, got {top}")
     ordered = sorted(c.differences, key=lambda d: abs(d.difference), reverse=True)
+    total = sum(abs(d.difference) for d in ordered) or 1.0
     labels = [_text(d.label) for d in ordered[:top]]
-    values = [d.difference for d in ordered[:top]]
-    detail = [f"A: {d.contribution_a:+.3f} (value {format_value(d.value_a)})<br>"
-              f"B: {d.contribution_b:+.3f} (value {format_value(d.value_b)})" for d in ordered[:top]]
+    values = [100 * d.difference / total for d in ordered[:top]]
+    detail = [f"A: {_value_text(d.feature, d.value_a)}<br>B: {_value_text(d.feature, d.value_b)}"
+              for d in ordered[:top]]
     rest = ordered[top:]
     if rest:
         labels.append(f"Other {len(rest)} features")
-        values.append(float(sum(d.difference for d in rest)))
+        values.append(100 * float(sum(d.difference for d in rest)) / total)
         detail.append("")
     fig = go.Figure(go.Bar(
         orientation="h", y=labels, x=values, marker_color=_signed_colours(values), customdata=detail,
-        text=[f"{v:+.3f}" for v in values], textposition="auto",
-        hovertemplate="%{y}<br>A − B: %{x:+.4f}<br>%{customdata}<extra></extra>",
+        text=[f"{abs(v):.0f}%" for v in values], textposition="auto",
+        hovertemplate="%{y}<br>%{customdata}<extra></extra>",
     ))
-    gap = c.score_a - c.score_b
     fig.update_yaxes(autorange="reversed", type="category")
-    fig.update_xaxes(title_text=f"favours {_text(c.title_b)}  ←  →  favours {_text(c.title_a)}")
-    verb = "above" if gap >= 0 else "below"
-    return _finish(fig, f"Why {_text(c.title_a)} ranks {verb} {_text(c.title_b)} (gap {gap:+.3f})",
-                   _height(len(labels)))
+    fig.update_xaxes(title_text=f"favours {_text(_short(c.title_b))}  ←  share of what separates them (%)  →  "
+                                f"favours {_text(_short(c.title_a))}")
+    verb = "above" if c.score_a >= c.score_b else "below"
+    return _finish(fig, f"Why {_text(c.title_a)} ranks {verb} {_text(c.title_b)}", _height(len(labels)))
+
+
+def _value_text(feature: str, value: float | None) -> str:
+    words = value_words(feature, value) if feature in _RANKER_FEATURES else format_value(value)
+    return words or "a model weight"
 
 
 def _importance_frame(importance: Mapping[str, float] | pd.DataFrame) -> pd.DataFrame:

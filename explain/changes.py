@@ -52,11 +52,11 @@ ENTERED, LEFT, MOVED = "entered", "left", "moved"
 EPSILON = 1e-9  # score changes below this are float noise, not a move
 EVENTS_SHOWN = 5  # per move, the events with the largest share change
 
-GROUP_WORDS = {  # a feature group of models.features, as an agent reads it
-    "co-visitation": "links from the customer's recent items", "popularity": "popularity",
-    "item": "the item's own statistics", "affinity": "affinity to its brand or category",
-    "recency": "how recently the customer chose its brand or category", "price": "price fit",
-    "customer": "the customer's activity level", "attention": "deep-interest signal",
+GROUP_WORDS = {  # a feature group of models.features, as an agent reads it out
+    "co-visitation": "what shoppers pick next to your recent items", "popularity": "how popular it is",
+    "item": "the item's own record in the shop", "affinity": "how much you shop its brand or category",
+    "recency": "how recently you chose its brand or category", "price": "how its price fits yours",
+    "customer": "how much you have shopped with us", "attention": "what your recent browsing says you like",
 }
 _VERB = {s.VIEW: "viewed {}", s.CLICK: "clicked on {}", s.CART: "put {} in the basket", s.PURCHASE: "bought {}",
          s.FAVORITE: "saved {}", s.RATING_EVENT: "rated {}", s.RETURN: "returned {}"}
@@ -320,7 +320,9 @@ def _event_changes(was: ItemExplanation | None, is_: ItemExplanation | None, sin
 
 def _sentence(kind: str, title: str, rank_before: int | None, rank_now: int | None, change: float | None,
               drivers: Sequence[Driver], cause: EventChange | NewEvent | None, clock: datetime) -> str:
-    """'New at #2 (was #14): you viewed "Alpine 2-person tent" 40 seconds ago (+0.31 of its +0.52).'"""
+    """'New at #2 (was #14): you viewed "Alpine 2-person tent" 40 seconds ago; its match rose, mostly
+    your brand and category preferences.' Words only: agents read these out, and the raw score
+    changes stay in the move's data (``score_before``, ``score_now``, the drivers)."""
     was = "not a candidate before" if rank_before is None else f"was #{rank_before}"
     head = {ENTERED: f"New at #{rank_now} ({was})", MOVED: f"Moved to #{rank_now} ({was})",
             LEFT: f"Left the list (was #{rank_before}" + (")" if rank_now is None else f", now #{rank_now})")}[kind]
@@ -328,9 +330,9 @@ def _sentence(kind: str, title: str, rank_before: int | None, rank_now: int | No
         return (f"{head}: you {did(cause.event_type, cause.title)} {ago(cause.ts, clock)}, and items the customer "
                 "has already interacted with are not recommended again.")
     top = drivers[0] if drivers else None
-    score = "" if change is None else f"score {_signed(change)}"
+    score = "" if change is None or abs(change) <= EPSILON else f"its match {'rose' if change > 0 else 'fell'}"
     if top is not None:
-        score += f"{', ' if score else ''}mostly {top.label} ({_signed(top.change)})"
+        score += f"{', ' if score else ''}mostly {top.label}"
     if cause is not None:
         return f"{head}: you {did(cause.event_type, cause.title)} {ago(cause.ts, clock)}" + (f"; {score}." if score
                                                                                              else ".")
@@ -338,7 +340,7 @@ def _sentence(kind: str, title: str, rank_before: int | None, rank_now: int | No
         return f"{head}: it is not among the candidates drawn from the customer's new recent items."
     up = rank_now is not None and (rank_before is None or rank_now < rank_before)
     if change is not None and (change <= EPSILON if up else change >= -EPSILON):
-        return (f"{head}: its own score did not {'rise' if up else 'fall'} ({_signed(change)}); items "
+        return (f"{head}: its own match did not {'rise' if up else 'fall'}; items "
                 f"{'above it left or fell' if up else 'below it rose above it'}.")
     return f"{head}: after the new activity, {score}." if score else f"{head}."
 
@@ -358,10 +360,6 @@ def ago(ts: datetime, clock: datetime) -> str:
             n = int(seconds // size)
             return f"{n} {unit}{'s' if n != 1 else ''} ago"
     return "just now"
-
-
-def _signed(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:+.3f}"
 
 
 def _iso(ts: datetime) -> str:

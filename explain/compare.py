@@ -2,7 +2,8 @@
 
 Both items are scored by the same ranker with the same base value, so the per-feature
 differences of their SHAP values add up exactly to the score gap: the sorted list says which
-features put A ahead and which pulled the other way, in raw-score units. A feature whose value is
+features put A ahead and which pulled the other way (the sentences weigh each as its share of
+everything that separates the two; the raw differences stay in the data). A feature whose value is
 the same for both items can still differ in contribution (TreeSHAP shares the trees' joint
 effects out); the sentences never give it as a reason ("779 against 779, worth 0.066" reads as
 nonsense to an agent) but sum such parts into one line about interaction.
@@ -15,10 +16,12 @@ from __future__ import annotations
 
 from errors import RecsightError
 from explain.types import Comparison, Difference, ItemExplanation
+from models.features import FEATURES, value_words
 
 __all__ = ["compare_items", "require_distinct"]
 
 _SENTENCES = 3
+_RANKER_FEATURES = frozenset(f.name for f in FEATURES)
 
 
 def require_distinct(item_a: str, item_b: str) -> None:
@@ -62,43 +65,54 @@ def _value(item: ItemExplanation, feature: str) -> float | None:
     return next((c.value for c in item.contributions if c.feature == feature), None)
 
 
-def _show(value: float | None) -> str:
+def _show(feature: str, value: float | None) -> str:
+    """A value as a person reads it (:func:`models.features.value_words`), never a model weight."""
+    if feature in _RANKER_FEATURES:
+        return value_words(feature, value) or ("none" if value is None else "a model weight")
     return "none" if value is None else f"{value:.3g}"
 
 
 def _summary(title_a: str, title_b: str, rank_a: int, rank_b: int, score_a: float, score_b: float,
              differences: list[Difference]) -> list[str]:
-    """The verdict, the largest drivers of the gap, and the largest one pulling the other way."""
+    """The verdict, the largest drivers of the gap, and the largest one pulling the other way, each
+    weighed as its share of everything that separates the two items (no raw score units: these
+    sentences are read out to customers)."""
+    total = sum(abs(d.difference) for d in differences) or 1.0
+
+    def part(d: Difference) -> str:
+        return f"{abs(d.difference) / total:.0%} of what separates them"
+
+    def values(d: Difference, first_a: bool) -> str:
+        mine, theirs = (d.value_a, d.value_b) if first_a else (d.value_b, d.value_a)
+        return f"{_show(d.feature, mine)} against {_show(d.feature, theirs)}"
+
+    reasons = [d for d in differences if not d.equal_values]
     if score_a == score_b:
-        lines = [f"{title_a} (rank {rank_a}) and {title_b} (rank {rank_b}) have the same score ({score_a:.3f})."]
-        for d in [d for d in differences if not d.equal_values][:_SENTENCES]:
+        lines = [f"{title_a} (rank {rank_a}) and {title_b} (rank {rank_b}) are equally strong matches."]
+        for d in reasons[:_SENTENCES]:
             favoured = title_a if d.difference > 0 else title_b
-            lines.append(f"{d.label} favours {favoured} by {abs(d.difference):.3f} "
-                         f"({_show(d.value_a)} against {_show(d.value_b)}), offset by other features.")
+            lines.append(f"{d.label} favours {favoured} ({values(d, True)}; {part(d)}), offset by other features.")
         return lines
     a_wins = score_a > score_b
     winner, loser = (title_a, title_b) if a_wins else (title_b, title_a)
-    lines = [f"{winner} ranks above {loser} (rank {min(rank_a, rank_b)} against {max(rank_a, rank_b)}, "
-             f"score {max(score_a, score_b):.3f} against {min(score_a, score_b):.3f})."]
+    lines = [f"{winner} ranks above {loser} (rank {min(rank_a, rank_b)} against {max(rank_a, rank_b)})."]
     sign = 1 if a_wins else -1
-    reasons = [d for d in differences if not d.equal_values]
     helping = [d for d in reasons if sign * d.difference > 0]
     against = [d for d in reasons if sign * d.difference < 0]
     for d in helping[:_SENTENCES]:
-        mine, theirs = (d.value_a, d.value_b) if a_wins else (d.value_b, d.value_a)
-        lines.append(f"{d.label}: {_show(mine)} against {_show(theirs)}, worth {abs(d.difference):.3f} to {winner}.")
+        lines.append(f"{d.label}: {values(d, a_wins)}, in favour of {winner} ({part(d)}).")
     if against:
         d = against[0]
-        lines.append(f"Pulling the other way: {d.label.lower()} is worth {abs(d.difference):.3f} to {loser}.")
-    return lines + _interaction(differences, sign, winner, loser)
+        lines.append(f"Pulling the other way: {d.label.lower()} ({values(d, a_wins)}) favours {loser} ({part(d)}).")
+    return lines + _interaction(differences, sign, winner, loser, total)
 
 
-def _interaction(differences: list[Difference], sign: int, winner: str, loser: str) -> list[str]:
+def _interaction(differences: list[Difference], sign: int, winner: str, loser: str, total: float) -> list[str]:
     """One line for the features equal for both items, when their parts add up to anything."""
     equal = [d for d in differences if d.equal_values]
-    total = sign * sum(d.difference for d in equal)
-    if not equal or abs(total) < 5e-4:
+    net = sign * sum(d.difference for d in equal)
+    if not equal or abs(net) < 5e-4:
         return []
     names = ", ".join(d.label.lower() for d in equal[:2]) + (" and others" if len(equal) > 2 else "")
-    return [f"Features equal for both items ({names}) add {abs(total):.3f} to "
-            f"{winner if total > 0 else loser} together with the ones that differ: not reasons of their own."]
+    return [f"Features equal for both items ({names}) favour {winner if net > 0 else loser} only together with "
+            f"the ones that differ ({abs(net) / total:.0%} of what separates them): not reasons of their own."]

@@ -72,7 +72,7 @@ def explain_with_reasons(recommender: Recommender, result: Recommendation, *,
         attention_share = abs(phi) / total if total > 0 else 0.0
         contributions = contributions_of(rows, i)
         reasons = build_reasons(customer, facts[item.item_id], frame.iloc[i].to_dict(), contributions, history,
-                                attention_share, links[item.item_id], result.cold_start)
+                                attention_share, links[item.item_id], result.cold_start, recommender.item_norms)
         out.append((ItemExplanation(
             user_id=user_id, item_id=item.item_id, title=item.title, rank=item.rank, score=item.score,
             base_value=rows.base, contributions=contributions, history=history,

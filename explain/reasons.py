@@ -28,6 +28,7 @@ import pandas as pd
 from analytics import schema as s
 from explain.types import Contribution, HistoryEvidence
 from models.features import ATTENTION_SCORE
+from models.item_norms import ItemNorms
 from models.serving import Recommender
 from models.splits import TEMPORAL
 
@@ -264,7 +265,7 @@ def _covis_sentence(customer: CustomerData, links: list[tuple[str, str, float]],
 
 def _attention_sentence(history: Sequence[HistoryEvidence], attention_share: float, weight: float,
                         real_time: bool) -> Reason | None:
-    """'42 % of this score comes from the deep-interest signal, mostly your views of X and Y.'"""
+    """'42 % of this match comes from what your recent browsing says you like, mostly your views of X and Y.'"""
     drivers = [h for h in sorted(history, key=lambda h: -h.score_share) if h.score_share > 0]
     if not drivers:
         return None
@@ -280,8 +281,8 @@ def _attention_sentence(history: Sequence[HistoryEvidence], attention_share: flo
         count = sum(h.event_type == kind for h in events)
         phrases.append(event_phrase(kind, count, events[0].title) + (f" ({_date(latest)})" if real_time else ""))
     share = round(100 * attention_share)
-    lead = (f"{share}% of this score comes from the deep-interest signal of your recent behaviour"
-            if share >= 1 else "The deep-interest signal of your recent behaviour lifts it")
+    lead = (f"{share}% of this match comes from what your recent browsing says you like"
+            if share >= 1 else "What your recent browsing says you like lifts it")
     claims = {"items": list(picked), "event_types": sorted({h.event_type for e in picked.values() for h in e})}
     return Reason(f"{lead}, mostly {' and '.join(phrases)}.", "attention", weight, claims)
 
@@ -302,8 +303,10 @@ def _price_sentence(customer: CustomerData, item: ItemFacts, weight: float) -> R
     return Reason(text, "price", weight, {"price": item.price, "usual_price": usual, "basis": basis})
 
 
-def _shop_sentence(topic: str, row: Mapping[str, Any], weight: float) -> Reason | None:
-    """Popularity, trend, conversion and novelty: facts about the item in the shop's data."""
+def _shop_sentence(topic: str, row: Mapping[str, Any], weight: float, norms: ItemNorms) -> Reason | None:
+    """Popularity, trend, conversion and novelty: facts about the item in the shop's data, in
+    words that agree with where the numbers stand among the shop's items (:mod:`models.item_norms`):
+    "popular" only for the top quarter, "often" only for a conversion rate in the top quarter."""
     def number(name: str) -> float | None:
         value = row.get(name)
         return None if value is None or pd.isna(value) else float(value)
@@ -312,10 +315,17 @@ def _shop_sentence(topic: str, row: Mapping[str, Any], weight: float) -> Reason 
         users, recent = number("item_users"), number("item_recent_users")
         if not users:
             return None
-        text = f"It is popular: {int(users)} customers have looked at it"
+        level = norms.level("item_users", users)
+        if level == "high":
+            text = f"It is popular: {int(users)} customers have looked at it, more than at most items here"
+        elif level == "typical":
+            text = f"{int(users)} customers have looked at it, about as many as at a typical item here"
+        else:
+            return None  # few shoppers, or no shop to compare with: nothing true to say as a reason
         if recent:
-            text += f", {int(recent)} of them in their last few steps"
-        return Reason(text + ".", topic, weight, {"item_users": int(users), "item_recent_users": int(recent or 0)})
+            text += f", {int(recent)} of them on their latest visits"
+        return Reason(text + ".", topic, weight, {"item_users": int(users), "item_recent_users": int(recent or 0),
+                                                   "level": level})
     if topic == "trend":
         events_7d, trend = number("item_events_7d"), number("item_trend_7d")
         if not events_7d or trend is None or trend <= 1:
@@ -326,8 +336,15 @@ def _shop_sentence(topic: str, row: Mapping[str, Any], weight: float) -> Reason 
         conversion = number("item_conversion")
         if not conversion:
             return None
-        return Reason(f"Shoppers who view it often buy it ({conversion:.0%} of views end in a purchase).",
-                      topic, weight, {"item_conversion": conversion})
+        level = norms.level("item_conversion", conversion)
+        if level == "high":
+            text = (f"Shoppers who view it often buy it: {conversion:.0%} of views end in a purchase, "
+                    "more than for most items here.")
+        elif level == "typical":
+            text = f"{conversion:.0%} of views of it end in a purchase, about usual for this shop."
+        else:
+            return None
+        return Reason(text, topic, weight, {"item_conversion": conversion, "level": level})
     if topic == "new":
         age = number("item_age_days")
         if age is None or age > 30:
@@ -369,8 +386,11 @@ def _topic_weights(contributions: Sequence[Contribution]) -> tuple[dict[str, flo
 
 def build_reasons(customer: CustomerData, item: ItemFacts, row: Mapping[str, Any],
                   contributions: Sequence[Contribution], history: Sequence[HistoryEvidence],
-                  attention_share: float, links: list[tuple[str, str, float]], cold_start: bool) -> list[Reason]:
-    """Two or three sentences for one item, largest topics first; only evidence that exists."""
+                  attention_share: float, links: list[tuple[str, str, float]], cold_start: bool,
+                  norms: ItemNorms | None = None) -> list[Reason]:
+    """Two or three sentences for one item, largest topics first; only evidence that exists.
+    ``norms``: the shop's item quartiles, so "popular" and "often" are said only where the numbers
+    are high for this shop (without them, no such sentence is said)."""
     if cold_start or not customer.events:
         users = row.get("item_users")
         text = "We have no history for you yet, so this list shows the shop's most popular items"
@@ -400,13 +420,13 @@ def build_reasons(customer: CustomerData, item: ItemFacts, row: Mapping[str, Any
         elif topic == "price":
             reason = _price_sentence(customer, item, weight)
         elif customer.real_time or topic not in _TIMED_TOPICS:
-            reason = _shop_sentence(topic, row, weight)
+            reason = _shop_sentence(topic, row, weight, norms or ItemNorms({}))
         if reason is not None:
             reasons.append(reason)
     if len(reasons) < 2 and customer_weight > 0:
         n_events = len(customer.events)
         reasons.append(Reason(f"Your activity so far ({n_events} {'event' if n_events == 1 else 'events'}) "
-                              "adds to its score.", "customer", customer_weight, {"events": n_events}))
+                              "makes it a stronger match.", "customer", customer_weight, {"events": n_events}))
     if item.cold:  # first, whatever else speaks for it
         reasons = [_cold_item_sentence(item, row), *reasons[:MAX_REASONS - 1]]
     if not reasons:

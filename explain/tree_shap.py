@@ -66,7 +66,7 @@ def shap_rows(ranker: Ranker, frame: pd.DataFrame) -> ShapRows:
 
 
 def contributions_of(rows: ShapRows, i: int) -> list[Contribution]:
-    """Row ``i``'s contributions, largest |SHAP| first, labelled from the feature registry.
+    """Row ``i``'s contributions, largest |SHAP| first, labelled in the registry's plain words.
 
     Features with an exactly zero contribution (never split on for this row's path) are left
     out: they change neither the sum nor the story.
@@ -78,6 +78,6 @@ def contributions_of(rows: ShapRows, i: int) -> list[Contribution]:
             continue
         spec = feature_spec(name)
         value = float(rows.inputs[i, j])
-        out.append(Contribution(name, spec.label, spec.group, None if math.isnan(value) else value, phi))
+        out.append(Contribution(name, spec.plain, spec.group, None if math.isnan(value) else value, phi))
     out.sort(key=lambda c: (-abs(c.contribution), c.feature))
     return out

@@ -23,7 +23,7 @@ class Contribution:
     """One ranker feature's TreeSHAP contribution to one item's score."""
 
     feature: str  # column name in models.features.FEATURES
-    label: str  # the registry's human label ("Affinity to the item's brand")
+    label: str  # the registry's plain words ("How much of your shopping is this brand")
     group: str  # the registry's group ("affinity", "co-visitation", ...)
     value: float | None  # the feature's value for this user and item (None where missing)
     contribution: float  # SHAP value in raw-score units
@@ -159,3 +159,7 @@ class CustomerExplanation:
     model_version: str
     profile: dict[str, Any]  # the profile card: segment, recency/frequency/monetary, favourites, price band
     items: list[ItemExplanation]
+    # The data's reference date: the moment the list, its features and the profile are computed as
+    # of (naive UTC, as event times are stored; None where the caller did not say). Reports state it,
+    # so "days since" figures can be checked against it.
+    as_of: datetime | None = None

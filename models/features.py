@@ -29,7 +29,8 @@ from analytics.profile_build import build_profiles
 from models.candidates import DEFAULT_COVIS, CandidateIndex
 
 __all__ = [
-    "FeatureSpec", "FEATURES", "ATTENTION_SCORE", "feature_names", "feature_spec", "label_of",
+    "FeatureSpec", "FEATURES", "ATTENTION_SCORE", "UNITS", "feature_names", "feature_spec", "label_of",
+    "plain_label_of", "value_words",
     "build_item_table", "build_user_tables", "rfm_segments", "assemble", "AS_OF",
 ]
 
@@ -40,15 +41,27 @@ AS_OF = "as_of"  # the per-user cutoff column of a users table (build_user_table
 _CUTOFF = "feature_cutoff"  # each event row's cutoff in the user-event work table
 
 
+# How a feature's value reads to a person (:func:`value_words`); "weight" and "score" values are
+# model-internal magnitudes with no unit a shopper knows, so their value is not shown at all.
+UNITS = ("weight", "score", "share", "count", "rank", "steps", "days", "ratio", "trend", "rate", "flag")
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
-    """One ranker feature: its column name, the human label, a group, and what it measures."""
+    """One ranker feature: its column name, its labels, a group, and what it measures.
+
+    ``label`` is the analyst's name for it (the Model page, global importance); ``plain`` is the
+    same thing in words a support agent can read aloud to the customer ("you", no jargon), which
+    every explanation of one customer's item shows; ``unit`` says how its value reads.
+    """
 
     name: str
     label: str
     group: str
     description: str
     temporal_only: bool = False  # needs real timestamps (meaningless for order-only data)
+    plain: str = ""
+    unit: str = "weight"
 
 
 _VARIANT_WORDS = {
@@ -56,27 +69,49 @@ _VARIANT_WORDS = {
     "prev": ("bought or viewed right before", "before"),
     "near": ("bought or viewed by the same customers as", "near"),
 }
+# Plain words per co-visitation variant: (sum, psum, max, nsrc, the items of one earlier visit)
+_VARIANT_PLAIN = {
+    "next": ("Shoppers often pick it right after the items you looked at recently",
+             "Share of shoppers who go on to it from your recent items",
+             "How strongly one of your recent items leads to it",
+             "How many of your recent items lead to it",
+             "Shoppers pick it right after the items of your {visit}"),
+    "prev": ("Shoppers often pick it right before the items you looked at recently",
+             "Share of shoppers who come from it to your recent items",
+             "How strongly it leads to one of your recent items",
+             "How many of your recent items it leads to",
+             "Shoppers pick it right before the items of your {visit}"),
+    "near": ("Shoppers who looked at your recent items also looked at it",
+             "Share of those shoppers who also looked at it",
+             "How closely it goes with one of your recent items",
+             "How many of your recent items go with it",
+             "It goes with the items of your {visit}"),
+}
+_VISITS = {1: "last visit", 2: "second-to-last visit", 3: "third-to-last visit"}
 
 
 def _covis_specs() -> list[FeatureSpec]:
     specs = []
     for covis in DEFAULT_COVIS:
         words, short = _VARIANT_WORDS[covis.name]
+        total, share, strongest, sources, visit = _VARIANT_PLAIN[covis.name]
         group = "co-visitation"
         specs += [
             FeatureSpec(f"{covis.name}_sum", f"Often {words} your recent items", group,
                         f"co-visitation ({short}, {covis.window} steps) from the recent items, "
-                        "recent steps weigh more"),
+                        "recent steps weigh more", plain=total),
             FeatureSpec(f"{covis.name}_psum", f"Share of shoppers' next steps ({short}) from your recent items", group,
-                        "as above with each source item's weights normalised to sum to 1"),
+                        "as above with each source item's weights normalised to sum to 1", plain=share),
             FeatureSpec(f"{covis.name}_max", f"Strongest link ({short}) to one of your recent items", group,
-                        "largest co-visitation weight from any recent item"),
+                        "largest co-visitation weight from any recent item", plain=strongest),
             FeatureSpec(f"{covis.name}_nsrc", f"How many of your recent items link to it ({short})", group,
-                        "number of recent items with a co-visitation link to the candidate"),
+                        "number of recent items with a co-visitation link to the candidate", plain=sources,
+                        unit="count"),
         ]
         specs += [
             FeatureSpec(f"{covis.name}_s{step}", f"Link ({short}) to your {_ordinal(step)} most recent step", group,
-                        f"co-visitation weight from the items of the step {step} back only")
+                        f"co-visitation weight from the items of the step {step} back only",
+                        plain=visit.format(visit=_VISITS[step]))
             for step in (1, 2, 3)
         ]
     return specs
@@ -89,49 +124,71 @@ def _ordinal(n: int) -> str:
 FEATURES: tuple[FeatureSpec, ...] = (
     *_covis_specs(),
     FeatureSpec("cand_rank", "Rank among the shortlisted items", "co-visitation",
-                "position in the merged candidate list (1 = strongest evidence)"),
+                "position in the merged candidate list (1 = strongest evidence)",
+                plain="How high it came among the items first picked out for you", unit="rank"),
     FeatureSpec("pop_rank", "Popularity rank among shoppers' latest picks", "popularity",
-                "rank of the item by how many customers picked it in their latest steps"),
+                "rank of the item by how many customers picked it in their latest steps",
+                plain="How popular it is with shoppers lately", unit="rank"),
     FeatureSpec("item_users", "Number of customers who picked the item", "popularity",
-                "distinct customers with any event on the item"),
+                "distinct customers with any event on the item",
+                plain="How many shoppers have looked at it", unit="count"),
     FeatureSpec("item_recent_users", "Customers who picked it in their latest steps", "popularity",
-                "distinct customers with the item in their last 3 steps"),
-    FeatureSpec("item_purchases", "Times the item was bought", "popularity", "purchase events on the item"),
+                "distinct customers with the item in their last 3 steps",
+                plain="How many shoppers looked at it on their latest visits", unit="count"),
+    FeatureSpec("item_purchases", "Times the item was bought", "popularity", "purchase events on the item",
+                plain="How often it has been bought", unit="count"),
     FeatureSpec("item_conversion", "Item's view-to-purchase rate", "item", "purchases / views of the item",
-                temporal_only=True),
+                temporal_only=True, plain="How often a look at it ends in a purchase", unit="rate"),
     FeatureSpec("item_trend_7d", "Item's popularity trend this week", "popularity",
-                "(events in the last 7 days + 1) / (events in the 7 days before + 1)", temporal_only=True),
+                "(events in the last 7 days + 1) / (events in the 7 days before + 1)", temporal_only=True,
+                plain="Whether interest in it is rising this week", unit="trend"),
     FeatureSpec("item_events_7d", "Item's activity in the last 7 days", "popularity",
-                "events on the item in the last 7 days", temporal_only=True),
+                "events on the item in the last 7 days", temporal_only=True,
+                plain="How much shoppers looked at it this week", unit="count"),
     FeatureSpec("item_age_days", "Days since the item first appeared", "item",
-                "days from the item's first event to the cutoff", temporal_only=True),
+                "days from the item's first event to the cutoff", temporal_only=True,
+                plain="How long it has been in the shop", unit="days"),
     FeatureSpec("brand_share", "Affinity to the item's brand", "affinity",
-                "share of the customer's (relevance-weighted) activity on the item's brand"),
+                "share of the customer's (relevance-weighted) activity on the item's brand",
+                plain="How much of your shopping is this brand", unit="share"),
     FeatureSpec("category_share", "Affinity to the item's category", "affinity",
-                "share of the customer's activity in the item's category"),
+                "share of the customer's activity in the item's category",
+                plain="How much of your shopping is this category", unit="share"),
     FeatureSpec("root_share", "Affinity to the item's department", "affinity",
-                "share of the customer's activity in the item's top-level category"),
+                "share of the customer's activity in the item's top-level category",
+                plain="How much of your shopping is this department", unit="share"),
     FeatureSpec("brand_steps", "Steps since the customer last chose this brand", "recency",
-                "how many steps back the customer's last event on the item's brand is (empty: never)"),
+                "how many steps back the customer's last event on the item's brand is (empty: never)",
+                plain="How many visits ago you last chose this brand", unit="steps"),
     FeatureSpec("category_steps", "Steps since the customer last chose this category", "recency",
-                "how many steps back the customer's last event in the item's category is (empty: never)"),
+                "how many steps back the customer's last event in the item's category is (empty: never)",
+                plain="How many visits ago you last chose this category", unit="steps"),
     FeatureSpec("brand_days", "Days since the customer last chose this brand", "recency",
-                "days from the customer's last event on the item's brand to the cutoff", temporal_only=True),
+                "days from the customer's last event on the item's brand to the cutoff", temporal_only=True,
+                plain="How long ago you last chose this brand", unit="days"),
     FeatureSpec("category_days", "Days since the customer last chose this category", "recency",
-                "days from the customer's last event in the item's category to the cutoff", temporal_only=True),
+                "days from the customer's last event in the item's category to the cutoff", temporal_only=True,
+                plain="How long ago you last chose this category", unit="days"),
     FeatureSpec("same_brand_last", "Same brand as the customer's last item", "affinity",
-                "1 if the item's brand is the brand of an item of the customer's last step"),
+                "1 if the item's brand is the brand of an item of the customer's last step",
+                plain="Same brand as your last item", unit="flag"),
     FeatureSpec("same_category_last", "Same category as the customer's last item", "affinity",
-                "1 if the item's category is the category of an item of the customer's last step"),
+                "1 if the item's category is the category of an item of the customer's last step",
+                plain="Same category as your last item", unit="flag"),
     FeatureSpec("price_ratio", "Price against the customer's usual price", "price",
-                "item price / median price the customer paid or viewed (empty without prices)"),
-    FeatureSpec("user_events", "Customer's number of events", "customer", "events in the customer's history"),
+                "item price / median price the customer paid or viewed (empty without prices)",
+                plain="Its price against what you usually pay", unit="ratio"),
+    FeatureSpec("user_events", "Customer's number of events", "customer", "events in the customer's history",
+                plain="How much you have shopped with us", unit="count"),
     FeatureSpec("user_steps", "Customer's number of visits", "customer",
-                "distinct steps (timestamps) in the customer's history"),
+                "distinct steps (timestamps) in the customer's history",
+                plain="How many visits you have made", unit="count"),
     FeatureSpec("user_days_inactive", "Days since the customer's last activity", "customer",
-                "days from the customer's last event to the cutoff", temporal_only=True),
+                "days from the customer's last event to the cutoff", temporal_only=True,
+                plain="How long since your last visit", unit="days"),
     FeatureSpec(ATTENTION_SCORE, "Deep-interest score from the customer's recent behaviour", "attention",
-                "logit of the target-attention (DIN) network over the last behaviours"),
+                "logit of the target-attention (DIN) network over the last behaviours",
+                plain="What your recent browsing says you like", unit="score"),
 )
 
 _BY_NAME = {spec.name: spec for spec in FEATURES}
@@ -143,8 +200,39 @@ def feature_spec(name: str) -> FeatureSpec:
 
 
 def label_of(name: str) -> str:
-    """The human label of a feature column (explanations show this, never the column name)."""
+    """The analyst's label of a feature column (the Model page shows this, never the column name)."""
     return _BY_NAME[name].label
+
+
+def plain_label_of(name: str) -> str:
+    """The words an agent reads aloud for a feature column (every explanation of one item)."""
+    return _BY_NAME[name].plain
+
+
+def value_words(name: str, value: float | None) -> str | None:
+    """A feature's value as a person reads it ("42 %", "3 visits ago", "yes", "1.3 times"), or
+    None where it has no meaning outside the model (a co-visitation weight, the network's score)
+    or the customer has no data for it."""
+    if value is None or value != value:  # NaN: no data for this customer and item
+        return None
+    unit, v = _BY_NAME[name].unit, float(value)
+    if unit == "share" or unit == "rate":
+        return f"{v:.0%}"
+    if unit == "count":
+        return f"{v:,.0f}"
+    if unit == "rank":
+        return f"#{v:,.0f}"
+    if unit == "steps":
+        return "this visit" if v <= 0 else f"{v:,.0f} visit{'s' if round(v) != 1 else ''} ago"
+    if unit == "days":
+        return "today" if v < 1 else f"{v:,.0f} day{'s' if round(v) != 1 else ''}"
+    if unit == "ratio":
+        return f"{v:.1f} times"
+    if unit == "trend":
+        return "rising" if v > 1.05 else ("falling" if v < 0.95 else "steady")
+    if unit == "flag":
+        return "yes" if v >= 0.5 else "no"
+    return None
 
 
 def feature_names(temporal: bool, with_attention: bool) -> list[str]:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ from errors import RecsightError
 from models import registry
 from models.precompute import TITLE, TOP_ITEMS_FILE, TOP_ITEMS_META
 
-__all__ = ["RecommendedItem", "Recommendation", "TopItems", "load_top_items"]
+__all__ = ["RecommendedItem", "Recommendation", "MatchScale", "match_words", "STRONG", "GOOD", "TopItems",
+           "load_top_items"]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,45 @@ class RecommendedItem:
     item_id: str
     title: str
     score: float  # the ranker's raw score: base value + sum of TreeSHAP contributions
+    strength: int | None = None  # match strength 0-100 (MatchScale); None where the version has no scale
+
+
+STRONG, GOOD = 75, 40  # match strength from which a match reads "strong", "good" (else "weaker")
+
+
+@dataclass(frozen=True)
+class MatchScale:
+    """Match strength: where a score falls among every score in the lists the model serves.
+
+    The ranker's raw scores are LambdaRank margins with no unit (most are negative from rank 5
+    down), which no support agent can read out. A strength of 80 says "a stronger match than 80 %
+    of the recommendations this model makes": bounded, explained in one sentence, and in the same
+    order as the scores, so it never contradicts the ranking. The reference is the precomputed
+    lists of every customer (:class:`TopItems`), fixed per model version.
+    """
+
+    reference: np.ndarray  # the served scores, sorted ascending
+
+    @classmethod
+    def of(cls, scores: Sequence[float]) -> MatchScale | None:
+        """The scale of these served scores; None for fewer than :data:`_MIN_REFERENCE` (no
+        distribution to place a score in)."""
+        reference = np.sort(np.asarray(scores, dtype=np.float64))
+        reference = reference[np.isfinite(reference)]
+        return cls(reference) if len(reference) >= _MIN_REFERENCE else None
+
+    def strength(self, score: float) -> int:
+        """0-100: the share of served scores at or below ``score``, in percent."""
+        return int(round(100 * np.searchsorted(self.reference, score, side="right") / len(self.reference)))
+
+
+def match_words(strength: int) -> str:
+    """The strength in words: "strong match" (top quarter of served matches), "good match", or
+    "weaker match" (the bottom two fifths)."""
+    return "strong match" if strength >= STRONG else ("good match" if strength >= GOOD else "weaker match")
+
+
+_MIN_REFERENCE = 50
 
 
 @dataclass(frozen=True)
@@ -43,6 +84,13 @@ class Recommendation:
     cold_start: bool
     items: list[RecommendedItem]
     features: pd.DataFrame  # one row per returned item, columns = ranker.features (+ user/item ids)
+
+    def with_strength(self, scale: MatchScale | None) -> Recommendation:
+        """The list with each item's match strength on ``scale`` (unchanged without one)."""
+        if scale is None:
+            return self
+        items = [dataclasses.replace(i, strength=scale.strength(i.score)) for i in self.items]
+        return Recommendation(self.user_id, self.cold_start, items, self.features)
 
     def head(self, k: int) -> Recommendation:
         """The first ``k`` items of the list, with their feature rows."""
@@ -55,7 +103,8 @@ class Recommendation:
         return {
             "user_id": self.user_id,
             "cold_start": self.cold_start,
-            "items": [{"rank": i.rank, "item_id": i.item_id, "title": i.title, "score": i.score} for i in self.items],
+            "items": [{"rank": i.rank, "item_id": i.item_id, "title": i.title, "score": i.score,
+                       **({} if i.strength is None else {"match_strength": i.strength})} for i in self.items],
         }
 
 

@@ -38,11 +38,12 @@ from models.cold_items import refresh_cold_items
 from models.config import EngineConfig, engine_config_from
 from models.deferred import Deferred, ServingLock
 from models.features import AS_OF, label_of
+from models.item_norms import ItemNorms, item_norms
 from models.live_covis import CovisLinks, LiveCovis, chunk_end
 from models.live_serving import LiveFeed
 from models.precompute import item_titles
 from models.ranker import Ranker
-from models.recommendation import Recommendation, RecommendedItem, TopItems, load_top_items
+from models.recommendation import MatchScale, Recommendation, RecommendedItem, TopItems, load_top_items
 from models.sequences import Histories
 
 __all__ = ["RecommendedItem", "Recommendation", "CovisLinks", "TopItems", "Recommender", "SERVING_INDEX"]
@@ -83,6 +84,8 @@ class Recommender:
         # The network windows of the customers of the last live pass or changed read, and the
         # last live segment they include: explanations of those lists reuse them.
         self._live_windows: tuple[int, frozenset[str], Histories] | None = None
+        self.match_scale = MatchScale.of(top.scores) if top is not None else None  # the served scores' spread
+        self.item_norms = ItemNorms({})  # the catalogue's quartiles, read at load (reasons' words)
         # Items first seen through the intake, scored from their content and live counts until the
         # next training (models.cold_items); replaced whole, so lock-free readers see one state.
         self.cold_items: frozenset[str] = frozenset()
@@ -134,6 +137,7 @@ class Recommender:
             raise
         top = load_top_items(artifact, models.hybrid.features)
         rec = cls(con, artifact, HistoryTables(s.EVENTS, as_of, index, items), models, config, top, live, live_covis)
+        rec.item_norms = item_norms(con, items)
         with rec._lock:  # the live events already there when the model loads
             rec._refresh_cold_items(None)
         if live_covis is not None:  # their links, in the deferred update's chunks, before the first request
@@ -167,7 +171,7 @@ class Recommender:
         if self.top is not None and not (self.live is not None and self.live.changed(user_id)):
             stored = self.top.get(user_id, k)
             if stored is not None:
-                return stored
+                return stored.with_strength(self.match_scale)
         return self.recommend_live(user_id, k)
 
     def recommend_live(self, user_id: str, k: int = 10) -> Recommendation:
@@ -179,7 +183,7 @@ class Recommender:
         if k <= 0:
             raise RecsightError("k must be a positive number of items")
         self.catch_up()
-        return self._live_requests.submit((user_id, k))
+        return self._live_requests.submit((user_id, k)).with_strength(self.match_scale)
 
     def _serve_live(self, requests: list[tuple[str, int]]) -> list[Recommendation | RecsightError]:
         """One live pass for the (customer, k) requests that came together (the coalescer's
@@ -237,7 +241,8 @@ class Recommender:
             if before is not None and self.tables.as_of is not None:  # LiveFeed.as_of over the kept events
                 (newest,) = con.execute(f"SELECT max({s.TS}) + INTERVAL 1 MICROSECOND FROM {history}").fetchone()
                 as_of = self.tables.as_of if newest is None else max(self.tables.as_of, newest)
-            return self._rank({user_id: as_of}, k, dataclasses.replace(self.tables, history=history))[user_id]
+            ranked = self._rank({user_id: as_of}, k, dataclasses.replace(self.tables, history=history))[user_id]
+        return ranked.with_strength(self.match_scale)
 
     def histories(self, user_ids: Sequence[str]) -> Histories:
         """The attention network's input windows of these customers, read from the serving history.

@@ -53,6 +53,7 @@ from pages._user_views import (
     why_view,
 )
 from service import access, audit, customer_state, throttle
+from service.users import ADMIN
 from settings import Settings
 from workflows import changes as live_work
 from workflows import lookup as work
@@ -114,7 +115,7 @@ def lookup(typed: Any, settings: Settings, record: Recorder = access.record_acti
         shown = found.suggestions if found.suggestions and throttle.suggestions_allowed(settings) else []
         return LookupView(not_found_view(found.message, shown), None)
     store = _store(found, live_work.seen_mark(settings, found.user_id))
-    return LookupView(result_view(store, found), store)
+    return LookupView(result_view(store, found, raw_units=_raw_units()), store)
 
 
 def live(customer: dict[str, Any] | None, settings: Settings, record: Recorder = access.record_action,
@@ -135,7 +136,14 @@ def live(customer: dict[str, Any] | None, settings: Settings, record: Recorder =
            detail=f"live refresh: {len(moves.new_events)} new events, {len(moves.entered)} entered, "
                   f"{len(moves.left)} left, {len(moves.moved)} moved")
     store = _store(found.found, found.mark)
-    return LiveView(found_children(store, found.found, moves, comparison), store)
+    return LiveView(found_children(store, found.found, moves, comparison, raw_units=_raw_units()), store)
+
+
+def _raw_units() -> bool:
+    """Whether the signed-in user sees the ranker's raw units: admins (the analyst's side) do;
+    a support agent sees match strength and shares, words a customer can be told."""
+    user = access.current_user()
+    return user is not None and user.role == ADMIN
 
 
 def _store(found: Found, seen: str | None) -> dict[str, Any]:
@@ -178,7 +186,7 @@ def why(customer: dict[str, Any] | None, item_id: str, settings: Settings,
         raise RecsightError("this item is no longer in the customer's list: look the customer up again")
     counterfactual = _counterfactual(settings, item)
     record(audit.EXPLANATION_VIEW, customer=user_id, detail=f"why #{item.rank} {item_id}")
-    return WhyView(*why_view(item, counterfactual))
+    return WhyView(*why_view(item, counterfactual, _raw_units()))
 
 
 def compare(customer: dict[str, Any] | None, item_a: str | None, item_b: str | None, settings: Settings,

@@ -18,11 +18,13 @@ from dash import dcc, html
 from analytics import schema as s
 from analytics.profile_card import ProfileCard
 from dashboard.customer_view import timeline_figure
-from dashboard.explanation_figures import comparison_bars, history_attributions, shap_waterfall
+from dashboard.explanation_figures import comparison_bars, history_attributions, match_movers, shap_waterfall
 from dashboard.theme import PRIMARY
 from explain.changes import Changes, ago, did
 from explain.types import Comparison, ItemExplanation
+from models.recommendation import match_words
 from pages._parts import capitalised, card, field, graph, sentence
+from pages._user_preview import open_button
 from workflows.lookup import Found
 
 __all__ = [
@@ -49,17 +51,18 @@ class OpenComparison(NamedTuple):
     body: Any
 
 
-def result_view(store: dict[str, Any], found: Found, changes: Changes | None = None) -> Any:
+def result_view(store: dict[str, Any], found: Found, changes: Changes | None = None, raw_units: bool = False) -> Any:
     """The result area of a lookup: profile, timeline, the item cards, export and compare; the
     live tick and, after a refresh, what changed (``found_children`` alone is what a refresh
     replaces, so the search and the result area's loading overlay stay as they are)."""
-    return html.Div(id="cu-found", children=found_children(store, found, changes))
+    return html.Div(id="cu-found", children=found_children(store, found, changes, raw_units=raw_units))
 
 
 def found_children(store: dict[str, Any], found: Found, changes: Changes | None = None,
-                   comparison: OpenComparison | None = None) -> list[Any]:
+                   comparison: OpenComparison | None = None, raw_units: bool = False) -> list[Any]:
     """The parts of :func:`result_view`, for the first lookup and for each live refresh; a refresh
-    keeps the ``comparison`` the agent had open (see :func:`_compare_section`)."""
+    keeps the ``comparison`` the agent had open (see :func:`_compare_section`). ``raw_units``: show
+    the ranker's raw scores too (the analyst's side; an agent sees the match strength only)."""
     items, details = found.items, found.details
     notes = []
     if found.cold_start:
@@ -79,6 +82,7 @@ def found_children(store: dict[str, Any], found: Found, changes: Changes | None 
             html.H2(f"Top {len(items)} recommendations" if items else "Recommendations", className="rs-section-title"),
             dcc.Link("Search as this customer", href=f"/search?user={store['user_id']}", id="cu-search-as",
                      className="rs-link"),
+            open_button(disabled=not items),
             html.Div(className="rs-inline-field", children=[
                 html.Span("Export report", className="rs-field-label"),
                 dbc.ButtonGroup([
@@ -90,8 +94,8 @@ def found_children(store: dict[str, Any], found: Found, changes: Changes | None 
                             color=PRIMARY),
             ]),
         ]),
-        html.Div(className="rs-items", id="cu-items", children=[_item_card(item, details.get(item.item_id))
-                                                                 for item in items])
+        html.Div(className="rs-items", id="cu-items", children=[
+            _item_card(item, details.get(item.item_id), raw_units) for item in items])
         if items else html.Div("The model has no items to recommend to this customer.", className="rs-empty"),
         *_compare_section(store, comparison),
     ]
@@ -155,9 +159,18 @@ def changes_panel(changes: Changes) -> Any:
         "difference between the list's explanations then and now", body))
 
 
-def _item_card(item: Any, detail: tuple[Any, Any, Any] | None) -> html.Div:
+def _item_card(item: Any, detail: tuple[Any, Any, Any] | None, raw_units: bool) -> html.Div:
     """One recommended item; its reasons arrive later (``REASONS`` is filled by a callback)."""
     category, brand, price = detail or (None, None, None)
+    measures = []
+    if item.strength is not None:
+        measures.append(html.Div(f"{capitalised(match_words(item.strength))} · {item.strength}",
+                                 className="rs-item-strength",
+                                 title=f"Match strength {item.strength} of 100: a stronger match than {item.strength}% "
+                                       "of the recommendations this model makes"))
+    if raw_units:
+        measures.append(html.Div(f"score {item.score:.3f}", className="rs-item-score",
+                                 title="ranker score (raw units)"))
     meta = [part for part in (_leaf(category), brand, None if price is None else f"{price:,.2f}") if part]
     return html.Div(className="rs-item", id=f"cu-item-{item.rank}", children=[
         html.Div(className="rs-item-head", children=[
@@ -166,7 +179,7 @@ def _item_card(item: Any, detail: tuple[Any, Any, Any] | None) -> html.Div:
                 html.Div(item.title, className="rs-item-title", title=item.title),
                 html.Div(" · ".join(meta + [item.item_id]), className="rs-item-meta"),
             ]),
-            html.Div(f"{item.score:.3f}", className="rs-item-score", title="ranker score (raw units)"),
+            html.Div(measures, className="rs-item-measures"),
         ]),
         html.Div(id={"type": REASONS, "item": item.item_id}, className="rs-item-reasons", children=[
             dbc.Spinner(size="sm", color="secondary", spinner_class_name="me-2"),
@@ -258,9 +271,10 @@ def _days(days: float) -> str:
     return f"{whole} day{'s' if whole != 1 else ''} ago"
 
 
-def why_view(item: ItemExplanation, counterfactual: Any) -> tuple[Any, Any]:
-    """The "Why?" dialog's title and body for one item: its reasons, the counterfactual box, the
-    SHAP waterfall and the history events with their attributions and attention weights."""
+def why_view(item: ItemExplanation, counterfactual: Any, raw_units: bool = False) -> tuple[Any, Any]:
+    """The "Why?" dialog's title and body for one item: its reasons, the counterfactual box, what
+    moved its match (the SHAP waterfall in raw units for the analyst's side, the same contributions
+    as shares for an agent) and the history events with their attributions and attention weights."""
     title: list[Any] = [html.Span(f"#{item.rank}", className="rs-rank me-2"), f"Why “{item.title}”?"]
     body = html.Div(className="rs-why", children=[
         html.Div(className="rs-why-reasons", children=[
@@ -271,16 +285,21 @@ def why_view(item: ItemExplanation, counterfactual: Any) -> tuple[Any, Any]:
             counterfactual,
         ]),
         html.Div(className="rs-why-figures", children=[
-            graph("cu-why-waterfall", figure=shap_waterfall(item)),
+            graph("cu-why-waterfall", figure=shap_waterfall(item) if raw_units else match_movers(item)),
             graph("cu-why-history", figure=history_attributions(item)),
         ]),
-        html.P(
-            f"Scores are the ranker's raw units: the base value plus the contributions gives {item.score:.3f}. "
-            f"The deep-interest (attention) signal carries {item.attention_share:.0%} of this score's "
-            f"explanation; its history attributions are complete to {abs(item.convergence_delta):.1e}.",
-            className="rs-table-note mt-2"),
+        html.P(_why_note(item, raw_units), className="rs-table-note mt-2", id="cu-why-note"),
     ])
     return title, body
+
+
+def _why_note(item: ItemExplanation, raw_units: bool) -> str:
+    """How to read the dialog: for an agent in words, with the raw units only on the analyst's side."""
+    share = f"What your recent browsing says you like carries {item.attention_share:.0%} of what moved it"
+    if not raw_units:
+        return f"Each bar is one signal's share of everything that moved this item's match. {share}."
+    return (f"Scores are the ranker's raw units: the base value plus the contributions gives {item.score:.3f}. "
+            f"{share}; its history attributions are complete to {abs(item.convergence_delta):.1e}.")
 
 
 def counterfactual_box(text: str, hint: str | None, verified: bool | None) -> html.Div:

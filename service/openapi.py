@@ -142,7 +142,11 @@ _SCHEMAS: dict[str, Any] = {
     "RecommendedItem": {
         "type": "object", "required": ["rank", "item_id", "title", "score"],
         "properties": {"rank": {"type": "integer", "minimum": 1}, "item_id": {"type": "string"},
-                       "title": {"type": "string"}, "score": _NUMBER,
+                       "title": {"type": "string"},
+                       "score": {**_NUMBER, "description": "The ranker's raw score (no unit; for analysts)."},
+                       "match_strength": {"type": "integer", "minimum": 0, "maximum": 100, "description":
+                                          "How the score compares with every recommendation this model serves: "
+                                          "80 is a stronger match than 80 % of them (what an agent reads out)."},
                        "explanation": _ref("Explanation")},
     },
     "Recommendations": {

@@ -28,7 +28,7 @@ def test_shap_adds_up_to_every_listed_score_and_uses_registry_labels(recommender
             assert sizes == sorted(sizes, reverse=True)
             for c in explanation.contributions:
                 spec = feature_spec(c.feature)
-                assert (c.label, c.group) == (spec.label, spec.group)
+                assert (c.label, c.group) == (spec.plain, spec.group)  # the words an agent reads out
         # the feature values shown are the ranker's inputs for that row
         rows = shap_rows(recommender.ranker, result.features)
         shown = {c.feature: c.value for c in contributions_of(rows, 0)}

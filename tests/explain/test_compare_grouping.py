@@ -27,8 +27,12 @@ def test_equal_values_are_interaction_not_reasons():
     assert sum(d.difference for d in comparison.differences) == pytest.approx(a.score - b.score, abs=1e-12)
     text = " ".join(comparison.summary)
     assert "779 against 779" not in text
-    assert "Brand share: 0.5 against 0.1, worth 0.600 to Item A." in comparison.summary
-    assert comparison.summary[-1].startswith("Features equal for both items (customer events) add 0.066 to Item A")
+    assert "Brand share: 50% against 10%, in favour of Item A (82% of what separates them)." in comparison.summary
+    assert "Pulling the other way: price ratio (1.2 times against 0.9 times) favours Item B (10% of what separates " \
+           "them)." in comparison.summary
+    assert comparison.summary[-1].startswith("Features equal for both items (customer events) favour Item A only "
+                                             "together with the ones that differ (9% of what separates them)")
+    assert comparison.summary[0] == "Item A ranks above Item B (rank 1 against 4)."  # no raw score units
     assert [d.equal_values for d in comparison.differences if d.feature == "customer_events"] == [True]
     assert comparison.to_dict()["differences"][0]["equal_values"] is False  # the largest: brand share
 

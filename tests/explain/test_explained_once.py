@@ -102,7 +102,7 @@ def test_the_handed_explanations_hold_what_a_fresh_computation_gives(recommender
         ca, cb = float(rows.values[0, j]), float(rows.values[1, j])
         if ca != cb:
             va, vb = (None if v != v else float(v) for v in (rows.inputs[0, j], rows.inputs[1, j]))
-            expected.append(Difference(name, feature_spec(name).label, va, vb, ca, cb))
+            expected.append(Difference(name, feature_spec(name).plain, va, vb, ca, cb))
     expected.sort(key=lambda d: (-abs(d.difference), d.feature))
     assert compare_items(a, b).differences == expected
 

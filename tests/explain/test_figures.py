@@ -83,7 +83,7 @@ def test_waterfall_goes_from_base_through_top_contributions_and_other_to_the_sco
     assert item.base_value + sum(trace.x[1:-1]) == pytest.approx(item.score, abs=1e-9)
     assert trace.x[-1] == pytest.approx(item.score)
     # Bars are named by the human label with the feature's value, never by the column name.
-    assert trace.y[1] == "Affinity to the item's brand = 0"
+    assert trace.y[1] == "Affinity to the item's brand: 0"
     assert not any(str(y).startswith("f") and str(y)[1:].isdigit() for y in trace.y)
     assert fig.layout.yaxis.autorange == "reversed"  # read top to bottom: base, reasons, score
 
@@ -148,9 +148,11 @@ def _comparison() -> Comparison:
 def test_comparison_bars_are_the_differences_and_add_up_to_the_score_gap() -> None:
     c = _comparison()
     (trace,) = figures.comparison_bars(c, top=3).data
-    assert list(trace.x[:3]) == pytest.approx([0.4, -0.3, 0.05])
+    total = sum(abs(d.difference) for d in c.differences)  # the bars are shares of what separates them
+    assert list(trace.x[:3]) == pytest.approx([100 * v / total for v in (0.4, -0.3, 0.05)])
     assert trace.y[3] == "Other 2 features"
-    assert sum(trace.x) == pytest.approx(sum(d.difference for d in c.differences))
+    assert sum(trace.x) == pytest.approx(100 * sum(d.difference for d in c.differences) / total)
+    assert all(text.endswith("%") for text in trace.text)  # no raw score units
     assert list(trace.marker.color[:2]) == [theme.POSITIVE, theme.NEGATIVE]
     assert "ranks above" in figures.comparison_bars(c).layout.title.text
 

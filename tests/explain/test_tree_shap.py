@@ -68,7 +68,7 @@ def test_contributions_are_labelled_largest_first_without_zeros(rows) -> None:
         assert SIGNAL in names
         for c in found:
             spec = feature_spec(c.feature)
-            assert (c.label, c.group) == (spec.label, spec.group)
+            assert (c.label, c.group) == (spec.plain, spec.group)
             j = FEATURES.index(c.feature)
             assert c.contribution == rows.values[i, j]
             assert c.value is None if math.isnan(rows.inputs[i, j]) else c.value == rows.inputs[i, j]

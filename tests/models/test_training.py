@@ -85,7 +85,8 @@ def test_recommend_json_shape_and_cold_start(trained) -> None:
     result = recommend(db, models, "c_user0007", k=4)
     assert set(result) == {"user_id", "cold_start", "items"}
     assert result["cold_start"] is False and len(result["items"]) == 4
-    assert set(result["items"][0]) == {"rank", "item_id", "title", "score"}
+    assert set(result["items"][0]) == {"rank", "item_id", "title", "score", "match_strength"}
+    assert all(0 <= item["match_strength"] <= 100 for item in result["items"])
     cold = recommend(db, models, COLD_USER, k=4)
     assert cold["cold_start"] is True and len(cold["items"]) == 4
     assert "cold start" in format_recommendations(cold)

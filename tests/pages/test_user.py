@@ -182,17 +182,22 @@ def test_reasons_fill_every_card_with_the_explanations_sentences(pu, shop, found
         assert [_text(li) for li in block.children] == expected[item_id][:pu.REASONS_SHOWN]
 
 
-def test_why_shows_the_waterfall_the_history_and_a_counterfactual(pu, shop, found):
+def test_why_shows_the_waterfall_the_history_and_a_counterfactual(pu, shop, found, monkeypatch):
     record = Recorder()
     item_id, title, rank = found.customer["items"][0]
     view = pu.why(found.customer, item_id, shop, record)
     assert title in _text(view.title)
-    waterfall = _find(view.body, "cu-why-waterfall").figure
-    assert waterfall.data[0].type == "waterfall"
+    movers = _find(view.body, "cu-why-waterfall").figure  # an agent's view: shares, no raw units
+    assert movers.data[0].type == "bar" and "share of everything" in movers.layout.xaxis.title.text
+    assert "raw units" not in _text(_find(view.body, "cu-why-note"))
+    monkeypatch.setattr(pu, "_raw_units", lambda: True)  # an admin: the analyst's raw waterfall
+    raw = pu.why(found.customer, item_id, shop, record)
+    assert _find(raw.body, "cu-why-waterfall").figure.data[0].type == "waterfall"
+    assert "raw units" in _text(_find(raw.body, "cu-why-note"))
     assert _find(view.body, "cu-why-history").figure.data  # attributions and attention weights
     assert _text(_find(view.body, "cu-why-reasons"))
     assert "What would change it" in _text(_find(view.body, "cu-why-counterfactual"))
-    assert record == [(audit.EXPLANATION_VIEW, found.customer["user_id"], f"why #{rank} {item_id}")]
+    assert record == [(audit.EXPLANATION_VIEW, found.customer["user_id"], f"why #{rank} {item_id}")] * 2
 
 
 def test_counterfactual_box_says_why_when_the_search_fails(pu, shop, monkeypatch):
