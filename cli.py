@@ -5,6 +5,11 @@ Each sub-command parses its arguments and calls one library function: a use case
 file of service/; it never reaches into models/ or explain/ for a step. A ``RecsightError``
 becomes one line on stderr and exit code 2; any other exception is logged in full to
 ``recsight-error.log`` and reported as one line.
+
+The long commands (``ingest``, ``train``, ``evaluate``) pass a :class:`progress.TerminalProgress`
+down to the library: phases, counts and time left on stderr, as a bar on a terminal and as plain
+lines otherwise (``-v`` makes them lines too, beside the log); ``-q`` turns them off. stdout
+keeps only the summary, as before.
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ import json
 import logging
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from errors import RecsightError
+from progress import SILENT, Progress, TerminalProgress
 from settings import Settings, load_settings
 
 log = logging.getLogger("recsight.cli")
@@ -28,6 +35,18 @@ ERROR_LOG = Path("recsight-error.log")
 
 
 # --------------------------------------------------------------------------- commands
+
+
+@contextmanager
+def _reporting(args: argparse.Namespace) -> Iterator[Progress]:
+    """The progress reporter of a long command, finished before the command prints its summary
+    (or its error): silent with ``--quiet``; plain lines with ``--verbose`` (the log's records
+    would break a bar); else a bar on a terminal, plain lines elsewhere."""
+    if args.quiet:
+        yield SILENT
+        return
+    with TerminalProgress(args.command, sys.stderr, bar=False if args.verbose else None) as progress:
+        yield progress
 
 
 def cmd_synth(args: argparse.Namespace, settings: Settings) -> int:
@@ -46,7 +65,9 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     from analytics.ingest import ingest_paths
 
-    summary = ingest_paths(args.db, args.format, args.paths, secret=settings.require_secret())
+    secret = settings.require_secret()
+    with _reporting(args) as progress:
+        summary = ingest_paths(args.db, args.format, args.paths, secret=secret, progress=progress)
     print(summary.render())  # the profiles were rebuilt inside the same transaction
     return 0
 
@@ -62,7 +83,9 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from models.config import QUICK
     from workflows.training import train_shop
 
-    result = train_shop(args.db, args.models, protocol=args.protocol, config=QUICK if args.quick else None)
+    with _reporting(args) as progress:
+        result = train_shop(args.db, args.models, protocol=args.protocol, config=QUICK if args.quick else None,
+                            progress=progress)
     print(json.dumps(result, indent=2, default=str))
     return 0
 
@@ -70,7 +93,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from workflows.training import evaluate_shop, evaluation_text
 
-    result = evaluate_shop(args.db, args.models, k=args.k)
+    with _reporting(args) as progress:
+        result = evaluate_shop(args.db, args.models, k=args.k, progress=progress)
     print(json.dumps(result, default=float) if args.json else evaluation_text(result))
     return 0
 
@@ -145,6 +169,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cli.py", description="Recsight: explainable e-commerce recommendations")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    parser.add_argument("-q", "--quiet", action="store_true", help=_QUIET_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
     _data_commands(sub)
@@ -152,6 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
     _customer_commands(sub)
     _admin_commands(sub)
     return parser
+
+
+_QUIET_HELP = "no progress on stderr (ingest, train, evaluate); the summary is printed as always"
+
+
+def _quiet_option(p: argparse.ArgumentParser) -> None:
+    """``--quiet`` after the command name too (``cli.py train ... -q``); SUPPRESS keeps the
+    main parser's value when it is not given here."""
+    p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=_QUIET_HELP)
 
 
 def _data_commands(sub: Any) -> None:
@@ -170,6 +204,7 @@ def _data_commands(sub: Any) -> None:
     p.add_argument("paths", type=Path, nargs="+")
     p.add_argument("--append", action="store_true",
                    help="append to the live segment (generic format, idempotent by event_id); no store rewrite")
+    _quiet_option(p)
     p.set_defaults(handler=cmd_ingest)
 
     p = sub.add_parser("compact", help="fold the live segment into the shop file (safe to interrupt)")
@@ -185,6 +220,7 @@ def _model_commands(sub: Any) -> None:
     p.add_argument("--protocol", choices=("temporal", "leave-one-out"), default=None,
                    help="default: leave-one-out for order-only data, temporal otherwise")
     p.add_argument("--quick", action="store_true", help="smaller models, for the demo")
+    _quiet_option(p)
     p.set_defaults(handler=cmd_train)
 
     p = sub.add_parser("evaluate", help="print the evaluation table of the trained models")
@@ -192,6 +228,7 @@ def _model_commands(sub: Any) -> None:
     p.add_argument("--models", type=Path, required=True)
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--json", action="store_true")
+    _quiet_option(p)
     p.set_defaults(handler=cmd_evaluate)
 
 

@@ -48,6 +48,7 @@ from analytics.db import rewriting
 from analytics.privacy import pseudonymise
 from analytics.profile_build import build_profiles
 from errors import RecsightError
+from progress import SILENT, Progress
 
 __all__ = ["ingest_paths", "IngestSummary", "FileReport", "INGESTED_FILES"]
 
@@ -129,8 +130,10 @@ class IngestSummary:
         return "\n".join(lines)
 
 
-def ingest_paths(db_path: Path, fmt: str, paths: list[Path], secret: str) -> IngestSummary:
-    """Validate ``paths`` as format ``fmt`` and load them into the DuckDB file ``db_path``."""
+def ingest_paths(db_path: Path, fmt: str, paths: list[Path], secret: str,
+                 progress: Progress = SILENT) -> IngestSummary:
+    """Validate ``paths`` as format ``fmt`` and load them into the DuckDB file ``db_path``;
+    ``progress`` hears the phases (working copy, files one by one, profiles, saving)."""
     started = time.perf_counter()
     adapter = get_adapter(fmt)
     if not secret:
@@ -140,10 +143,12 @@ def ingest_paths(db_path: Path, fmt: str, paths: list[Path], secret: str) -> Ing
     units = adapter.units([Path(p) for p in paths])
     db_path = Path(db_path)
     try:
+        progress.phase("working copy of the store")
         with rewriting(db_path) as rewrite:
-            summary = _ingest_units(rewrite.con, adapter, units, fmt, db_path, secret)
+            summary = _ingest_units(rewrite.con, adapter, units, fmt, db_path, secret, progress)
             if all(f.skipped is not None for f in summary.files):
                 rewrite.discard()  # nothing new: readers keep the file they have
+            progress.phase("saving the store")
     except _USER_FACING as exc:
         raise RecsightError(f"ingest failed, database unchanged: {_first_line(exc)}") from None
     elapsed = time.perf_counter() - started
@@ -152,7 +157,7 @@ def ingest_paths(db_path: Path, fmt: str, paths: list[Path], secret: str) -> Ing
 
 
 def _ingest_units(con: duckdb.DuckDBPyConnection, adapter: Adapter, units: list[Unit], fmt: str,
-                  db_path: Path, secret: str) -> IngestSummary:
+                  db_path: Path, secret: str, progress: Progress) -> IngestSummary:
     """Every unit, then the profiles, in one transaction on the working copy ``con``."""
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET preserve_insertion_order = true")  # CSV line numbers rely on it
@@ -162,7 +167,12 @@ def _ingest_units(con: duckdb.DuckDBPyConnection, adapter: Adapter, units: list[
         S.create_tables(con)
         con.execute(_INGESTED_DDL)
         users_before, items_before = _count(con, S.USERS), _count(con, S.ITEMS)
-        reports = tuple(_ingest_unit(con, adapter, unit, f"_ing{i}", secret) for i, unit in enumerate(units))
+        progress.phase("files", total=len(units), unit="files")
+        done: list[FileReport] = []
+        for i, unit in enumerate(units):
+            done.append(_ingest_unit(con, adapter, unit, f"_ing{i}", secret))
+            progress.advance()
+        reports = tuple(done)
         summary = IngestSummary(
             fmt=fmt, db_path=db_path, files=reports,
             new_users=_count(con, S.USERS) - users_before, new_items=_count(con, S.ITEMS) - items_before,
@@ -171,6 +181,7 @@ def _ingest_units(con: duckdb.DuckDBPyConnection, adapter: Adapter, units: list[
         if not summary.balanced:  # a bug in an adapter, never the user's data: keep the store clean
             raise RuntimeError("ingest lost rows between reading and storing: " + summary.render())
         if summary.store[S.EVENTS] and any(f.skipped is None for f in reports):
+            progress.phase("profiles")
             build_profiles(con)  # readers must never see new events beside old profiles
         con.execute("COMMIT")
     except BaseException:

@@ -12,14 +12,18 @@ import os
 import platform
 import resource
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from queue import Empty
 from typing import Any
 
+from progress import SILENT, Progress, TerminalProgress
+
 __all__ = ["Timing", "machine_line", "load_line", "time_runs", "in_child", "peak_rss_mb", "format_table",
-           "human_count"]
+           "human_count", "progress_bar"]
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,14 @@ def in_child(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, fl
     if status != "ok":
         raise RuntimeError(f"benchmark step {fn.__name__} failed: {payload}")
     return payload, peak
+
+
+def progress_bar(label: str) -> AbstractContextManager[Progress]:
+    """The training's progress as a bar on stderr when it is a terminal, else nothing: run_all.py
+    merges stderr into BENCHMARKS.md, which keeps the tables and not the progress lines."""
+    if sys.stderr is not None and sys.stderr.isatty():
+        return TerminalProgress(label, sys.stderr, bar=True)
+    return nullcontext(SILENT)
 
 
 def machine_line() -> str:

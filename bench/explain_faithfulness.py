@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analytics import schema as s
 from analytics.privacy import pseudonymise
-from bench._common import format_table, load_line, machine_line
+from bench._common import format_table, load_line, machine_line, progress_bar
 from bench.train_engine import SECRET, load
 from explain.explainer import explain_with_reasons
 from explain.faithfulness import faithfulness_sample
@@ -84,7 +84,8 @@ def _model(name: str, workdir: Path, synth_users: int, quick: bool) -> tuple[Pat
     models = workdir / f"{name}-models"
     if registry.current(models) is None:
         started = time.perf_counter()
-        train_shop(db, models, config=QUICK if quick else None)
+        with progress_bar(f"train {name}") as progress:
+            train_shop(db, models, config=QUICK if quick else None, progress=progress)
         print(f"[{name}] trained ({'quick' if quick else 'full'} configuration) in "
               f"{time.perf_counter() - started:.0f} s", flush=True)
     return db, models

@@ -174,11 +174,13 @@ def prepare_shop(name: str, events: pd.DataFrame, items: pd.DataFrame, folder: P
 
 def train_shop_once(shop: Shop, models: Path, config: object | None) -> Path:
     """Train on the shop file unless ``models`` already holds a version (``train_shop``, as ``cli.py train``)."""
+    from bench._common import progress_bar
     from models import registry
     from workflows.training import train_shop
 
     if registry.current(models) is None:
-        train_shop(shop.db, models, config=config)
+        with progress_bar(f"train {shop.name}") as progress:
+            train_shop(shop.db, models, config=config, progress=progress)
     return models
 
 

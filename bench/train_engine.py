@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analytics.ingest import ingest_paths
 from analytics.synth import generate_shop
-from bench._common import format_table, load_line, machine_line
+from bench._common import format_table, load_line, machine_line, progress_bar
 from models.config import QUICK
 from models.evaluation import MODEL_NAMES, format_evaluation
 from models.registry import load_current
@@ -57,7 +57,8 @@ def load(name: str, workdir: Path, synth_users: int) -> Path:
         fmt, paths = "generic", [folder]
     else:
         fmt, paths = SOURCES[name]
-    ingest_paths(db, fmt, paths, secret=SECRET)
+    with progress_bar(f"ingest {name}") as progress:
+        ingest_paths(db, fmt, paths, secret=SECRET, progress=progress)
     return db
 
 
@@ -65,7 +66,8 @@ def run(name: str, workdir: Path, synth_users: int, quick: bool) -> str:
     db = load(name, workdir, synth_users)
     models = workdir / f"{name}-models"
     started = time.perf_counter()
-    summary = train_shop(db, models, config=QUICK if quick else None)
+    with progress_bar(f"train {name}") as progress:
+        summary = train_shop(db, models, config=QUICK if quick else None, progress=progress)
     wall = time.perf_counter() - started
     meta = load_current(models).metadata
     evaluation = meta["metrics"]

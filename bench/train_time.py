@@ -28,7 +28,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import Timing, format_table, in_child, load_line, machine_line
+from bench._common import Timing, format_table, in_child, load_line, machine_line, progress_bar
 from bench.train_engine import load
 
 __all__ = ["CONFIGS", "DATASETS", "engine_config", "trained_models", "train_once"]
@@ -62,7 +62,8 @@ def train_once(db: str, models: str, kind: str, threads: int | None) -> dict:
     logging.basicConfig(level=logging.WARNING)
     config = engine_config(kind, threads)
     started, cpu0 = time.perf_counter(), _cpu_seconds()
-    summary = train_shop(Path(db), Path(models), config=config)
+    with progress_bar(f"train {Path(db).stem} {kind}") as progress:
+        summary = train_shop(Path(db), Path(models), config=config, progress=progress)
     return {"timings": summary["timings_s"], "wall": time.perf_counter() - started, "cpu": _cpu_seconds() - cpu0}
 
 

@@ -27,6 +27,7 @@ from errors import RecsightError
 from models.attention import AttentionConfig, AttentionModel
 from models.attention_network import TargetAttentionNetwork, torch_runtime, trim_windows
 from models.sequences import PAD, Sequences, build_vocabulary, gather_windows, load_sequences
+from progress import SILENT, Progress
 
 __all__ = ["train_attention"]
 
@@ -96,9 +97,14 @@ def _validation_ndcg(net: TargetAttentionNetwork, seqs: Sequences, valid: _Examp
 
 
 def train_attention(con: duckdb.DuckDBPyConnection, history_table: str,
-                    config: AttentionConfig = _DEFAULT_CONFIG) -> AttentionModel:
-    """Train on next-behaviour prediction inside ``history_table``; same seed -> same model."""
+                    config: AttentionConfig = _DEFAULT_CONFIG, progress: Progress = SILENT) -> AttentionModel:
+    """Train on next-behaviour prediction inside ``history_table``; same seed -> same model.
+
+    ``progress`` hears one phase per epoch counted in batches (an epoch of the full configuration
+    takes minutes on a large shop); early stopping may end before the last epoch named.
+    """
     started = time.perf_counter()
+    progress.phase("attention network: loading sequences")
     vocab = build_vocabulary(con, history_table)
     seqs = load_sequences(con, history_table, vocab)
     train, valid = _split_examples(seqs)
@@ -122,8 +128,10 @@ def train_attention(con: duckdb.DuckDBPyConnection, history_table: str,
             epoch_start = time.perf_counter()
             loss_sum = 0.0
             batches = _batches(train, seqs, config, rng)
+            progress.phase(f"attention network, epoch {epoch} of {config.epochs}", total=len(batches), unit="batches")
             for idx in batches:
                 loss_sum += _train_step(net, optimizer, seqs, train, idx, catalogue, config, rng)
+                progress.advance()
             score = _validation_ndcg(net, seqs, valid, valid_negatives, config) if len(valid.ends) else 0.0
             history.append({"epoch": epoch, "loss": loss_sum / len(batches), "valid_ndcg@10": score,
                             "seconds": time.perf_counter() - epoch_start})

@@ -24,6 +24,7 @@ from models.config import EngineConfig, engine_config_from
 from models.features import rfm_segments
 from models.ranker import Ranker
 from models.splits import LEAVE_ONE_OUT, Split, make_split
+from progress import SILENT, Progress
 
 __all__ = ["MODEL_NAMES", "evaluate", "evaluate_split", "format_evaluation"]
 
@@ -34,10 +35,12 @@ MODEL_NAMES = ("popularity", "covisit", "attention", "ranker", "hybrid")
 _LENGTH_BUCKETS = ((1, 5, "1-5 events"), (6, 10, "6-10 events"), (11, 20, "11-20 events"), (21, None, "21+ events"))
 
 
-def evaluate(db_path: Path, models_dir: Path, k: int = 10) -> dict:
-    """Recompute the evaluation table of the current models on the database's test stage."""
+def evaluate(db_path: Path, models_dir: Path, k: int = 10, progress: Progress = SILENT) -> dict:
+    """Recompute the evaluation table of the current models on the database's test stage
+    (``progress`` hears its phases: minutes on a large shop)."""
     con = connect_read_only(db_path)
     try:
+        progress.phase("loading the models")
         artifact = registry.load_current(Path(models_dir), con)
         meta = artifact.metadata
         config = engine_config_from(meta["config"])
@@ -47,19 +50,22 @@ def evaluate(db_path: Path, models_dir: Path, k: int = 10) -> dict:
             attention=AttentionModel.load(artifact.path / registry.ATTENTION_FILE),
         )
         window = meta["split"]["window_days"]
+        progress.phase("split")
         split = make_split(con, meta["protocol"], window=None if window is None else timedelta(days=window))
-        return evaluate_split(con, split, models, config, k=k, dataset=meta.get("dataset", Path(db_path).stem))
+        return evaluate_split(con, split, models, config, k=k, dataset=meta.get("dataset", Path(db_path).stem),
+                              progress=progress)
     finally:
         con.close()
 
 
 def evaluate_split(
     con: duckdb.DuckDBPyConnection, split: Split, models: Models, config: EngineConfig,
-    k: int = 10, dataset: str = "",
+    k: int = 10, dataset: str = "", progress: Progress = SILENT,
 ) -> dict:
     """Every model of :data:`MODEL_NAMES` on the test stage, overall and per segment."""
     test = split.test
     n = max(config.list_length, 2 * k)
+    progress.phase("evaluation: features")
     tables = prepare_history(con, test.history, test.as_of, config, "ev")
     con.execute(f"CREATE OR REPLACE TEMP TABLE ev_users AS SELECT DISTINCT {s.USER_ID} FROM {test.labels}")
     frame = feature_frame(con, tables, "ev_users", "ev", labels=test.labels, attention=models.attention)
@@ -68,6 +74,7 @@ def evaluate_split(
         truth.setdefault(user, {})[item] = float(grade if split.target == "any behaviour" else 1)
     users = sorted(truth)
     seen = "ev_cand_seq"
+    progress.phase("evaluation: rankings of every model")
     histories = models.attention.histories(con, test.history, users)
     rankings = {
         "popularity": popularity_ranking(con, tables.index, "ev_users", seen, n),
@@ -81,6 +88,7 @@ def evaluate_split(
     ).fetchone()
     item_users = dict(con.execute(f"SELECT {s.ITEM_ID}, item_users FROM {tables.items}").fetchall())
     common = {"catalogue_size": catalogue_size, "item_users": item_users, "n_users": n_history_users}
+    progress.phase("evaluation: metrics")
     result = {
         "dataset": dataset,
         "protocol": split.protocol,
@@ -90,6 +98,7 @@ def evaluate_split(
         "models": {name: _rounded(metrics.evaluate_rankings(r, truth, k, **common)) for name, r in rankings.items()},
         "candidates": _candidate_recall(con, test.labels, "ev_cand", len(truth), (k, 50, 100, 200)),
     }
+    progress.phase("evaluation: segments")
     segment_of, by = _segments(con, split, tables, "ev_usr_profile")
     groups: dict[str, dict] = {}
     order = [name for _, _, name in _LENGTH_BUCKETS]  # buckets in length order, RFM segments by name

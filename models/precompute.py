@@ -24,6 +24,7 @@ import pandas as pd
 
 from analytics import schema as s
 from models.batch import HistoryTables, Models, feature_frame
+from progress import SILENT, Progress
 
 __all__ = ["K_PRECOMPUTED", "TOP_ITEMS_FILE", "TOP_ITEMS_META", "TITLE", "precompute_top_items", "item_titles"]
 
@@ -43,7 +44,7 @@ _PRECOMPUTE_CHUNK = 4000  # customers per batch: bounds the feature frame (~4000
 
 def precompute_top_items(
     con: duckdb.DuckDBPyConnection, tables: HistoryTables, models: Models, out: Path,
-    k: int = K_PRECOMPUTED, chunk: int = _PRECOMPUTE_CHUNK,
+    k: int = K_PRECOMPUTED, chunk: int = _PRECOMPUTE_CHUNK, progress: Progress = SILENT,
 ) -> dict[str, Any]:
     """Rank every customer of the shop with the serving path and write each one's top ``k`` to ``out``.
 
@@ -51,22 +52,25 @@ def precompute_top_items(
     shop's events, the serving ``as_of``, the saved index and item table); the candidate, feature
     and ranker code of the live path runs over customers in batches of ``chunk``, each customer's
     network scores computed alone as at request time, so the stored rows are the live answer.
-    Returns what the model's metadata records under ``top_items``.
+    ``progress`` counts the customers, a batch at a time. Returns what the model's metadata
+    records under ``top_items``.
     """
     started = time.perf_counter()
     users = [row[0] for row in con.execute(
         f"SELECT DISTINCT {s.USER_ID} FROM {tables.history} ORDER BY {s.USER_ID}").fetchall()]
     parts = []
+    progress.phase("precompute: ranking every customer", total=len(users), unit="customers")
     for begin in range(0, len(users), chunk):
         con.execute("CREATE OR REPLACE TEMP TABLE pre_users (user_id VARCHAR)")
         con.execute("INSERT INTO pre_users SELECT unnest(?::VARCHAR[])", [users[begin:begin + chunk]])
         frame = feature_frame(con, tables, "pre_users", "pre", attention=models.attention, attention_per_user=True)
-        if frame.empty:
-            continue
-        frame = frame.assign(score=models.hybrid.predict(frame))
-        frame = frame.sort_values([s.USER_ID, "score", "cand_rank"], ascending=[True, False, True], kind="stable")
-        parts.append(frame[frame.groupby(s.USER_ID, sort=False).cumcount() < k])
+        if not frame.empty:
+            frame = frame.assign(score=models.hybrid.predict(frame))
+            frame = frame.sort_values([s.USER_ID, "score", "cand_rank"], ascending=[True, False, True], kind="stable")
+            parts.append(frame[frame.groupby(s.USER_ID, sort=False).cumcount() < k])
+        progress.advance(min(chunk, len(users) - begin))
     con.execute("DROP TABLE IF EXISTS pre_users")
+    progress.phase("precompute: writing the lists")
     top = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if not top.empty:
         titles = item_titles(con, top[s.ITEM_ID].unique().tolist())

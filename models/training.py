@@ -33,6 +33,7 @@ from models.features import feature_names
 from models.precompute import TOP_ITEMS_FILE, TOP_ITEMS_META, precompute_top_items
 from models.ranker import train_ranker
 from models.splits import TEMPORAL, Split, detect_protocol, make_split
+from progress import SILENT, Progress
 
 __all__ = ["VersionExtra", "train"]
 
@@ -64,37 +65,43 @@ class _Clock:
 
 
 def train(db_path: Path, models_dir: Path, protocol: str | None = None, config: EngineConfig | None = None,
-          extras: Sequence[VersionExtra] = ()) -> dict[str, Any]:
+          extras: Sequence[VersionExtra] = (), progress: Progress = SILENT) -> dict[str, Any]:
     """Train every model on ``db_path``, evaluate it, and publish a new version in ``models_dir``.
 
     ``config`` None is the full :class:`EngineConfig` (``cli.py train --quick`` passes
     :data:`models.config.QUICK`); ``extras`` add files to the version (see :data:`VersionExtra`).
-    Returns the summary ``cli.py train`` prints.
+    ``progress`` hears each phase (and the counted ones' units: attention batches, customers of
+    the precomputed lists), so a half-hour run says where it is. Returns the summary ``cli.py
+    train`` prints.
     """
     config = EngineConfig() if config is None else config
     clock = _Clock()
     con = connect_read_only(db_path)
     try:
+        progress.phase("split")
         protocol = protocol or detect_protocol(con)
         split = make_split(con, protocol)
         data_fingerprint = registry.fingerprint(con)
         live_seq = folded_seq(con)  # what of the live segment the snapshot holds: serving after a compaction
         clock.lap("split")
-        models = _fit(con, split, config, clock)
-        evaluation = evaluate_split(con, split, models, config, dataset=Path(db_path).stem)
+        models = _fit(con, split, config, clock, progress)
+        evaluation = evaluate_split(con, split, models, config, dataset=Path(db_path).stem, progress=progress)
         clock.lap("evaluation")
+        progress.phase("serving tables")
         serving = prepare_history(con, s.EVENTS, None, config, "serve")
         serving_as_of = con.execute(f"SELECT max({s.TS}) + INTERVAL 1 MICROSECOND FROM {s.EVENTS}").fetchone()[0]
         clock.lap("serving tables")
 
         def fill(folder: Path) -> dict[str, Any]:
+            progress.phase("saving the models")
             _save_models(folder, con, serving, models)
             for extra in extras:
+                progress.phase(f"extra: {_extra_name(extra)}")
                 extra(folder, con, serving, models, protocol)
             # Every customer's list, ranked now by the serving path over the tables just saved, so
             # a request for a known customer is a lookup (Recommender.recommend).
             top_items = precompute_top_items(con, dataclasses.replace(serving, as_of=serving_as_of), models,
-                                             folder / "serving" / TOP_ITEMS_FILE)
+                                             folder / "serving" / TOP_ITEMS_FILE, progress=progress)
             clock.lap("serving precompute", time.perf_counter() - top_items["seconds"])
             clock.total()
             return {
@@ -124,17 +131,21 @@ def train(db_path: Path, models_dir: Path, protocol: str | None = None, config: 
             "ndcg@10": {name: evaluation["models"][name]["ndcg@10"] for name in MODEL_NAMES}}
 
 
-def _fit(con: duckdb.DuckDBPyConnection, split: Split, config: EngineConfig, clock: _Clock) -> Models:
+def _fit(con: duckdb.DuckDBPyConnection, split: Split, config: EngineConfig, clock: _Clock,
+         progress: Progress) -> Models:
     """The attention network, then both rankers on the training stage's feature rows (the hybrid
     with the network's score as one more feature)."""
-    attention = train_attention(con, split.train.history, config.attention)
+    attention = train_attention(con, split.train.history, config.attention, progress=progress)
     clock.lap("attention")
+    progress.phase("training features")
     tables = prepare_history(con, split.train.history, split.train.as_of, config, "tr")
     con.execute(f"CREATE OR REPLACE TEMP TABLE tr_users AS SELECT DISTINCT {s.USER_ID} FROM {split.train.labels}")
     frame = feature_frame(con, tables, "tr_users", "tr", labels=split.train.labels, attention=attention)
     clock.lap("training features")
     temporal = split.protocol == TEMPORAL
+    progress.phase("ranker (LightGBM)")
     ranker = train_ranker(frame, feature_names(temporal, with_attention=False), config.ranker)
+    progress.phase("hybrid ranker (LightGBM)")
     hybrid = train_ranker(frame, feature_names(temporal, with_attention=True), config.ranker)
     del frame
     clock.lap("rankers")
@@ -149,6 +160,12 @@ def _save_models(folder: Path, con: duckdb.DuckDBPyConnection, serving: HistoryT
     models.attention.save(folder / registry.ATTENTION_FILE)
     serving.index.save(folder / "serving", con)
     con.execute(f"COPY {serving.items} TO '{folder / 'serving' / (serving.items + '.parquet')}' (FORMAT PARQUET)")
+
+
+def _extra_name(extra: VersionExtra) -> str:
+    """``write_global_importance`` -> ``global importance``: the phase an extra is shown as."""
+    name = getattr(extra, "__name__", "") or type(extra).__name__
+    return name.removeprefix("write_").strip("_").replace("_", " ") or "extra"
 
 
 def _split_summary(split: Split) -> dict[str, Any]:

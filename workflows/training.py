@@ -15,27 +15,29 @@ from explain.global_view import write_global_importance
 from models.config import EngineConfig
 from models.evaluation import evaluate, format_evaluation
 from models.training import train
+from progress import SILENT, Progress
 from workflows.search import write_search
 
 __all__ = ["train_shop", "evaluate_shop", "evaluation_text"]
 
 
 def train_shop(db_path: Path, models_dir: Path, protocol: str | None = None,
-               config: EngineConfig | None = None) -> dict[str, Any]:
+               config: EngineConfig | None = None, progress: Progress = SILENT) -> dict[str, Any]:
     """Train and publish a model version with its global importance (the dashboard's global view)
     and its search index and ranker (:func:`workflows.search.write_search`).
 
     ``config`` None is the full configuration; ``cli.py train --quick`` passes
-    :data:`models.config.QUICK`. Returns the training summary.
+    :data:`models.config.QUICK`. ``progress`` (the command line's reporter) hears every phase of
+    the run. Returns the training summary.
     """
     return train(db_path, models_dir, protocol=protocol, config=config,
-                 extras=(write_global_importance, write_search))
+                 extras=(write_global_importance, write_search), progress=progress)
 
 
-def evaluate_shop(db_path: Path, models_dir: Path, k: int = 10) -> dict[str, Any]:
+def evaluate_shop(db_path: Path, models_dir: Path, k: int = 10, progress: Progress = SILENT) -> dict[str, Any]:
     """The model in use against the baselines on its held-out split (NDCG, hit rate, ... at ``k``),
-    as ``cli.py evaluate --json`` prints it."""
-    return evaluate(db_path, models_dir, k=k)
+    as ``cli.py evaluate --json`` prints it; ``progress`` hears its phases."""
+    return evaluate(db_path, models_dir, k=k, progress=progress)
 
 
 def evaluation_text(result: dict[str, Any]) -> str:
