@@ -6,8 +6,9 @@ The evaluation is computed at training time and stored with the version (``model
 writes ``metrics``), so the page reads JSON for it; versions and their metadata are read through
 :mod:`models.registry`, the only reader of the models folder. The faithfulness checks
 (:mod:`explain.faithfulness`) run the explanations on a small sample of customers against the
-loaded model and return only aggregates, drawn here. Groups of fewer than ``k`` customers are suppressed:
-the page is for analysts, who see aggregates only.
+loaded model and return only aggregates, drawn by :mod:`dashboard.faithfulness_figures` (re-exported
+here). Groups of fewer than ``k`` customers are suppressed: the page is for analysts, who see
+aggregates only.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from dashboard.faithfulness_figures import completeness_figure, deletion_figure
 from dashboard.k_anonymity import dependence_bins
 from dashboard.theme import DIMMED, INK, MUTED, PRIMARY, PRIMARY_LIGHT, empty_figure, style
 from errors import RecsightError
-from explain.faithfulness import IG_TOLERANCE, Faithfulness
+from explain.faithfulness import Faithfulness
 from models import registry
 from models.features import label_of
 
@@ -34,7 +36,7 @@ __all__ = [
     "version_folder", "evaluation_table", "segment_table", "SegmentTable", "metadata_rows", "evaluation_figure",
     "segment_figure", "metric_choices", "metric_label", "metric_help", "importance_segments", "importance_view",
     "dependence_view", "feature_choices", "feature_label", "shap_additivity",
-    "deletion_figure", "completeness_figure",
+    "deletion_figure", "completeness_figure", "Faithfulness",  # from dashboard.faithfulness_figures, explain
 ]
 
 log = logging.getLogger(__name__)
@@ -403,42 +405,3 @@ def shap_additivity(importance: Any) -> float:
         return 0.0
     shap = rows[[f"shap:{f}" for f in importance.features]].to_numpy(dtype=float)
     return float(np.max(np.abs(importance.base + shap.sum(axis=1) - rows["score"].to_numpy(dtype=float))))
-
-
-# --------------------------------------------------------------------------- faithfulness
-
-
-def deletion_figure(faith: Faithfulness, height: int = 300) -> go.Figure:
-    """Mean score drop of the attention network: top-3 attributed events against 3 random ones."""
-    if not faith.drops:
-        return empty_figure("No customer had enough history for the deletion test", height)
-    fig = go.Figure()
-    for name, index, colour in (("3 most attributed events", 0, PRIMARY), ("3 random events", 1, DIMMED)):
-        mean = float(np.mean([pair[index] for pair in faith.drops]))
-        fig.add_trace(go.Bar(
-            name=name, x=["Events removed"], y=[mean], marker=dict(color=colour), text=[f"{mean:.3f}"],
-            textposition="outside", hovertemplate="%{x}<br>" + name + ": mean drop %{y:.4f}<extra></extra>",
-        ))
-    style(fig, height)
-    fig.update_layout(barmode="group", showlegend=True, legend=dict(orientation="h", y=1.12, x=0),
-                      margin=dict(l=8, r=16, t=36, b=8))
-    fig.update_yaxes(title_text="attention score drop", title_font=dict(color=MUTED, size=11))
-    return fig
-
-
-def completeness_figure(faith: Faithfulness, height: int = 300) -> go.Figure:
-    """How far each item's Integrated Gradients fall from adding up exactly (log scale), with
-    the tolerance the attribution aims for."""
-    values = [max(v, 1e-12) for v in faith.ig_relative]
-    if not values:
-        return empty_figure("No customer history to attribute", height)
-    fig = go.Figure(go.Histogram(
-        x=np.log10(values), marker=dict(color=PRIMARY_LIGHT, line=dict(color=PRIMARY, width=1)), nbinsx=24,
-        hovertemplate="10^%{x} relative error<br>%{y} items<extra></extra>",
-    ))
-    fig.add_vline(x=np.log10(IG_TOLERANCE), line=dict(color=MUTED, dash="dash", width=1),
-                  annotation_text="tolerance 1%", annotation_font=dict(size=11, color=MUTED))
-    style(fig, height)
-    fig.update_xaxes(title_text="log10 |IG delta| / |score − baseline|", title_font=dict(color=MUTED, size=11))
-    fig.update_yaxes(title_text="items", title_font=dict(color=MUTED, size=11))
-    return fig

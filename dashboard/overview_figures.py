@@ -22,10 +22,10 @@ from plotly.subplots import make_subplots
 from analytics import schema
 from dashboard.theme import ACCENT, DIMMED, GRID, INK, MUTED, PRIMARY, empty_figure, style
 
-__all__ = ["funnel_figure", "activity_figure", "ranking_figure", "segments_figure"]
+__all__ = ["funnel_figure", "activity_figure", "ranking_figure", "segments_figure", "STAGE_LABELS", "segment_label"]
 
 _FUNNEL_SHADES = ("#2f5573", "#4a7294", "#7398b5", "#a3bfd4")
-_STAGE_LABELS = {schema.VIEW: "Viewed", schema.CLICK: "Clicked", schema.CART: "Added to cart",
+STAGE_LABELS = {schema.VIEW: "Viewed", schema.CLICK: "Clicked", schema.CART: "Added to cart",
                  schema.PURCHASE: "Purchased"}
 _LABEL_WIDTH = 34
 
@@ -41,7 +41,7 @@ def funnel_figure(frame: pd.DataFrame, height: int = 320, *, k: int | None = Non
         hidden_all = not frame.empty and frame["events"].isna().any()
         return empty_figure(f"Every funnel stage has fewer than {k} customers: hidden for privacy" if hidden_all
                             else "No funnel events in this selection", height)
-    labels = [_STAGE_LABELS.get(stage, str(stage).title()) for stage in frame["stage"]]
+    labels = [STAGE_LABELS.get(stage, str(stage).title()) for stage in frame["stage"]]
     events, users = _or_none(frame["events"]), _or_none(frame["users"])
     hidden = f"fewer than {k} customers" if k else "hidden"
     text, hover = [], []
@@ -156,7 +156,7 @@ def segments_figure(frame: pd.DataFrame, selected: str | None = None, height: in
     active = ["fewer than k active" if pd.isna(a) else f"{int(a):,} active in range" for a in frame["active"]]
     fig = go.Figure(go.Bar(
         x=frame["customers"],
-        y=[_segment_label(name) for name in frame["segment"]],
+        y=[segment_label(name) for name in frame["segment"]],
         orientation="h",
         marker=dict(color=colors),
         text=text,
@@ -177,7 +177,8 @@ def _or_none(values: Any, whole: bool = True) -> list[Any]:
     return [None if value is None or pd.isna(value) else int(value) if whole else float(value) for value in values]
 
 
-def _segment_label(name: str) -> str:
+def segment_label(name: str) -> str:
+    """A segment as the figures and their CSV tables name it: "at risk" -> "At risk"."""
     return str(name)[:1].upper() + str(name)[1:]
 
 

@@ -10,24 +10,35 @@ the page loads no model and reads no customer. Aggregates only:
 no customer id appears here, and segments of fewer than ``settings.k_anonymity`` customers are
 suppressed everywhere (evaluation, importance, dependence); the dependence plot shows means
 over bins of at least k customers, never one customer's point.
+
+Every table and figure has a "Download CSV" (:mod:`pages._downloads`): what draws it also stores
+the table it is drawn from (:mod:`dashboard.figure_tables`), and the download hands out exactly
+that, to the page's roles only. The static pieces (KPI cards, grid, checks, metadata) are
+:mod:`pages._model_views`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import dash
-import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
 from dash import Input, Output, callback, dcc, html
 
+from dashboard import figure_tables as tables
 from dashboard import model_insight as mi
+from dashboard.csv_tables import ShownTable
 from dashboard.explanation_figures import dependence_plot, global_importance_bars
+from dashboard.faithfulness_figures import completeness_table, deletion_table
 from dashboard.theme import PRIMARY, empty_figure
 from errors import RecsightError
 from explain.global_view import GlobalImportance
+from pages import _downloads as dl
+from pages import _model_views as views
+from pages._downloads import Shown, csv_control, store_data, store_output
 from pages._parts import card, current_settings, graph, guarded, page, refused_page, sentence, toggle
 from settings import Settings
 from workflows import insight
@@ -35,7 +46,9 @@ from workflows.insight import FAITHFULNESS_CUSTOMERS
 
 __all__ = [
     "layout", "build_layout", "update_version", "update_evaluation", "update_importance", "update_dependence",
-    "update_faithfulness", "VersionView", "EvaluationView", "FaithfulnessView", "ALL_SEGMENTS",
+    "update_faithfulness", "evaluation_view", "importance_view", "dependence_view", "faithfulness_view",
+    "VersionView", "EvaluationView", "EvaluationTables", "FaithfulnessView", "FaithfulnessTables", "ALL_SEGMENTS",
+    "CSV",
 ]
 
 dash.register_page(__name__, path="/model", name="Model insight", title="Model insight · Recsight", order=20)
@@ -43,6 +56,10 @@ dash.register_page(__name__, path="/model", name="Model insight", title="Model i
 log = logging.getLogger(__name__)
 
 ALL_SEGMENTS = "all"
+IMPORTANCE_BARS = 15  # features (or groups) the importance figure and its CSV show
+CSV = dl.DownloadPage(__name__, "model", "mo", frozenset(
+    {"evaluation", "models", "segments", "importance", "dependence", "checks", "deletion", "completeness",
+     "metadata"}))
 
 
 class VersionView(NamedTuple):
@@ -65,6 +82,21 @@ class EvaluationView(NamedTuple):
     bars: go.Figure
     segments: go.Figure
     segment_note: Any
+
+
+class EvaluationTables(NamedTuple):
+    """The tables behind :class:`EvaluationView`'s figures (their CSVs); None where hidden."""
+
+    bars: ShownTable | None
+    segments: ShownTable | None
+
+
+class FaithfulnessTables(NamedTuple):
+    """The tables behind :class:`FaithfulnessView` (their CSVs); None where nothing is shown."""
+
+    checks: ShownTable | None
+    deletion: ShownTable | None
+    completeness: ShownTable | None
 
 
 # --------------------------------------------------------------------------- layout
@@ -108,7 +140,7 @@ def update_version(version: str | None, settings: Settings) -> VersionView:
     metric = f"ndcg@{int(metrics.get('k', 10))}"
     importance, importance_problem = _importance(settings, version)
     return VersionView(html.Div([
-        _kpis(table, metric, metrics) if hidden is None else _problem(hidden, "mo-eval-hidden"),
+        views.kpis(table, metric, metrics) if hidden is None else _problem(hidden, "mo-eval-hidden"),
         html.Div(className="rs-section-head", children=[
             html.H2("Against the baselines", className="rs-section-title"),
             html.Div(className="rs-inline-field", children=[
@@ -119,13 +151,14 @@ def update_version(version: str | None, settings: Settings) -> VersionView:
         ]),
         card("Evaluation", f"{int(metrics.get('users', 0)):,} test customers · protocol {metrics.get('protocol')} "
                            f"· target {metrics.get('target')} · dataset {metrics.get('dataset', meta.get('dataset'))}",
-             _grid(table) if hidden is None else html.Div(hidden, className="rs-empty"),
-             footer=html.Div([html.Div(line) for line in mi.metric_help()], className="rs-table-note mt-2")),
+             views.grid(table) if hidden is None else html.Div(hidden, className="rs-empty"),
+             footer=html.Div([html.Div(line) for line in mi.metric_help()], className="rs-table-note mt-2"),
+             tools=csv_control(CSV, "evaluation", None if hidden else tables.evaluation_grid_table(table))),
         dbc.Row(className="g-3 mt-1", children=[
-            dbc.Col(card("Models side by side", None, graph("mo-bars", 300)), lg=5),
+            dbc.Col(card("Models side by side", None, graph("mo-bars", 300), tools=csv_control(CSV, "models")), lg=5),
             dbc.Col(card(f"By {(metrics.get('segments') or {}).get('by', 'segment')}", None,
-                         [graph("mo-segments", 320), html.Div(id="mo-segment-note", className="rs-table-note")]),
-                    lg=7),
+                         [graph("mo-segments", 320), html.Div(id="mo-segment-note", className="rs-table-note")],
+                         tools=csv_control(CSV, "segments")), lg=7),
         ]),
         html.Div(className="rs-section-head",
                  children=[html.H2("What drives the scores", className="rs-section-title")]),
@@ -134,12 +167,18 @@ def update_version(version: str | None, settings: Settings) -> VersionView:
             html.H2("Are the explanations faithful?", className="rs-section-title")]),
         _faithfulness_section(version),
         html.Div(className="rs-section-head", children=[html.H2("What is deployed", className="rs-section-title")]),
-        card("Model metadata", None, _metadata(mi.metadata_rows(meta, version or insight.current_version(settings)))),
+        _metadata_card(mi.metadata_rows(meta, version or insight.current_version(settings))),
     ]))
 
 
 def update_evaluation(version: str | None, metric: str | None, settings: Settings) -> EvaluationView:
     """The chosen metric per model (bars) and per segment (heat map; small segments suppressed)."""
+    return evaluation_view(version, metric, settings)[0]
+
+
+def evaluation_view(version: str | None, metric: str | None,
+                    settings: Settings) -> tuple[EvaluationView, EvaluationTables]:
+    """:func:`update_evaluation`'s view and the tables its figures are drawn from."""
     meta = mi.read_metadata(settings.models_dir, version)
     k = settings.k_anonymity
     table, hidden = mi.evaluation_table(meta, k)
@@ -150,61 +189,87 @@ def update_evaluation(version: str | None, metric: str | None, settings: Setting
     if segments.suppressed:
         note += (f" {segments.suppressed} segment{'s' if segments.suppressed != 1 else ''} with fewer than "
                  f"{k} test customers hidden.")
-    return EvaluationView(bars, mi.segment_figure(segments, 320), note)
+    shown = EvaluationTables(None if hidden or metric not in table.columns else tables.metric_bars_table(table, metric),
+                             tables.segment_metric_table(segments))
+    return EvaluationView(bars, mi.segment_figure(segments, 320), note), shown
 
 
 def update_importance(version: str | None, by: str | None, segment: str | None, settings: Settings) -> go.Figure:
     """Global importance bars: mean |SHAP| per feature or group, overall or for one segment."""
+    return importance_view(version, by, segment, settings).figure
+
+
+def importance_view(version: str | None, by: str | None, segment: str | None, settings: Settings) -> Shown:
+    """:func:`update_importance`'s bars and the table they are drawn from (the top bars only)."""
     importance, problem = _importance(settings, version)
     if importance is None:
-        return empty_figure(problem or "No importance to show", 420)
+        return Shown(empty_figure(problem or "No importance to show", 420), None)
     chosen = None if segment in (None, "", ALL_SEGMENTS) else segment
     frame = mi.importance_view(importance, by or "feature", chosen, settings.k_anonymity)
-    return global_importance_bars(frame[["label", "mean_abs_shap"]], top=15, segment=chosen)
+    shown = tables.top_importance(frame[["label", "mean_abs_shap"]], IMPORTANCE_BARS)
+    return Shown(global_importance_bars(shown, top=IMPORTANCE_BARS, segment=chosen),
+                 tables.importance_table(shown, by or "feature"))
 
 
 def update_dependence(version: str | None, feature: str | None, segment: str | None,
                       settings: Settings) -> go.Figure:
     """How one feature's value maps to its contribution, over the sampled lists: means over
     bins of at least k customers, never one customer's point."""
+    return dependence_view(version, feature, segment, settings).figure
+
+
+def dependence_view(version: str | None, feature: str | None, segment: str | None, settings: Settings) -> Shown:
+    """:func:`update_dependence`'s plot and the bins it is drawn from."""
     importance, problem = _importance(settings, version)
     if importance is None:
-        return empty_figure(problem or "No importance to show", 380)
+        return Shown(empty_figure(problem or "No importance to show", 380), None)
     if not feature:
-        return empty_figure("Choose a feature", 380)
+        return Shown(empty_figure("Choose a feature", 380), None)
     chosen = None if segment in (None, "", ALL_SEGMENTS) else segment
     bins, missing = mi.dependence_view(importance, feature, chosen, settings.k_anonymity)
-    return dependence_plot(bins, mi.feature_label(feature), missing, settings.k_anonymity)
+    label = mi.feature_label(feature)
+    return Shown(dependence_plot(bins, label, missing, settings.k_anonymity), tables.dependence_table(bins, label))
 
 
 def update_faithfulness(version: str | None, settings: Settings) -> FaithfulnessView:
     """The faithfulness checks on a sample of customers, run against the model in use (cached
     per model version for this process). Aggregates only, over at least k customers."""
+    return faithfulness_view(version, settings)[0]
+
+
+def faithfulness_view(version: str | None, settings: Settings) -> tuple[FaithfulnessView, FaithfulnessTables]:
+    """:func:`update_faithfulness`' view and the tables behind it (the checks, both figures)."""
+    nothing = FaithfulnessTables(None, None, None)
     if version not in (None, insight.current_version(settings)):
-        message = "The checks run against the model in use: choose that version to see them."
-        return FaithfulnessView(_problem(message, "mo-faithfulness-problem"), empty_figure(message, 300),
-                                empty_figure(message, 300))
+        return _faithfulness_problem("The checks run against the model in use: choose that version to see them."), \
+            nothing
     faith = insight.faithfulness_of(settings)
     if faith.customers < settings.k_anonymity:
-        message = (f"Only {faith.customers} customers have enough history for the checks, fewer than "
-                   f"{settings.k_anonymity}: hidden for privacy.")
-        return FaithfulnessView(_problem(message, "mo-faithfulness-problem"), empty_figure(message, 300),
-                                empty_figure(message, 300))
+        return _faithfulness_problem(f"Only {faith.customers} customers have enough history for the checks, fewer "
+                                     f"than {settings.k_anonymity}: hidden for privacy."), nothing
     relative = sorted(faith.ig_relative)
     rows = [
         ("Customers · items checked", f"{faith.customers} · {faith.items}"),
-        _additivity_row(faith.shap_max_error, "their lists"),
+        views.additivity_row(faith.shap_max_error, "their lists"),
         ("IG adds up (median · worst error)", "–" if not relative else
          f"{relative[len(relative) // 2]:.1e} · {relative[-1]:.1e}"),
     ]
     importance, _ = _importance(settings, version)
     if importance is not None:
-        rows.insert(2, _additivity_row(mi.shap_additivity(importance), "global sample"))
+        rows.insert(2, views.additivity_row(mi.shap_additivity(importance), "global sample"))
     share = faith.top_beats_random()
     if share is not None:
         rows.append(("Removing the top-3 events costs more than 3 random ones",
                      f"{share:.0%} of {len(faith.drops)} items"))
-    return FaithfulnessView(_checks_table(rows), mi.deletion_figure(faith, 300), mi.completeness_figure(faith, 300))
+    view = FaithfulnessView(views.checks_table(rows), mi.deletion_figure(faith, 300),
+                            mi.completeness_figure(faith, 300))
+    return view, FaithfulnessTables(tables.pairs_table(("Check", "Result"), rows), deletion_table(faith),
+                                    completeness_table(faith))
+
+
+def _faithfulness_problem(message: str) -> FaithfulnessView:
+    return FaithfulnessView(_problem(message, "mo-faithfulness-problem"), empty_figure(message, 300),
+                            empty_figure(message, 300))
 
 
 # --------------------------------------------------------------------------- global importance
@@ -219,54 +284,6 @@ def _importance(settings: Settings, version: str | None) -> tuple[GlobalImportan
 
 
 # --------------------------------------------------------------------------- pieces
-
-
-def _kpis(table: Any, metric: str, metrics: dict[str, Any]) -> html.Div:
-    served = table[table["kind"] == "served"]
-    baselines = table[table["kind"] == "baseline"]
-    value = float(served[metric].iloc[0]) if not served.empty and served[metric].iloc[0] is not None else None
-    best = baselines.loc[baselines[metric].idxmax()] if not baselines.empty and baselines[metric].notna().any() \
-        else None
-    lift = served["lift"].iloc[0] if not served.empty else None
-    recall = (metrics.get("candidates") or {})
-    deepest = max(recall, key=lambda key: int(key.split("@")[1]), default=None) if recall else None
-    cards = [
-        ("mo-kpi-served", f"Served model {mi.metric_label(metric)}", "—" if value is None else f"{value:.4f}",
-         "hybrid: ranker with the attention signal"),
-        ("mo-kpi-lift", "Against the best baseline",
-         "—" if lift is None or lift != lift else f"{lift:+.0%}",
-         "" if best is None else f"best baseline: {best['label']} ({float(best[metric]):.4f})"),
-        ("mo-kpi-users", "Test customers", f"{int(metrics.get('users', 0)):,}", f"target: {metrics.get('target')}"),
-        ("mo-kpi-recall", "Candidate recall", "—" if deepest is None else f"{float(recall[deepest]):.1%}",
-         "" if deepest is None else f"targets among the first {deepest.split('@')[1]} candidates (ranker's ceiling)"),
-    ]
-    return html.Div(className="rs-kpis rs-kpis-4", children=[
-        html.Div(className="rs-kpi", children=[
-            html.Div(label, className="rs-kpi-label"),
-            html.Div(shown, className="rs-kpi-value", id=kpi_id),
-            html.Div(caption, className="rs-kpi-caption"),
-        ]) for kpi_id, label, shown, caption in cards
-    ])
-
-
-def _grid(table: Any) -> dag.AgGrid:
-    metric_columns = [c for c in table.columns if c not in ("model", "label", "kind", "lift")]
-    columns = [{"field": "label", "headerName": "Model", "pinned": "left", "minWidth": 210}]
-    columns += [{"field": c, "headerName": mi.metric_label(c), "type": "numericColumn", "minWidth": 118,
-                 "valueFormatter": {"function": "params.value == null ? '–' : d3.format('.4f')(params.value)"}}
-                for c in metric_columns]
-    columns.append({"field": "lift", "headerName": "vs best baseline", "type": "numericColumn", "minWidth": 130,
-                    "valueFormatter": {"function": "params.value == null || isNaN(params.value) ? '–' : "
-                                                  "d3.format('+.0%')(params.value)"}})
-    rows = table.astype(object).where(table.notna(), None).to_dict("records")
-    return dag.AgGrid(
-        id="mo-eval-grid", rowData=rows, columnDefs=columns,
-        defaultColDef={"sortable": True, "resizable": True, "flex": 1},
-        rowClassRules={"rs-row-served": "params.data.kind == 'served'",
-                       "rs-row-baseline": "params.data.kind == 'baseline'"},
-        dashGridOptions={"domLayout": "autoHeight", "animateRows": False, "suppressCellFocus": True},
-        className="rs-grid", style={"width": "100%"},
-    )
 
 
 def _importance_section(importance: GlobalImportance | None, problem: str | None, k: int) -> Any:
@@ -302,10 +319,12 @@ def _importance_section(importance: GlobalImportance | None, problem: str | None
             ]),
         ]),
         dbc.Row(className="g-3", children=[
-            dbc.Col(card("Global importance", note, graph("mo-importance", 460)), lg=6),
+            dbc.Col(card("Global importance", note, graph("mo-importance", 460),
+                         tools=csv_control(CSV, "importance")), lg=6),
             dbc.Col(card("Dependence", "Each point is a bin of recommended items from at least "
                                        f"{k} customers: the feature's mean value and what it "
-                                       "added to the score on average", graph("mo-dependence", 460)), lg=6),
+                                       "added to the score on average", graph("mo-dependence", 460),
+                         tools=csv_control(CSV, "dependence")), lg=6),
         ]),
     ])
 
@@ -320,39 +339,19 @@ def _faithfulness_section(version: str | None) -> Any:
                "random ones.", className="rs-page-lead mb-2"),
         dbc.Row(className="g-3", children=[
             dbc.Col(card("Checks", f"On the lists of {FAITHFULNESS_CUSTOMERS} sampled customers",
-                         dcc.Loading(html.Div(id="mo-faithfulness", children=_checks_table([])),
-                                     type="dot", color=PRIMARY)), lg=4),
+                         dcc.Loading(html.Div(id="mo-faithfulness", children=views.checks_table([])),
+                                     type="dot", color=PRIMARY), tools=csv_control(CSV, "checks")), lg=4),
             dbc.Col(card("Deletion test", "Attention-score drop when 3 events are taken out",
-                         graph("mo-deletion", 300)), lg=4),
+                         graph("mo-deletion", 300), tools=csv_control(CSV, "deletion")), lg=4),
             dbc.Col(card("Attribution completeness", "Integrated Gradients' error per recommended item",
-                         graph("mo-completeness", 300)), lg=4),
+                         graph("mo-completeness", 300), tools=csv_control(CSV, "completeness")), lg=4),
         ]),
     ])
 
 
-def _additivity_row(error: float, where: str) -> tuple[str, str]:
-    return (f"SHAP adds up to the score ({where})", f"max error {error:.1e}")
-
-
-def _checks_table(rows: list[tuple[str, str]]) -> Any:
-    if not rows:
-        return html.Div("Running the checks…", className="rs-empty")
-    return html.Div([
-        html.Table(className="table rs-table mb-1", children=[
-            html.Tbody([html.Tr([html.Td(name), html.Td(value, className="text-end text-nowrap")])
-                        for name, value in rows]),
-        ]),
-        html.Div("SHAP error: max |base + Σ contributions − score|. IG error: |Σ attributions − (score − "
-                 "baseline score)| relative to the gap.", className="rs-table-note"),
-    ])
-
-
-def _metadata(rows: list[tuple[str, str]]) -> html.Dl:
-    items = []
-    for label, value in rows:
-        items += [html.Dt(label), html.Dd(value, className="rs-mono" if label in ("Data fingerprint",
-                                                                                  "Model version") else None)]
-    return html.Dl(items, className="rs-metadata", id="mo-metadata")
+def _metadata_card(rows: list[tuple[str, str]]) -> dbc.Card:
+    return card("Model metadata", None, views.metadata(rows),
+                tools=csv_control(CSV, "metadata", tables.pairs_table(("Field", "Value"), rows)))
 
 
 def _problem(message: str, problem_id: str = "mo-problem") -> dbc.Alert:
@@ -369,36 +368,62 @@ def _on_version(version: str | None) -> Any:
 
 
 @callback(Output("mo-bars", "figure"), Output("mo-segments", "figure"), Output("mo-segment-note", "children"),
+          store_output(CSV, "models"), store_output(CSV, "segments"),
           Input("mo-metric", "value"), Input("mo-version", "value"))
-def _on_metric(metric: str | None, version: str | None) -> EvaluationView:
+def _on_metric(metric: str | None, version: str | None) -> tuple[Any, ...]:
     settings = current_settings()
-    return guarded("model page: evaluation", lambda: update_evaluation(version, metric, settings),
-                    lambda message: EvaluationView(empty_figure(message, 300), empty_figure(message, 320), message))
+
+    def run() -> tuple[Any, ...]:
+        view, shown = evaluation_view(version, metric, settings)
+        return (*view, *(store_data(table) for table in shown))
+
+    return guarded("model page: evaluation", run,
+                   lambda message: (empty_figure(message, 300), empty_figure(message, 320), message, None, None))
 
 
-@callback(Output("mo-importance", "figure"),
+@callback(Output("mo-importance", "figure"), store_output(CSV, "importance"),
           Input("mo-importance-by", "value"), Input("mo-segment", "value"), Input("mo-version", "value"))
-def _on_importance(by: str | None, segment: str | None, version: str | None) -> go.Figure:
+def _on_importance(by: str | None, segment: str | None, version: str | None) -> tuple[Any, ...]:
     settings = current_settings()
-    return guarded("model page: importance", lambda: update_importance(version, by, segment, settings),
-                    lambda message: empty_figure(message, 460))
+    return _shown("model page: importance", lambda: importance_view(version, by, segment, settings))
 
 
-@callback(Output("mo-dependence", "figure"),
+@callback(Output("mo-dependence", "figure"), store_output(CSV, "dependence"),
           Input("mo-feature", "value"), Input("mo-segment", "value"), Input("mo-version", "value"))
-def _on_dependence(feature: str | None, segment: str | None, version: str | None) -> go.Figure:
+def _on_dependence(feature: str | None, segment: str | None, version: str | None) -> tuple[Any, ...]:
     settings = current_settings()
-    return guarded("model page: dependence", lambda: update_dependence(version, feature, segment, settings),
-                    lambda message: empty_figure(message, 460))
+    return _shown("model page: dependence", lambda: dependence_view(version, feature, segment, settings))
 
 
 @callback(Output("mo-faithfulness", "children"), Output("mo-deletion", "figure"), Output("mo-completeness", "figure"),
+          store_output(CSV, "checks"), store_output(CSV, "deletion"), store_output(CSV, "completeness"),
           Input("mo-faithfulness-version", "data"))
-def _on_faithfulness(version: str | None) -> FaithfulnessView:
+def _on_faithfulness(version: str | None) -> tuple[Any, ...]:
     settings = current_settings()
-    return guarded("model page: faithfulness", lambda: update_faithfulness(version, settings),
-                    lambda message: FaithfulnessView(_problem(message, "mo-faithfulness-problem"),
-                                                     empty_figure(message, 300), empty_figure(message, 300)))
+
+    def run() -> tuple[Any, ...]:
+        view, shown = faithfulness_view(version, settings)
+        return (*view, *(store_data(table) for table in shown))
+
+    return guarded("model page: faithfulness", run,
+                   lambda message: (*_faithfulness_problem(message), None, None, None))
+
+
+@callback(*dl.download_callback_args(CSV), prevent_initial_call=True)
+def _on_download(clicks: int | None, store: Any) -> tuple[Any, str]:
+    return dl.download(CSV, dl.triggered_table(), clicks, store)
+
+
+dl.enable_buttons(CSV)
+
+
+def _shown(where: str, build: Callable[[], Shown]) -> tuple[Any, ...]:
+    """A figure callback's outputs: the figure and its stored table (none for a problem)."""
+    def run() -> tuple[Any, ...]:
+        view = build()
+        return view.figure, store_data(view.table)
+
+    return guarded(where, run, lambda message: (empty_figure(message, 460), None))
 
 
 def _model_page(*children: Any) -> html.Div:

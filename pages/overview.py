@@ -9,6 +9,10 @@ Aggregates only: no customer id appears on this page; selections or segments of 
 ``settings.k_anonymity`` customers are refused, and within a selection every number about fewer
 than k customers (a KPI, a funnel stage, a day, a row) is hidden and says so
 (:mod:`dashboard.k_anonymity`).
+
+Every chart and the segment table has a "Download CSV" (:mod:`pages._downloads`): the callback
+that draws it also stores the table it drew from (:mod:`dashboard.figure_tables`), hidden values
+missing, and the download hands out that table, to the page's roles only.
 """
 
 from __future__ import annotations
@@ -25,17 +29,22 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, callback, dcc, html
 from dash.exceptions import PreventUpdate
 
+from dashboard import figure_tables as tables
 from dashboard import overview_figures as figs
 from dashboard import shop_overview as so
+from dashboard.csv_tables import ShownTable
 from dashboard.theme import PRIMARY, empty_figure
 from errors import RecsightError
+from pages import _downloads as dl
+from pages._downloads import Shown, csv_control, store_data, store_output
 from pages._parts import capitalised, card, current_settings, graph, page, refused_page, sentence, toggle
 from settings import Settings
 from workflows.overview import run_overview_query, shop_choices
 
 __all__ = [
     "layout", "build_layout", "preset_dates", "update_overview", "update_activity", "update_rankings",
-    "update_segments", "OverviewView", "KPI_IDS", "ALL_CUSTOMERS",
+    "update_segments", "activity_view", "rankings_view", "segments_view", "OverviewView", "SegmentsView", "KPI_IDS",
+    "ALL_CUSTOMERS", "CSV",
 ]
 
 dash.register_page(__name__, path="/", name="Shop overview", title="Shop overview · Recsight", order=0)
@@ -46,6 +55,8 @@ T = TypeVar("T")
 ALL_CUSTOMERS = "all"
 PRESETS: dict[str, int | None] = {"7": 7, "30": 30, "90": 90, "all": None}
 KPI_IDS: dict[str, str] = {name: f"ov-kpi-{name}" for name in ("users", "items", "events", "revenue", "conversion")}
+CSV = dl.DownloadPage(__name__, "overview", "ov", frozenset(
+    {"funnel", "activity", "categories", "brands", "segment-sizes", "segment-activity"}))
 
 
 class OverviewView(NamedTuple):
@@ -54,6 +65,17 @@ class OverviewView(NamedTuple):
     kpis: list[Any]
     funnel: go.Figure
     notice: Any
+    funnel_table: ShownTable | None = None  # what the funnel's CSV holds
+
+
+class SegmentsView(NamedTuple):
+    """What :func:`segments_view` puts on the page: the sizes figure and the activity table, and
+    the tables their CSVs hold."""
+
+    figure: go.Figure
+    table: Any
+    sizes: ShownTable | None
+    activity: ShownTable | None
 
 
 # --------------------------------------------------------------------------- layout
@@ -81,9 +103,10 @@ def build_layout(settings: Settings) -> Any:
         dcc.Loading(html.Div(id="ov-kpis", className="rs-kpis"), type="dot", color=PRIMARY, delay_show=150),
         dbc.Row(className="g-3", children=[
             dbc.Col(card("Conversion funnel", "Events at each step and the share of the step before",
-                         graph("ov-funnel")), lg=5),
+                         graph("ov-funnel"), tools=csv_control(CSV, "funnel")), lg=5),
             dbc.Col(card("Activity over time", None, graph("ov-activity", 340),
-                         tools=toggle("ov-freq", {"day": "Daily", "week": "Weekly"}, "day")), lg=7),
+                         tools=[toggle("ov-freq", {"day": "Daily", "week": "Weekly"}, "day"),
+                                csv_control(CSV, "activity")]), lg=7),
         ]),
         html.Div(className="rs-section-head", children=[
             html.H2("What sells", className="rs-section-title"),
@@ -94,17 +117,18 @@ def build_layout(settings: Settings) -> Any:
         ]),
         dbc.Row(className="g-3", children=[
             dbc.Col(card("Top categories", None, graph("ov-categories", 380),
-                         tools=toggle("ov-cat-level", {"top": "Top level", "full": "Full path"}, "top")), lg=6),
-            dbc.Col(card("Top brands", None, graph("ov-brands", 380)), lg=6),
+                         tools=[toggle("ov-cat-level", {"top": "Top level", "full": "Full path"}, "top"),
+                                csv_control(CSV, "categories")]), lg=6),
+            dbc.Col(card("Top brands", None, graph("ov-brands", 380), tools=csv_control(CSV, "brands")), lg=6),
         ]),
         html.Div(className="rs-section-head", children=[html.H2("Customer segments", className="rs-section-title")]),
         dbc.Row(className="g-3", children=[
             dbc.Col(card("Customers per RFM segment",
                          "Recency and frequency of purchases, as of the last profile build",
-                         graph("ov-segments", 300)), lg=7),
+                         graph("ov-segments", 300), tools=csv_control(CSV, "segment-sizes")), lg=7),
             dbc.Col(card("Segment activity in the selected dates", None,
                          dcc.Loading(html.Div(id="ov-segment-table"), type="dot", color=PRIMARY,
-                                     delay_show=150)), lg=5),
+                                     delay_show=150), tools=csv_control(CSV, "segment-activity")), lg=5),
         ]),
         dcc.Store(id="ov-bounds", data={"first": first, "last": last}),
     )
@@ -183,16 +207,24 @@ def update_overview(start_date: str | None, end_date: str | None, segment: str |
         return OverviewView(_kpi_cards(None, k), empty_figure(problem), _notice(problem))
     numbers, funnel = result
     notice = _notice("there are no events in this selection", color="info") if numbers["events"] == 0 else None
-    return OverviewView(_kpi_cards(numbers, k), figs.funnel_figure(funnel, k=k), notice)
+    return OverviewView(_kpi_cards(numbers, k), figs.funnel_figure(funnel, k=k), notice, tables.funnel_table(funnel))
 
 
 def update_activity(start_date: str | None, end_date: str | None, segment: str | None, freq: str,
                     settings: Settings) -> go.Figure:
     """Events and revenue per day or week; periods of fewer than k customers (or buyers) blank."""
+    return activity_view(start_date, end_date, segment, freq, settings).figure
+
+
+def activity_view(start_date: str | None, end_date: str | None, segment: str | None, freq: str,
+                  settings: Settings) -> Shown:
+    """:func:`update_activity`'s figure and the table it is drawn from (its CSV)."""
     k = settings.k_anonymity
     frame, problem = _run(settings, start_date, end_date, segment,
                           lambda con, flt: so.activity_over_time(con, flt, freq=freq, k=k))
-    return empty_figure(problem, 340) if frame is None else figs.activity_figure(frame, freq, 340, k=k)
+    if frame is None:
+        return Shown(empty_figure(problem, 340), None)
+    return Shown(figs.activity_figure(frame, freq, 340, k=k), tables.activity_table(frame, freq))
 
 
 def update_rankings(start_date: str | None, end_date: str | None, segment: str | None, level: str, by: str,
@@ -202,6 +234,13 @@ def update_rankings(start_date: str | None, end_date: str | None, segment: str |
     Categories and brands bought or viewed by fewer than k customers are left out; purchases
     and revenue of fewer than k buyers are hidden in the rows shown.
     """
+    categories, brands = rankings_view(start_date, end_date, segment, level, by, settings)
+    return categories.figure, brands.figure
+
+
+def rankings_view(start_date: str | None, end_date: str | None, segment: str | None, level: str, by: str,
+                  settings: Settings) -> tuple[Shown, Shown]:
+    """:func:`update_rankings`' two figures, each with the table it is drawn from (its CSV)."""
     k = settings.k_anonymity
 
     def query(con: duckdb.DuckDBPyConnection, flt: so.OverviewFilter) -> tuple[Any, Any]:
@@ -210,22 +249,33 @@ def update_rankings(start_date: str | None, end_date: str | None, segment: str |
 
     result, problem = _run(settings, start_date, end_date, segment, query)
     if result is None:
-        return empty_figure(problem, 380), empty_figure(problem, 380)
+        return Shown(empty_figure(problem, 380), None), Shown(empty_figure(problem, 380), None)
     categories, brands = result
-    return (figs.ranking_figure(categories, "category", by, 380, "No category has enough customers to show", k=k),
-            figs.ranking_figure(brands, "brand", by, 380, "No brand has enough customers to show", k=k))
+    return (Shown(figs.ranking_figure(categories, "category", by, 380, "No category has enough customers to show",
+                                      k=k), tables.ranking_table(categories, "category")),
+            Shown(figs.ranking_figure(brands, "brand", by, 380, "No brand has enough customers to show", k=k),
+                  tables.ranking_table(brands, "brand")))
 
 
 def update_segments(start_date: str | None, end_date: str | None, segment: str | None,
                     settings: Settings) -> tuple[go.Figure, Any]:
     """Segment sizes (the selected segment highlighted) and their activity in the date range."""
+    view = segments_view(start_date, end_date, segment, settings)
+    return view.figure, view.table
+
+
+def segments_view(start_date: str | None, end_date: str | None, segment: str | None,
+                  settings: Settings) -> SegmentsView:
+    """:func:`update_segments`' figure and table, and the tables their CSVs hold."""
     k = settings.k_anonymity
     result, problem = _run(settings, start_date, end_date, segment,
                            lambda con, flt: (flt, so.segment_breakdown(con, flt, k=k)))
     if result is None:
-        return empty_figure(problem, 300), html.Div(sentence(problem), className="rs-empty")
+        return SegmentsView(empty_figure(problem, 300), html.Div(sentence(problem), className="rs-empty"), None, None)
     flt, breakdown = result
-    return figs.segments_figure(breakdown.table, flt.segment, 300), _segment_table(breakdown, k, flt.segment)
+    frame = breakdown.table
+    return SegmentsView(figs.segments_figure(frame, flt.segment, 300), _segment_table(breakdown, k, flt.segment),
+                        tables.segment_sizes_table(frame), tables.segment_activity_table(frame))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -337,26 +387,39 @@ def _on_preset(*args: Any) -> tuple[str, str]:
 
 
 @callback(Output("ov-kpis", "children"), Output("ov-funnel", "figure"), Output("ov-notice", "children"),
-          *_FILTER_INPUTS)
-def _on_overview(start_date: str | None, end_date: str | None, segment: str | None) -> OverviewView:
-    return update_overview(start_date, end_date, segment, current_settings())
+          store_output(CSV, "funnel"), *_FILTER_INPUTS)
+def _on_overview(start_date: str | None, end_date: str | None, segment: str | None) -> tuple[Any, ...]:
+    view = update_overview(start_date, end_date, segment, current_settings())
+    return view.kpis, view.funnel, view.notice, store_data(view.funnel_table)
 
 
-@callback(Output("ov-activity", "figure"), *_FILTER_INPUTS, Input("ov-freq", "value"))
-def _on_activity(start_date: str | None, end_date: str | None, segment: str | None, freq: str) -> go.Figure:
-    return update_activity(start_date, end_date, segment, freq, current_settings())
+@callback(Output("ov-activity", "figure"), store_output(CSV, "activity"), *_FILTER_INPUTS, Input("ov-freq", "value"))
+def _on_activity(start_date: str | None, end_date: str | None, segment: str | None, freq: str) -> tuple[Any, ...]:
+    view = activity_view(start_date, end_date, segment, freq, current_settings())
+    return view.figure, store_data(view.table)
 
 
-@callback(Output("ov-categories", "figure"), Output("ov-brands", "figure"),
-          *_FILTER_INPUTS, Input("ov-cat-level", "value"), Input("ov-rank-by", "value"))
+@callback(Output("ov-categories", "figure"), Output("ov-brands", "figure"), store_output(CSV, "categories"),
+          store_output(CSV, "brands"), *_FILTER_INPUTS, Input("ov-cat-level", "value"), Input("ov-rank-by", "value"))
 def _on_rankings(start_date: str | None, end_date: str | None, segment: str | None, level: str,
-                 by: str) -> tuple[go.Figure, go.Figure]:
-    return update_rankings(start_date, end_date, segment, level, by, current_settings())
+                 by: str) -> tuple[Any, ...]:
+    categories, brands = rankings_view(start_date, end_date, segment, level, by, current_settings())
+    return categories.figure, brands.figure, store_data(categories.table), store_data(brands.table)
 
 
-@callback(Output("ov-segments", "figure"), Output("ov-segment-table", "children"), *_FILTER_INPUTS)
-def _on_segments(start_date: str | None, end_date: str | None, segment: str | None) -> tuple[go.Figure, Any]:
-    return update_segments(start_date, end_date, segment, current_settings())
+@callback(Output("ov-segments", "figure"), Output("ov-segment-table", "children"), store_output(CSV, "segment-sizes"),
+          store_output(CSV, "segment-activity"), *_FILTER_INPUTS)
+def _on_segments(start_date: str | None, end_date: str | None, segment: str | None) -> tuple[Any, ...]:
+    view = segments_view(start_date, end_date, segment, current_settings())
+    return view.figure, view.table, store_data(view.sizes), store_data(view.activity)
+
+
+@callback(*dl.download_callback_args(CSV), prevent_initial_call=True)
+def _on_download(clicks: int | None, store: Any) -> tuple[Any, str]:
+    return dl.download(CSV, dl.triggered_table(), clicks, store)
+
+
+dl.enable_buttons(CSV)
 
 
 def _overview_page(*children: Any) -> html.Div:

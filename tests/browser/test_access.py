@@ -15,7 +15,9 @@ OVERVIEW_KPI = "#ov-kpi-events"
 _CALL_OVERVIEW = """
 const done = arguments[arguments.length - 1];
 fetch('/_dash-update-component', {method: 'POST', headers: {'Content-Type': 'application/json'},
-  body: JSON.stringify({output: 'ov-activity.figure', outputs: {id: 'ov-activity', property: 'figure'},
+  body: JSON.stringify({output: '..ov-activity.figure...{"table":"activity","type":"ov-csv-data"}.data..',
+    outputs: [{id: 'ov-activity', property: 'figure'},
+              {id: {table: 'activity', type: 'ov-csv-data'}, property: 'data'}],
     inputs: [{id: 'ov-dates', property: 'start_date', value: null}, {id: 'ov-dates', property: 'end_date', value: null},
              {id: 'ov-segment', property: 'value', value: 'all'}, {id: 'ov-freq', property: 'value', value: 'day'}],
     state: [], changedPropIds: []})})

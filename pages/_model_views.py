@@ -1,0 +1,97 @@
+"""The Model page's static pieces: the KPI cards, the evaluation grid, the checks table and the
+metadata list, each drawn from what :mod:`dashboard.model_insight` computed.
+
+Kept apart from :mod:`pages.model` (its layout, callback bodies and wiring) so that module stays
+small; nothing here reads data or registers a callback. The leading underscore keeps Dash's page
+scanner from registering this module as a page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash_ag_grid as dag
+from dash import html
+
+from dashboard import model_insight as mi
+
+__all__ = ["kpis", "grid", "additivity_row", "checks_table", "metadata"]
+
+
+def kpis(table: Any, metric: str, metrics: dict[str, Any]) -> html.Div:
+    """The four headline cards: the served model's metric, its lift, the test customers and the
+    candidate recall (the ranker's ceiling)."""
+    served = table[table["kind"] == "served"]
+    baselines = table[table["kind"] == "baseline"]
+    value = float(served[metric].iloc[0]) if not served.empty and served[metric].iloc[0] is not None else None
+    best = baselines.loc[baselines[metric].idxmax()] if not baselines.empty and baselines[metric].notna().any() \
+        else None
+    lift = served["lift"].iloc[0] if not served.empty else None
+    recall = (metrics.get("candidates") or {})
+    deepest = max(recall, key=lambda key: int(key.split("@")[1]), default=None) if recall else None
+    cards = [
+        ("mo-kpi-served", f"Served model {mi.metric_label(metric)}", "—" if value is None else f"{value:.4f}",
+         "hybrid: ranker with the attention signal"),
+        ("mo-kpi-lift", "Against the best baseline",
+         "—" if lift is None or lift != lift else f"{lift:+.0%}",
+         "" if best is None else f"best baseline: {best['label']} ({float(best[metric]):.4f})"),
+        ("mo-kpi-users", "Test customers", f"{int(metrics.get('users', 0)):,}", f"target: {metrics.get('target')}"),
+        ("mo-kpi-recall", "Candidate recall", "—" if deepest is None else f"{float(recall[deepest]):.1%}",
+         "" if deepest is None else f"targets among the first {deepest.split('@')[1]} candidates (ranker's ceiling)"),
+    ]
+    return html.Div(className="rs-kpis rs-kpis-4", children=[
+        html.Div(className="rs-kpi", children=[
+            html.Div(label, className="rs-kpi-label"),
+            html.Div(shown, className="rs-kpi-value", id=kpi_id),
+            html.Div(caption, className="rs-kpi-caption"),
+        ]) for kpi_id, label, shown, caption in cards
+    ])
+
+
+def grid(table: Any) -> dag.AgGrid:
+    """The evaluation table as a sortable grid, baselines and the served model marked."""
+    metric_columns = [c for c in table.columns if c not in ("model", "label", "kind", "lift")]
+    columns = [{"field": "label", "headerName": "Model", "pinned": "left", "minWidth": 210}]
+    columns += [{"field": c, "headerName": mi.metric_label(c), "type": "numericColumn", "minWidth": 118,
+                 "valueFormatter": {"function": "params.value == null ? '–' : d3.format('.4f')(params.value)"}}
+                for c in metric_columns]
+    columns.append({"field": "lift", "headerName": "vs best baseline", "type": "numericColumn", "minWidth": 130,
+                    "valueFormatter": {"function": "params.value == null || isNaN(params.value) ? '–' : "
+                                                  "d3.format('+.0%')(params.value)"}})
+    rows = table.astype(object).where(table.notna(), None).to_dict("records")
+    return dag.AgGrid(
+        id="mo-eval-grid", rowData=rows, columnDefs=columns,
+        defaultColDef={"sortable": True, "resizable": True, "flex": 1},
+        rowClassRules={"rs-row-served": "params.data.kind == 'served'",
+                       "rs-row-baseline": "params.data.kind == 'baseline'"},
+        dashGridOptions={"domLayout": "autoHeight", "animateRows": False, "suppressCellFocus": True},
+        className="rs-grid", style={"width": "100%"},
+    )
+
+
+def additivity_row(error: float, where: str) -> tuple[str, str]:
+    """One checks-table row: how far TreeSHAP is from adding up to the score."""
+    return (f"SHAP adds up to the score ({where})", f"max error {error:.1e}")
+
+
+def checks_table(rows: list[tuple[str, str]]) -> Any:
+    """The faithfulness checks as a two-column table (a placeholder while they run)."""
+    if not rows:
+        return html.Div("Running the checks…", className="rs-empty")
+    return html.Div([
+        html.Table(className="table rs-table mb-1", children=[
+            html.Tbody([html.Tr([html.Td(name), html.Td(value, className="text-end text-nowrap")])
+                        for name, value in rows]),
+        ]),
+        html.Div("SHAP error: max |base + Σ contributions − score|. IG error: |Σ attributions − (score − "
+                 "baseline score)| relative to the gap.", className="rs-table-note"),
+    ])
+
+
+def metadata(rows: list[tuple[str, str]]) -> html.Dl:
+    """The deployed version's metadata as a definition list (ids in a monospace font)."""
+    items = []
+    for label, value in rows:
+        items += [html.Dt(label), html.Dd(value, className="rs-mono" if label in ("Data fingerprint",
+                                                                                  "Model version") else None)]
+    return html.Dl(items, className="rs-metadata", id="mo-metadata")
