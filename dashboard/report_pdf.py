@@ -37,7 +37,7 @@ _PDF_TIMEOUT_S = 120
 _DRAW_TIMEOUT_S = 60  # plus _DRAW_S_PER_CHART for each chart
 _DRAW_S_PER_CHART = 0.5  # ten times what a chart takes on a loaded 2-core machine
 _DRAW_BUDGET_MS = 60_000  # virtual time the drawing page may take; it is idle long before
-_CHART_WIDTH = 700  # px: the printable width of an A4 page at 96 dpi with the report page's margins
+_CHART_WIDTH = 700  # px, for a figure without a width of its own: an A4 page's printable width at 96 dpi
 
 
 def _browser() -> str | None:
@@ -84,8 +84,9 @@ def _plotly_js() -> Path:
 
 
 def svg_charts(figs: list[go.Figure]) -> list[str] | None:
-    """Each figure as an inline SVG string, drawn in one headless Chromium; None if they cannot be
-    drawn (no browser, no plotly.js, a failed page), so the caller draws HTML bars instead."""
+    """Each figure as an inline SVG string at its layout's size, drawn in one headless Chromium; None
+    if they cannot be drawn (no browser, no plotly.js, a failed page), so the caller draws HTML bars
+    instead."""
     if not figs:
         return []
     browser = _browser()
@@ -93,8 +94,8 @@ def svg_charts(figs: list[go.Figure]) -> list[str] | None:
         log.warning("no Chromium/Chrome found: report charts are drawn as HTML bars")
         return None
     started = time.perf_counter()
-    specs = "[" + ",".join(f'{{"figure":{fig.to_json()},"width":{_CHART_WIDTH},"height":{int(fig.layout.height)}}}'
-                           for fig in figs) + "]"
+    specs = "[" + ",".join(f'{{"figure":{fig.to_json()},"width":{int(fig.layout.width or _CHART_WIDTH)},'
+                           f'"height":{int(fig.layout.height)}}}' for fig in figs) + "]"
     page = _DRAW_PAGE % {"plotly": _plotly_js().as_uri(), "specs": specs.replace("</", "<\\/")}
     with tempfile.TemporaryDirectory(prefix="recsight-charts-") as tmp:
         source = Path(tmp) / "draw.html"

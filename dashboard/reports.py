@@ -1,18 +1,22 @@
-"""A customer's explained recommendations as a file an agent can keep, print or analyse.
+"""A customer's explained recommendations as a file an agent can keep, print, send or analyse.
 
 Three formats, all rendered from one :class:`~explain.types.CustomerExplanation`, so every number
 matches the dashboard and the API:
 
-- ``html``: one self-contained page (:mod:`dashboard.report_html`). Charts are the
-  :mod:`dashboard.explanation_figures` figures drawn to inline SVG by plotly.js itself
-  (:mod:`dashboard.report_pdf`), so the page loads nothing from anywhere; where no browser can
-  draw them, the charts become plain HTML/CSS bars with the same numbers (logged as a warning),
-  so a report is never lost to charts.
+- ``html``: one self-contained page (:mod:`dashboard.report_html`): a short header (pseudonym, the
+  data's reference date, model version), the profile, then per item its rank, title, reasons and
+  what would change it, several items to a printed page; the numbers and charts behind them in an
+  appendix. Charts are the :mod:`dashboard.explanation_figures` figures drawn to inline SVG by
+  plotly.js itself (:mod:`dashboard.report_pdf`), so the page loads nothing from anywhere; where
+  no browser can draw them, the charts become plain HTML/CSS bars with the same numbers (logged
+  as a warning), so a report is never lost to charts.
 - ``pdf``: that page printed by headless Chromium (local fonts only, no network).
-- ``csv``: one flat table for spreadsheets and pandas (:mod:`dashboard.report_csv`).
+- ``csv``: one flat table for spreadsheets and pandas, the readable rows first
+  (:mod:`dashboard.report_csv`).
 
-Rendering only: finding the customer, explaining and writing files is
-:mod:`workflows.reports`. The customer appears only as a pseudonym.
+Rendering only: finding the customer, explaining, computing the counterfactual sentences and
+writing files is :mod:`workflows.reports`; what the explanation does not carry, the report does
+not show. The customer appears only as a pseudonym.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ __all__ = ["FORMATS", "CHART_STYLES", "check_format", "render_report", "render_m
 
 FORMATS = ("html", "pdf", "csv")
 CHART_STYLES = ("svg", "css")
-_TITLE_PX = 38  # the figure title's height, dropped in reports (their own headings name the charts)
+# A report chart: drawn for the printed width, its height per bar and for its axis, its type size (px).
+_WIDTH_PX, _ROW_PX, _AXIS_PX, _FONT_PX = 700, 13, 36, 10
 
 
 def check_format(fmt: str) -> None:
@@ -71,13 +76,19 @@ def render_many(explanations: Sequence[CustomerExplanation], fmt: str, charts: s
 
 
 def item_figures(explanation: CustomerExplanation) -> list[go.Figure]:
-    """Per item, in order: its waterfall, then its history chart when it has history. The report's
-    own headings name each chart, so the figures' titles are dropped."""
+    """Per item, in order: its waterfall, then its history chart when it has history.
+
+    Drawn for the report's appendix: the report's own headings name each chart, so the figures'
+    titles are dropped, and rows are tighter and type smaller than on screen, so a printed page
+    holds three items' charts.
+    """
     out = []
     for item in explanation.items:
         out.append(shap_waterfall(item, top=TOP_CONTRIBUTIONS))
         if item.history:
             out.append(history_attributions(item, top=TOP_HISTORY))
     for fig in out:
-        fig.update_layout(title_text="", margin={"t": 10}, height=fig.layout.height - _TITLE_PX)
+        rows = len(fig.data[0].y) if fig.data and fig.data[0].y is not None else 1
+        fig.update_layout(title_text="", font_size=_FONT_PX, margin={"t": 4, "b": 4},
+                          height=_AXIS_PX + _ROW_PX * rows, width=_WIDTH_PX)
     return out

@@ -34,7 +34,6 @@ from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, 
 from dash.exceptions import PreventUpdate
 
 from analytics.customers import clean_customer_ref
-from dashboard.reports import render_report
 from errors import RecsightError
 from explain.types import ItemExplanation
 from pages._parts import current_settings, guarded, sentence
@@ -210,8 +209,7 @@ def export(customer: dict[str, Any] | None, fmt: str, settings: Settings,
     user_id = _customer(customer)
     if fmt not in EXPORT_FORMATS:
         raise RecsightError(f"unknown report format {fmt!r}: choose html, pdf or csv")
-    explanation = work.explanation_for(settings, user_id, customer.get("version"))
-    content = render_report(explanation, fmt, charts="css")  # an agent waits on this click
+    content = work.report_for(settings, user_id, fmt, customer.get("version"))  # seconds: the counterfactuals
     record(audit.REPORT_EXPORT, customer=user_id, detail=f"{fmt} report")
     day = datetime.now(UTC).strftime("%Y%m%d")
     return dcc.send_bytes(content, f"recsight-{user_id}-{day}.{fmt}", type=EXPORT_FORMATS[fmt][1])

@@ -21,8 +21,9 @@ Errors are ``{"status": ..., "message": ...}`` JSON, also for unknown ``/api`` p
 methods; an unexpected exception is logged with its traceback and answered ``500`` in JSON, never
 with an HTML page. Responses carry pseudonyms only and are marked ``no-store``.
 
-Reports draw their charts as HTML bars (``render_report(..., charts="css")``): the same numbers
-as the SVG charts of ``cli.py report``, in milliseconds instead of about ten seconds per report.
+Reports (:func:`workflows.reports.report_bytes`) state what would change each item, verified by
+re-scoring (several seconds per customer), and draw their charts as HTML bars: the same numbers as
+the SVG charts of ``cli.py report``, without a browser start.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from analytics.customers import ID_PATTERN, MAX_ID_LENGTH, reference_pseudonym
-from dashboard.reports import render_report
 from errors import RecsightError
 from service import access, audit, openapi, throttle
 from service.intake_api import INTAKE_BLUEPRINT
@@ -58,7 +58,7 @@ from service.openapi import (
 from service.refusals import Refusal, json_endpoint
 from service.responses import API_PREFIX, error_response, json_response
 from settings import Settings
-from workflows import changes, explaining, search
+from workflows import changes, explaining, reports, search
 from workflows.recommenders import recommender_for, resolve_customer
 
 __all__ = ["API_BLUEPRINT", "blueprint"]
@@ -122,7 +122,7 @@ def blueprint(settings: Settings) -> flask.Blueprint:
         k, fmt = _k(args), _choice(args, "format", REPORT_FORMATS, DEFAULT_FORMAT)
         recommender, user_id = _lookup(settings, typed, "report")
         with _serving():
-            data = render_report(explaining.explain_customer(recommender, user_id, k), fmt, charts="css")
+            data = reports.report_bytes(recommender, user_id, fmt, k)  # with what would change each item
         _record(audit.REPORT_EXPORT, user_id, f"API {fmt} report k={k}")
         response = Response(data, mimetype=REPORT_MEDIA_TYPES[fmt])
         response.headers["Content-Disposition"] = f'attachment; filename="{user_id}.{fmt}"'

@@ -7,7 +7,6 @@ Integrated Gradients of their own.
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from explain.reasons import load_customer
 from explain.types import Comparison, Counterfactual, CustomerExplanation
 from models.serving import Recommender
 from models.splits import TEMPORAL
+from workflows.report_counterfactuals import with_counterfactuals
 
 __all__ = ["explain_customer", "customer_card", "compare", "counterfactual", "recommend", "recommendation_payload",
            "format_recommendations"]
@@ -28,18 +28,19 @@ __all__ = ["explain_customer", "customer_card", "compare", "counterfactual", "re
 
 def explain_customer(recommender: Recommender, user_id: str, k: int = 10, *,
                      counterfactuals: bool = False) -> CustomerExplanation:
-    """The customer's explained top ``k`` with the profile card (what reports and the lookup page show).
+    """The customer's explained top ``k`` with the profile card (what reports and the lookup page show),
+    stamped with the moment its data is as of (``as_of``: the reference date a report states).
 
-    ``counterfactuals`` also fills each item's ``counterfactual`` sentence; each is verified by
-    re-scoring (about a second per item), so it is meant for reports, not for interactive pages.
+    ``counterfactuals`` also fills each item's ``counterfactual`` sentences (what would take it out
+    of the top ``k``, and what would lift it); each is verified by re-scoring, several seconds for a
+    list even with the re-scorings shared between its items, so it is meant for reports, not for
+    interactive pages (:func:`workflows.report_counterfactuals.with_counterfactuals`).
     """
     result = recommender.recommend(user_id, k)
     customer = load_customer(recommender, user_id) if counterfactuals and not result.cold_start else None
     items = explain_items(recommender, result, customer=customer)
     if customer is not None:
-        items = [dataclasses.replace(item, counterfactual=counterfactual_for(recommender, item, k,
-                                                                             customer=customer).sentence)
-                 for item in items]
+        items = with_counterfactuals(recommender, items, k, customer)
     profile = customer_card(recommender, user_id).to_dict()
     return CustomerExplanation(
         user_id=user_id,
@@ -48,6 +49,7 @@ def explain_customer(recommender: Recommender, user_id: str, k: int = 10, *,
         model_version=recommender.artifact.path.name,
         profile=profile,
         items=items,
+        as_of=recommender.as_of(user_id),
     )
 
 

@@ -45,9 +45,11 @@ from models.serving import RecommendedItem
 from settings import Settings
 from workflows import explaining
 from workflows.recommenders import recommender_for, resolve_customer
+from workflows.reports import report_bytes
 
 __all__ = ["item_details", "customer_connection",
-    "K", "Recorder", "Found", "NotFound", "look_up", "explanation_for", "counterfactual_for", "compare_listed",
+    "K", "Recorder", "Found", "NotFound", "look_up", "explanation_for", "report_for", "counterfactual_for",
+    "compare_listed",
     "shop_cursor",
 ]
 
@@ -169,6 +171,14 @@ def explanation_for(settings: Settings, user_id: str, version: str | None = None
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
     return explanation
+
+
+def report_for(settings: Settings, user_id: str, fmt: str, version: str | None = None) -> bytes:
+    """The customer's complete report in ``fmt`` (the page's export): the explanation the page
+    shows, completed with what would change each item and the data's reference date (a few
+    seconds: the counterfactual sentences are verified by re-scoring)."""
+    explanation = explanation_for(settings, user_id, version)
+    return report_bytes(recommender_for(settings), user_id, fmt, K, explanation=explanation)
 
 
 def counterfactual_for(settings: Settings, item: ItemExplanation) -> Counterfactual:

@@ -1,12 +1,16 @@
 """Exporting reports: find the customers, explain them, render, and write the files atomically.
 
-What ``cli.py report`` runs. Rendering is :mod:`dashboard.reports`; here are the steps around it:
-one customer or a list of them (batch mode), ids resolved before anything is written, charts of
-a chunk of customers drawn by one browser start, every file written through :mod:`atomic`.
+What ``cli.py report`` runs, and what the API and the lookup page call for a report. Rendering is
+:mod:`dashboard.reports`; here are the steps around it: one customer or a list of them (batch
+mode), ids resolved before anything is written, each explanation completed with what a report
+states and the interactive views do not compute (the counterfactual sentences, verified by
+re-scoring: :mod:`workflows.report_counterfactuals`; the data's reference date), charts of a chunk
+of customers drawn by one browser start, every file written through :mod:`atomic`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -17,13 +21,14 @@ import duckdb
 
 from analytics.customers import resolve_customer
 from atomic import write_bytes
-from dashboard.reports import check_format, render_many
+from dashboard.reports import check_format, render_many, render_report
 from errors import RecsightError
+from explain.types import CustomerExplanation
 
 if TYPE_CHECKING:
     from models.serving import Recommender
 
-__all__ = ["write_report", "BATCH_CHUNK"]
+__all__ = ["write_report", "report_bytes", "complete_for_report", "BATCH_CHUNK"]
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +70,8 @@ def write_report(db: Path | str, models: Path | str, user: str, fmt: str, out: P
         written: list[Path] = []
         for start in range(0, len(pseudonyms), BATCH_CHUNK):
             started = time.perf_counter()
-            explanations = [explain_customer(recommender, p, k=k) for p in pseudonyms[start:start + BATCH_CHUNK]]
+            explanations = [explain_customer(recommender, p, k=k, counterfactuals=True)
+                            for p in pseudonyms[start:start + BATCH_CHUNK]]
             for explanation, data in zip(explanations, render_many(explanations, fmt, "svg")):
                 target = folder / f"{explanation.user_id}.{fmt}" if folder is not None else out
                 _write_atomic(target, data)
@@ -74,6 +80,43 @@ def write_report(db: Path | str, models: Path | str, user: str, fmt: str, out: P
     finally:
         recommender.close()
     return folder if batch else written[0]
+
+
+def complete_for_report(recommender: Recommender, explanation: CustomerExplanation, k: int) -> CustomerExplanation:
+    """``explanation`` with what a report states and the interactive views leave out: each item's
+    counterfactual sentences (what would take it out of the top ``k``, what would lift it) and the
+    data's reference date.
+
+    For an explanation already computed (the lookup page's cached one, explained for the same top
+    ``k``): nothing is explained again, only the counterfactual searches run (several seconds for ten
+    items: :mod:`workflows.report_counterfactuals`); items that carry sentences keep them. A cold
+    start has no history to take away, so its items get none.
+    """
+    as_of = explanation.as_of if explanation.as_of is not None else recommender.as_of(explanation.user_id)
+    items = explanation.items
+    if not explanation.cold_start and any(item.counterfactual is None for item in items):
+        # Imported here, as in write_report: the models (torch) only when there is something to search.
+        from workflows.report_counterfactuals import with_counterfactuals
+
+        items = with_counterfactuals(recommender, items, k)
+    return dataclasses.replace(explanation, items=items, as_of=as_of)
+
+
+def report_bytes(recommender: Recommender, user_id: str, fmt: str, k: int = 10, charts: str = "css",
+                 explanation: CustomerExplanation | None = None) -> bytes:
+    """One customer's report in ``fmt``, complete (counterfactual sentences, reference date): what
+    the API and the lookup page's export send. ``explanation`` is the customer's explained top
+    ``k`` where the caller holds it already; ``charts`` as :func:`dashboard.reports.render_report`
+    (``"css"``, the default, needs no browser for HTML and answers at once)."""
+    check_format(fmt)
+    started = time.perf_counter()
+    if explanation is None:
+        from workflows.explaining import explain_customer
+
+        explanation = explain_customer(recommender, user_id, k, counterfactuals=True)
+    data = render_report(complete_for_report(recommender, explanation, k), fmt, charts=charts)
+    log.info("%s report of %s in %.1f s", fmt, user_id, time.perf_counter() - started)
+    return data
 
 
 def _read_user_list(path: Path) -> list[str]:
