@@ -72,20 +72,22 @@ def counterfactual_text(found: Counterfactual) -> str:
 
 
 def with_counterfactuals(recommender: Recommender, items: Sequence[ItemExplanation], k: int,
-                         customer: CustomerData | None = None) -> list[ItemExplanation]:
+                         customer: CustomerData | None = None, limit: int | None = None) -> list[ItemExplanation]:
     """``items`` with their ``counterfactual`` filled by :func:`counterfactual_text`.
 
     ``items`` are one customer's explained list (explanations at their ranks in the whole candidate
     list, as :func:`explain.explainer.explain_items` gives them); ``customer`` their data where the
-    caller has read it already. Items that already carry a counterfactual keep it.
+    caller has read it already. Items that already carry a counterfactual keep it. ``limit``: only
+    the first ``limit`` items get sentences (each costs seconds of re-scoring; a report asked for
+    over the API with ``k=100`` would otherwise take minutes).
     """
     started = time.perf_counter()
     if customer is None and any(item.counterfactual is None for item in items):
         customer = load_customer(recommender, items[0].user_id)  # once for the list, not once per item
     shared = SharedRescoring(recommender)
     out = []
-    for item in items:
-        if item.counterfactual is None:
+    for n, item in enumerate(items):
+        if item.counterfactual is None and (limit is None or n < limit):
             found = counterfactual_for(cast(Recommender, shared), item, k, customer=customer)
             item = dataclasses.replace(item, counterfactual=counterfactual_text(found))
         out.append(item)

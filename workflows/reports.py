@@ -28,11 +28,12 @@ from explain.types import CustomerExplanation
 if TYPE_CHECKING:
     from models.serving import Recommender
 
-__all__ = ["write_report", "report_bytes", "complete_for_report", "BATCH_CHUNK"]
+__all__ = ["write_report", "report_bytes", "complete_for_report", "BATCH_CHUNK", "INTERACTIVE_COUNTERFACTUALS"]
 
 log = logging.getLogger(__name__)
 
 BATCH_CHUNK = 25  # customers whose charts are drawn by one browser start in batch mode
+INTERACTIVE_COUNTERFACTUALS = 5  # items of an API or page report that get "what would change it" (seconds each)
 
 
 def write_report(db: Path | str, models: Path | str, user: str, fmt: str, out: Path | str, secret: str = "",
@@ -82,7 +83,8 @@ def write_report(db: Path | str, models: Path | str, user: str, fmt: str, out: P
     return folder if batch else written[0]
 
 
-def complete_for_report(recommender: Recommender, explanation: CustomerExplanation, k: int) -> CustomerExplanation:
+def complete_for_report(recommender: Recommender, explanation: CustomerExplanation, k: int,
+                        limit: int | None = None) -> CustomerExplanation:
     """``explanation`` with what a report states and the interactive views leave out: each item's
     counterfactual sentences (what would take it out of the top ``k``, what would lift it) and the
     data's reference date.
@@ -90,7 +92,8 @@ def complete_for_report(recommender: Recommender, explanation: CustomerExplanati
     For an explanation already computed (the lookup page's cached one, explained for the same top
     ``k``): nothing is explained again, only the counterfactual searches run (several seconds for ten
     items: :mod:`workflows.report_counterfactuals`); items that carry sentences keep them. A cold
-    start has no history to take away, so its items get none.
+    start has no history to take away, so its items get none. ``limit``: only the first ``limit``
+    items get sentences.
     """
     as_of = explanation.as_of if explanation.as_of is not None else recommender.as_of(explanation.user_id)
     items = explanation.items
@@ -98,7 +101,7 @@ def complete_for_report(recommender: Recommender, explanation: CustomerExplanati
         # Imported here, as in write_report: the models (torch) only when there is something to search.
         from workflows.report_counterfactuals import with_counterfactuals
 
-        items = with_counterfactuals(recommender, items, k)
+        items = with_counterfactuals(recommender, items, k, limit=limit)
     return dataclasses.replace(explanation, items=items, as_of=as_of)
 
 
@@ -107,14 +110,17 @@ def report_bytes(recommender: Recommender, user_id: str, fmt: str, k: int = 10, 
     """One customer's report in ``fmt``, complete (counterfactual sentences, reference date): what
     the API and the lookup page's export send. ``explanation`` is the customer's explained top
     ``k`` where the caller holds it already; ``charts`` as :func:`dashboard.reports.render_report`
-    (``"css"``, the default, needs no browser for HTML and answers at once)."""
+    (``"css"``, the default, needs no browser for HTML and answers at once). Someone waits on this
+    answer, so only the first :data:`INTERACTIVE_COUNTERFACTUALS` items get their verified "what
+    would change it" sentences (a few seconds); ``cli.py report`` gives every item its own."""
     check_format(fmt)
     started = time.perf_counter()
     if explanation is None:
         from workflows.explaining import explain_customer
 
-        explanation = explain_customer(recommender, user_id, k, counterfactuals=True)
-    data = render_report(complete_for_report(recommender, explanation, k), fmt, charts=charts)
+        explanation = explain_customer(recommender, user_id, k)
+    data = render_report(complete_for_report(recommender, explanation, k, limit=INTERACTIVE_COUNTERFACTUALS), fmt,
+                         charts=charts)
     log.info("%s report of %s in %.1f s", fmt, user_id, time.perf_counter() - started)
     return data
 

@@ -43,7 +43,7 @@ def test_cli_recommend_explain_json_has_the_issue_schema(shop: Shop, active_user
     payload = json.loads(run.stdout, parse_constant=lambda name: (_ for _ in ()).throw(ValueError(name)))
     assert payload["user_id"] == active_users[0] and len(payload["items"]) == 5
     for item in payload["items"]:
-        assert set(item) == {"rank", "item_id", "title", "score", "explanation"}
+        assert set(item) == {"rank", "item_id", "title", "score", "match_strength", "explanation"}
         _check_item_json(item)
     assert any(item["explanation"]["history"] for item in payload["items"])
 

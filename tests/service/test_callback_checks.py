@@ -99,8 +99,9 @@ def test_true_is_not_one_in_a_pattern_id():
 @pytest.mark.parametrize("value", [-1, True, 1.5, "1", [1], {"n": 1}])
 def test_values_must_have_their_propertys_type(service_app, value):
     client = _signed_in(service_app, ADMIN)
-    body = {"output": "..au-grid.rowData...au-summary.children..",
-            "outputs": [{"id": "au-grid", "property": "rowData"}, {"id": "au-summary", "property": "children"}],
+    body = {"output": "..au-grid.rowData...au-summary.children...au-listing.data..",
+            "outputs": [{"id": "au-grid", "property": "rowData"}, {"id": "au-summary", "property": "children"},
+                        {"id": "au-listing", "property": "data"}],
             "inputs": [{"id": "au-user", "property": "value", "value": "all"},
                        {"id": "au-action", "property": "value", "value": "all"},
                        {"id": "au-dates", "property": "start_date", "value": None},
