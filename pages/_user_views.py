@@ -25,6 +25,7 @@ from explain.types import Comparison, ItemExplanation
 from models.recommendation import match_words
 from pages._parts import capitalised, card, field, graph, sentence
 from pages._user_preview import open_button
+from pages._user_whatif import section as whatif_section
 from workflows.lookup import Found
 
 __all__ = [
@@ -98,6 +99,7 @@ def found_children(store: dict[str, Any], found: Found, changes: Changes | None 
             _item_card(item, details.get(item.item_id), raw_units) for item in items])
         if items else html.Div("The model has no items to recommend to this customer.", className="rs-empty"),
         *_compare_section(store, comparison),
+        *whatif_section(found),
     ]
 
 

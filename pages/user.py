@@ -31,7 +31,7 @@ from dash import dcc, html
 
 from analytics.customers import MAX_ID_LENGTH
 from dashboard.theme import PRIMARY
-from pages import _user_callbacks, _user_preview, _user_search
+from pages import _user_callbacks, _user_preview, _user_search, _user_whatif
 from pages._parts import link_pseudonym, page, refused_page
 from service.deeplinks import opened_from_elsewhere
 
@@ -40,10 +40,11 @@ __all__ = ["layout", "build_layout"]
 dash.register_page(__name__, path="/user", path_template="/user/<user_id>", name="Customer lookup",
                    title="Customer lookup · Recsight", order=10,
                    callback_modules=(_user_callbacks.__name__, _user_search.__name__,
-                                     _user_preview.__name__))  # they get its roles
+                                     _user_preview.__name__, _user_whatif.__name__))  # they get its roles
 _user_callbacks.register()
 _user_search.register()
 _user_preview.register()
+_user_whatif.register()
 
 
 def layout(user_id: str | None = None, **_query: str) -> Any:
