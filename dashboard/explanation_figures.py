@@ -193,18 +193,22 @@ def history_attributions(item: ItemExplanation, top: int = 10) -> go.Figure:
     attention = [h.attention for h in events]
     fig.add_trace(go.Bar(
         name="attribution", orientation="h", y=labels, x=attributions, marker_color=_signed_colours(attributions),
-        text=[f"{a:+.3f}" for a in attributions], textposition="auto", customdata=full,
+        text=[f"{a:+.3f}" for a in attributions], textposition="outside", cliponaxis=False, customdata=full,
         hovertemplate="%{customdata}<br>attribution: %{x:+.4f}<extra></extra>",
     ), row=1, col=1)
     fig.add_trace(go.Bar(
         name="attention", orientation="h", y=labels, x=attention, marker_color=PRIMARY,
-        text=[f"{a:.2f}" for a in attention], textposition="auto", customdata=full,
+        text=[f"{a:.2f}" for a in attention], textposition="outside", cliponaxis=False, customdata=full,
         hovertemplate="%{customdata}<br>attention weight: %{x:.3f}<extra></extra>",
     ), row=1, col=2)
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(zeroline=True)
-    fig.update_xaxes(title_text="attribution (IG)", row=1, col=1)
-    fig.update_xaxes(title_text="attention", row=1, col=2)
+    # Room for the numbers printed beside the bars on both sides: a number left of a negative bar
+    # would otherwise run into the event labels ("2024-03-30" + "044").
+    low, high = min([0.0, *attributions]), max([0.0, *attributions])
+    pad = 0.35 * (high - low or 1.0)
+    fig.update_xaxes(title_text="attribution (IG)", range=[low - (pad if low < 0 else 0.0), high + pad], row=1, col=1)
+    fig.update_xaxes(title_text="attention", range=[0, 1.3 * max([*attention, 0.05])], row=1, col=2)
     return _finish(fig, f"History behind #{item.rank} {_text(item.title)}", _height(len(labels)))
 
 

@@ -119,6 +119,13 @@ def test_history_bars_carry_attributions_with_attention_beside_them() -> None:
     assert attribution.y[0] == "Past item 0 · view · 2024-03-20"
     negative = [c for x, c in zip(attribution.x, attribution.marker.color) if x < 0]
     assert negative == [theme.NEGATIVE]
+    # The numbers sit outside the bars, with room on the axis beyond the longest bar each way, so
+    # the number of a negative bar never runs into the event labels ("2024-03-20" + "044").
+    assert attribution.textposition == "outside" and attention.textposition == "outside"
+    low, high = fig.layout.xaxis.range
+    span = max(attribution.x) - min(0, min(attribution.x))
+    assert low < min(attribution.x) - 0.2 * span and high > max(attribution.x) + 0.2 * span
+    assert fig.layout.xaxis2.range[1] > max(attention.x)
 
 
 def test_history_keeps_two_events_with_the_same_label_as_two_bars() -> None:
