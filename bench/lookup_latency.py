@@ -5,7 +5,8 @@ customer, rank their list, read the profile card and the timeline, build the pag
 audit row) for many customers, after one warm-up lookup (the server loads the model once per
 process). Also times the lookup's parts on their own, and the slower steps that run after the
 page is shown, each behind its own loading indicator: the reasons under the cards (the whole
-explanation), a "Why?" dialog (with its verified counterfactual) and a CSV export.
+explanation), a "Why?" dialog (with its verified counterfactual), a what-if (the customer's three
+latest items taken out) and a CSV export (with the verified "what would change it" sentences).
 
 Reads the shop and models named by the environment (``set -a && . ./.env.local && set +a`` for
 the demo's secret); the audit rows go to a temporary file, never the real log.
@@ -37,6 +38,7 @@ from dashboard import customer_view as cv
 from service import audit
 from settings import load_settings
 from workflows import lookup as lookup_work
+from workflows.whatif import what_if
 
 TARGET_MS = 300.0
 
@@ -65,6 +67,14 @@ def _card_and_timeline(settings: Any, user: str) -> Any:
     with lookup_work.shop_cursor(settings.db_path) as con:
         profile_card(con, user)
         return cv.timeline(con, user)
+
+
+def _latest_items(settings: Any, user: str, n: int) -> list[str]:
+    """The customer's ``n`` most recently touched items (what an agent would take out in a what-if)."""
+    with lookup_work.shop_cursor(settings.db_path) as con:
+        return [row[0] for row in con.execute(
+            f"SELECT {S.ITEM_ID} FROM {S.EVENTS} WHERE {S.USER_ID} = ? GROUP BY ALL ORDER BY max({S.TS}) DESC LIMIT ?",
+            [user, n]).fetchall()]
 
 
 def _typed_ids(settings: Any, demo: Path, n: int, seed: int) -> list[str]:
@@ -125,13 +135,15 @@ def main(argv: list[str] | None = None) -> int:
             _timed(parts["audit row"], record, audit.CUSTOMER_LOOKUP, user, "bench")
 
         later: dict[str, list[float]] = {"reasons (whole explanation)": [], "Why? dialog (with counterfactual)": [],
-                                         "CSV export": []}
+                                         "what-if (without the 3 latest items)": [], "CSV export": []}
         for text in typed[1:1 + args.explain]:
             store = page.lookup(text, settings, record).customer
             ids = [row[0] for row in store["items"]]
             lookup_work._cache.clear()  # time the explanation itself, not the cache
             _timed(later["reasons (whole explanation)"], page.reasons, store, ids, settings)
             _timed(later["Why? dialog (with counterfactual)"], page.why, store, ids[0], settings, record)
+            _timed(later["what-if (without the 3 latest items)"], what_if, settings, store["user_id"],
+                   store["version"], _latest_items(settings, store["user_id"], 3), None)
             _timed(later["CSV export"], page.export, store, "csv", settings, record)
 
     rows = [_row("lookup (what the agent waits for)", whole)]
