@@ -102,6 +102,12 @@ def activity_figure(frame: pd.DataFrame, freq: str = "day", height: int = 320, *
     fig.update_layout(margin=dict(l=8, r=16, t=28, b=8), bargap=0.15)
     fig.update_annotations(font=dict(size=12, color=MUTED), x=0, xanchor="left")
     fig.update_yaxes(rangemode="tozero", tickformat="~s")
+    fig.update_yaxes(title_text="events", row=1, col=1)
+    fig.update_yaxes(title_text="revenue", row=2, col=1)
+    for row, column in ((1, "events"), (2, "revenue")):  # counts and money never read "500m"
+        top = frame[column].max(skipna=True)
+        if pd.isna(top) or top < 5:
+            fig.update_yaxes(range=[0, 5], dtick=1, tickformat=",d", row=row, col=1)
     return fig
 
 
