@@ -12,7 +12,7 @@ __all__ = [
     "TITLE", "CATEGORY", "BRAND", "DESCRIPTION", "COUNTRY", "FIRST_SEEN",
     "SOURCE", "LINE", "RAW", "REASON",
     "VIEW", "CLICK", "CART", "FAVORITE", "PURCHASE", "RETURN", "RATING_EVENT",
-    "EVENT_TYPES", "RELEVANCE", "CATEGORY_SEPARATOR",
+    "EVENT_TYPES", "RELEVANCE", "CATEGORY_SEPARATOR", "category_leaf",
     "EVENTS_COLUMNS", "ITEMS_COLUMNS", "USERS_COLUMNS", "REJECTS_COLUMNS", "ITEM_TEXTS_COLUMNS", "DDL",
     "ITEM_TEXTS_DDL",
     "create_tables",
@@ -68,6 +68,11 @@ RELEVANCE: dict[str, int] = {VIEW: 1, CLICK: 2, FAVORITE: 2, RATING_EVENT: 2, CA
 
 # Categories are paths "A > B > C".
 CATEGORY_SEPARATOR = " > "
+
+
+def category_leaf(category: object) -> str | None:
+    """The last step of a category path ("C" of "A > B > C"): what a card or a sentence names."""
+    return str(category).split(CATEGORY_SEPARATOR)[-1].strip() if category else None
 
 EVENTS_COLUMNS: dict[str, str] = {
     USER_ID: "VARCHAR NOT NULL",

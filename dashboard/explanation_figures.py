@@ -25,7 +25,7 @@ from plotly.subplots import make_subplots
 
 from dashboard.theme import ACCENT, DIMMED, NEGATIVE, NEUTRAL, POSITIVE, PRIMARY, TEMPLATE
 from explain.types import Comparison, Contribution, HistoryEvidence, ItemExplanation
-from models.features import FEATURES, value_words
+from models.features import is_ranker_feature, value_words
 
 __all__ = [
     "shap_waterfall", "match_movers", "history_attributions", "comparison_bars", "global_importance_bars",
@@ -34,7 +34,6 @@ __all__ = [
 
 _ROW_PX = 26  # height per bar, so labels never overlap however many rows a figure has
 _LABEL_CHARS = 26  # item titles are cut to this in axis labels (the hover shows them whole)
-_RANKER_FEATURES = frozenset(f.name for f in FEATURES)  # the ranker's (search features have their own registry)
 
 
 def _text(value: object) -> str:
@@ -86,8 +85,14 @@ def contribution_rows(contributions: Sequence[Contribution], top: int) -> list[t
 
 
 def _labelled(c: Contribution) -> str:
-    words = value_words(c.feature, c.value) if c.feature in _RANKER_FEATURES else format_value(c.value)
+    words = _words(c.feature, c.value)
     return f"{c.label}: {words}" if words else c.label
+
+
+def _words(feature: str, value: float | None) -> str | None:
+    """A ranker feature's value in its unit (None where it means nothing outside the model); a
+    search feature's as a plain number."""
+    return value_words(feature, value) if is_ranker_feature(feature) else format_value(value)
 
 
 def match_movers(item: ItemExplanation, top: int = 8) -> go.Figure:
@@ -242,8 +247,7 @@ def comparison_bars(c: Comparison, top: int = 10) -> go.Figure:
 
 
 def _value_text(feature: str, value: float | None) -> str:
-    words = value_words(feature, value) if feature in _RANKER_FEATURES else format_value(value)
-    return words or "a model weight"
+    return _words(feature, value) or "a model weight"
 
 
 def _importance_frame(importance: Mapping[str, float] | pd.DataFrame) -> pd.DataFrame:

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 from errors import RecsightError
 from explain.types import Comparison, Difference, ItemExplanation
-from models.features import FEATURES, value_words
+from models.features import is_ranker_feature, value_words
 
 __all__ = ["compare_items", "require_distinct"]
 
 _SENTENCES = 3
-_RANKER_FEATURES = frozenset(f.name for f in FEATURES)
 
 
 def require_distinct(item_a: str, item_b: str) -> None:
@@ -67,7 +66,7 @@ def _value(item: ItemExplanation, feature: str) -> float | None:
 
 def _show(feature: str, value: float | None) -> str:
     """A value as a person reads it (:func:`models.features.value_words`), never a model weight."""
-    if feature in _RANKER_FEATURES:
+    if is_ranker_feature(feature):
         return value_words(feature, value) or ("none" if value is None else "a model weight")
     return "none" if value is None else f"{value:.3g}"
 

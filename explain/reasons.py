@@ -137,7 +137,8 @@ def load_evidence(recommender: Recommender, user_id: str, item_ids: Sequence[str
     items, :attr:`Recommender.cold_items`), in one hold of the serving lock: every request takes
     it, so one wait instead of two."""
     with recommender.connection() as con:
-        return customer or _customer(con, recommender, user_id), _items(con, recommender, item_ids)
+        known = customer if customer is not None else _customer(con, recommender, user_id)
+        return known, _items(con, recommender, item_ids)
 
 
 def _customer(con: duckdb.DuckDBPyConnection, recommender: Recommender, user_id: str) -> CustomerData:
@@ -154,10 +155,6 @@ def _customer(con: duckdb.DuckDBPyConnection, recommender: Recommender, user_id:
 
 def _root(category: str | None) -> str | None:
     return category.split(_SEP)[0].strip() if category else None
-
-
-def _leaf(category: str) -> str:
-    return category.split(_SEP)[-1].strip()
 
 
 def _items(con: duckdb.DuckDBPyConnection, recommender: Recommender, item_ids: Sequence[str]) -> dict[str, ItemFacts]:
@@ -409,8 +406,8 @@ def build_reasons(customer: CustomerData, item: ItemFacts, row: Mapping[str, Any
         if topic == "brand" and item.brand:
             reason = _activity_sentence(customer, s.BRAND, item.brand, f"from {item.brand}", topic, weight)
         elif topic == "category" and item.category:
-            reason = _activity_sentence(customer, s.CATEGORY, item.category, f"in {_leaf(item.category)}", topic,
-                                        weight)
+            reason = _activity_sentence(customer, s.CATEGORY, item.category, f"in {s.category_leaf(item.category)}",
+                                        topic, weight)
         elif topic == "department" and item.category:
             reason = _department_sentence(customer, _root(item.category), weight)
         elif topic == "co-visitation":

@@ -223,7 +223,7 @@ def _customer_fact(c: SearchContribution, item_id: str, index: SearchIndex,
         return f"{value:.0%} of the customer's activity is on {brand}" if brand else None
     if c.feature == "category_share" and value > 0:
         category = _item_text(index, item_id, s.CATEGORY)
-        leaf = category.split(s.CATEGORY_SEPARATOR)[-1] if category else None
+        leaf = s.category_leaf(category)
         return f"{value:.0%} of the customer's activity is in {leaf}" if leaf else None
     if c.feature.startswith("covis_") and value > 0 and personal is not None and personal.links is not None:
         variant = c.feature.removeprefix("covis_")

@@ -30,7 +30,7 @@ from models.candidates import DEFAULT_COVIS, CandidateIndex
 
 __all__ = [
     "FeatureSpec", "FEATURES", "ATTENTION_SCORE", "UNITS", "feature_names", "feature_spec", "label_of",
-    "plain_label_of", "value_words",
+    "plain_label_of", "value_words", "is_ranker_feature",
     "build_item_table", "build_user_tables", "rfm_segments", "assemble", "AS_OF",
 ]
 
@@ -202,6 +202,11 @@ def feature_spec(name: str) -> FeatureSpec:
 def label_of(name: str) -> str:
     """The analyst's label of a feature column (the Model page shows this, never the column name)."""
     return _BY_NAME[name].label
+
+
+def is_ranker_feature(name: str) -> bool:
+    """Whether ``name`` is a column of this registry (search features have a registry of their own)."""
+    return name in _BY_NAME
 
 
 def plain_label_of(name: str) -> str:

@@ -173,7 +173,7 @@ def _item_card(item: Any, detail: tuple[Any, Any, Any] | None, raw_units: bool) 
     if raw_units:
         measures.append(html.Div(f"score {item.score:.3f}", className="rs-item-score",
                                  title="ranker score (raw units)"))
-    meta = [part for part in (_leaf(category), brand, None if price is None else f"{price:,.2f}") if part]
+    meta = [part for part in (s.category_leaf(category), brand, None if price is None else f"{price:,.2f}") if part]
     return html.Div(className="rs-item", id=f"cu-item-{item.rank}", children=[
         html.Div(className="rs-item-head", children=[
             html.Span(f"#{item.rank}", className="rs-rank"),
@@ -192,12 +192,6 @@ def _item_card(item: Any, detail: tuple[Any, Any, Any] | None, raw_units: bool) 
                        className="rs-why-button", n_clicks=0),
         ]),
     ])
-
-
-def _leaf(category: Any) -> str | None:
-    if not category:
-        return None
-    return str(category).split(s.CATEGORY_SEPARATOR)[-1]
 
 
 def _profile(profile: ProfileCard) -> dbc.Card:
@@ -243,7 +237,7 @@ def _profile(profile: ProfileCard) -> dbc.Card:
 
 def _shares(title: str, shares: list[tuple[str, float]], leaf: bool = False) -> html.Div:
     rows = [html.Div(className="rs-share", children=[
-        html.Span(_leaf(name) if leaf else name, className="rs-share-name", title=name),
+        html.Span(s.category_leaf(name) if leaf else name, className="rs-share-name", title=name),
         html.Span(className="rs-share-bar", children=html.Span(style={"width": f"{share:.0%}"})),
         html.Span(f"{share:.0%}", className="rs-share-value"),
     ]) for name, share in shares]

@@ -47,7 +47,7 @@ def shopper_preview(settings: Settings, user_id: str, version: str | None = None
         category, brand, price = details.get(item.item_id, (None, None, None))
         match = None if scale is None else match_words(scale.strength(item.score)).capitalize()
         cards.append(PreviewCard(item.rank, item.item_id, item.title,
-                                 str(category).split(s.CATEGORY_SEPARATOR)[-1].strip() if category else None,
+                                 s.category_leaf(category),
                                  brand or None, None if price is None else float(price), match,
                                  item.reasons[0] if item.reasons else _NO_REASON))
     return cards

@@ -12,6 +12,7 @@ import pytest
 
 from analytics import schema
 from models.features import FEATURES
+from service import audit
 from service.users import ADMIN, SUPPORT
 
 pytestmark = pytest.mark.browser
@@ -41,6 +42,13 @@ def _reach(browser, css: str) -> None:
         "arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", browser.wait_for(css))
 
 
+def _open_why(browser) -> None:
+    """Open the first item's Why? dialog and wait for its chart."""
+    _reach(browser, "#cu-item-1 .rs-why-button")
+    browser.click("#cu-item-1 .rs-why-button")
+    browser.wait_for("#cu-why-waterfall .main-svg", timeout=60)
+
+
 def _svg_text(browser, css: str) -> str:
     return " ".join(e.get_attribute("textContent") for e in browser.driver.find_elements("css selector", f"{css} text"))
 
@@ -58,9 +66,7 @@ def test_an_agent_sees_match_strength_and_plain_words_never_raw_units(browser, l
         assert not browser.driver.find_elements("css selector", "#cu-items .rs-item-score")
         assert not _RAW.search(browser.text("#cu-items"))
 
-        _reach(browser, "#cu-item-1 .rs-why-button")
-        browser.click("#cu-item-1 .rs-why-button")
-        browser.wait_for("#cu-why-waterfall .main-svg", timeout=60)
+        _open_why(browser)
         chart = _svg_text(browser, "#cu-why-waterfall")
         assert "share of everything that moved its match" in chart and not _RAW.search(chart)
         assert not _RAW.search(browser.text("#cu-why-note"))
@@ -90,9 +96,7 @@ def test_an_admin_still_sees_the_raw_scores(browser, live_app, raw_ids):
     try:
         _look_up(browser, raw_ids[2])
         assert re.fullmatch(r"score -?\d+\.\d{3}", browser.text("#cu-item-1 .rs-item-score"))
-        _reach(browser, "#cu-item-1 .rs-why-button")
-        browser.click("#cu-item-1 .rs-why-button")
-        browser.wait_for("#cu-why-waterfall .main-svg", timeout=60)
+        _open_why(browser)
         assert "raw units" in _svg_text(browser, "#cu-why-waterfall")
         assert "raw units" in browser.text("#cu-why-note")
         browser.click("#cu-why-modal .btn-close")
@@ -101,8 +105,6 @@ def test_an_admin_still_sees_the_raw_scores(browser, live_app, raw_ids):
 
 
 def test_the_shopper_preview_shows_cards_with_a_reason_and_no_scores(browser, live_app, raw_ids):
-    from service import audit
-
     browser.sign_in(SUPPORT)
     try:
         _look_up(browser, raw_ids[6])
