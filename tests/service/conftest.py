@@ -20,7 +20,7 @@ import pytest
 from service import openapi
 from service.users import ADMIN, SUPPORT
 from settings import Settings
-from tests.service.support import app_settings, sign_in
+from tests.service.support import app_settings, signed_in_client
 from tests.shop import TrainedShop
 
 
@@ -91,17 +91,13 @@ def unthrottled(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="module")
 def support(api_app: Any) -> Any:
     """A test client of ``api_app`` signed in as support (through the real sign-in form)."""
-    client = api_app.server.test_client()
-    assert sign_in(client, SUPPORT).status_code == 302
-    return client
+    return signed_in_client(api_app, SUPPORT)
 
 
 @pytest.fixture(scope="module")
 def admin(api_app: Any) -> Any:
     """A test client of ``api_app`` signed in as admin."""
-    client = api_app.server.test_client()
-    assert sign_in(client, ADMIN).status_code == 302
-    return client
+    return signed_in_client(api_app, ADMIN)
 
 
 @pytest.fixture(scope="module")

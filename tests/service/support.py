@@ -53,6 +53,13 @@ def csrf_token(client: Any) -> str:
     return found.group(1)
 
 
+def signed_in_client(app: Any, role: str) -> Any:
+    """A test client of the Dash ``app`` signed in as ``role`` through the real sign-in form."""
+    client = app.server.test_client()
+    assert sign_in(client, role).status_code == 302
+    return client
+
+
 def sign_in(client: Any, role: str | None = None, *, name: str | None = None, password: str | None = None,
             next_path: str | None = None) -> Any:
     """Post the sign-in form as the account for ``role`` (or ``name``/``password``); the response."""

@@ -13,15 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.users import ADMIN, SUPPORT
-from tests.service.support import sign_in
+from tests.service.support import signed_in_client
 
 UPDATE = "/_dash-update-component"
-
-
-def _signed_in(app: Any, role: str) -> Any:
-    client = app.server.test_client()
-    assert sign_in(client, role).status_code == 302
-    return client
 
 
 def _synthetic_map() -> dict[str, Any]:
@@ -98,7 +92,7 @@ def test_true_is_not_one_in_a_pattern_id():
 
 @pytest.mark.parametrize("value", [-1, True, 1.5, "1", [1], {"n": 1}])
 def test_values_must_have_their_propertys_type(service_app, value):
-    client = _signed_in(service_app, ADMIN)
+    client = signed_in_client(service_app, ADMIN)
     body = {"output": "..au-grid.rowData...au-summary.children...au-listing.data..",
             "outputs": [{"id": "au-grid", "property": "rowData"}, {"id": "au-summary", "property": "children"},
                         {"id": "au-listing", "property": "data"}],
@@ -116,7 +110,7 @@ def test_values_must_have_their_propertys_type(service_app, value):
 def test_an_oversized_body_is_refused_before_it_is_read(service_app):
     from service import callbacks
 
-    client = _signed_in(service_app, SUPPORT)
+    client = signed_in_client(service_app, SUPPORT)
     big = json.dumps({"output": "x", "pad": "a" * (callbacks.MAX_BODY_BYTES + 10)})
     response = client.post(UPDATE, data=big, content_type="application/json")
     assert response.status_code == 400 and "bytes" in response.get_json()["message"]
@@ -169,7 +163,7 @@ _clients: dict[int, Any] = {}
 def _admin_once(app: Any) -> Any:
     """One admin client per app for the generated examples (signing in costs a password hash)."""
     if id(app) not in _clients:
-        _clients[id(app)] = _signed_in(app, ADMIN)
+        _clients[id(app)] = signed_in_client(app, ADMIN)
     return _clients[id(app)]
 
 
@@ -191,13 +185,13 @@ def _router_body(app: Any, **changes: Any) -> dict[str, Any]:
                 {"id": "_pages_location", "property": "search", "value": ""}]},  # not an absolute path
 ])
 def test_hostile_details_of_a_well_formed_request_are_a_400(service_app, changes):
-    client = _signed_in(service_app, SUPPORT)
+    client = signed_in_client(service_app, SUPPORT)
     response = client.post(UPDATE, json=_router_body(service_app, **changes))
     assert response.status_code == 400, response.get_data(as_text=True)[:200]
 
 
 def test_json_constants_that_are_not_json_are_a_400(service_app):
-    client = _signed_in(service_app, SUPPORT)
+    client = signed_in_client(service_app, SUPPORT)
     text = json.dumps(_router_body(service_app)).replace('"value": ""', '"value": NaN', 1)
     assert "NaN" in text
     assert client.post(UPDATE, data=text, content_type="application/json").status_code == 400

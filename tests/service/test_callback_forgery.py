@@ -22,19 +22,13 @@ from hypothesis import strategies as st
 from service import access, audit
 from service.users import ADMIN, ANALYST, SUPPORT, get_user
 from settings import Settings
-from tests.service.support import ACCOUNTS, sign_in
+from tests.service.support import ACCOUNTS, signed_in_client
 from tests.shop import TrainedShop
 
 UPDATE = "/_dash-update-component"
 ROUTER = "_pages_content.children"
 REASONS_OUTPUT = '{"item":["ALL"],"type":"cu-reasons"}.children'
 LOOKUP_OUTPUT = "..cu-result.children...cu-customer.data.."
-
-
-def _signed_in(app: Any, role: str) -> Any:
-    client = app.server.test_client()
-    assert sign_in(client, role).status_code == 302
-    return client
 
 
 def _rows(settings_: Settings) -> list[audit.AuditEntry]:
@@ -103,7 +97,7 @@ def _reason_texts(response: Any) -> str:
 
 
 def test_a_forged_customer_store_reads_nothing_and_a_real_lookup_still_does(api_app, api_settings, customers):
-    support = _signed_in(api_app, SUPPORT)
+    support = signed_in_client(api_app, SUPPORT)
     _raw, victim, items = customers[0]
     before = _newest(api_settings)
     for store in ({"user_id": victim}, {"user_id": victim, "version": None, "cold_start": False,
@@ -128,7 +122,7 @@ def test_a_forged_customer_store_reads_nothing_and_a_real_lookup_still_does(api_
 
 
 def test_a_sealed_store_cannot_be_edited_to_name_another_customer(api_app, customers):
-    support = _signed_in(api_app, SUPPORT)
+    support = signed_in_client(api_app, SUPPORT)
     raw, _pseudonym, _items = customers[1]
     _other_raw, victim, victim_items = customers[2]
     store = _look_up(support, raw)
@@ -149,14 +143,14 @@ def test_a_sealed_store_cannot_be_edited_to_name_another_customer(api_app, custo
 
 
 def test_a_store_is_bound_to_the_session_that_looked_the_customer_up(api_app, customers):
-    first = _signed_in(api_app, SUPPORT)
+    first = signed_in_client(api_app, SUPPORT)
     raw, _pseudonym, _items = customers[0]
     store = _look_up(first, raw)
     listed = [entry[0] for entry in store["items"]]
     assert first.post(UPDATE, json=_reasons_request(store, listed)).status_code == 200
-    other_admin = _signed_in(api_app, ADMIN)  # another person's session
+    other_admin = signed_in_client(api_app, ADMIN)  # another person's session
     assert other_admin.post(UPDATE, json=_reasons_request(store, listed)).status_code in (400, 403)
-    again = _signed_in(api_app, SUPPORT)  # the same person, signed in afresh
+    again = signed_in_client(api_app, SUPPORT)  # the same person, signed in afresh
     assert again.post(UPDATE, json=_reasons_request(store, listed)).status_code in (400, 403)
 
 
@@ -190,7 +184,7 @@ def _router_request(app: Any, inputs: list[Any]) -> dict[str, Any]:
      {"id": "_pages_location", "property": "pathname", "value": "{allowed}"}],
 ])
 def test_the_router_cannot_be_made_to_render_the_audit_page(service_app, role, inputs):
-    client = _signed_in(service_app, role)
+    client = signed_in_client(service_app, role)
     allowed = "/user" if role == SUPPORT else "/"
     body = _router_request(service_app, json.loads(json.dumps(inputs).replace("{allowed}", allowed)))
     response = client.post(UPDATE, json=body)
@@ -199,7 +193,7 @@ def test_the_router_cannot_be_made_to_render_the_audit_page(service_app, role, i
 
 
 def test_the_router_still_renders_the_pages_a_role_may_open(service_app):
-    client = _signed_in(service_app, SUPPORT)
+    client = signed_in_client(service_app, SUPPORT)
     inputs = [{"id": "_pages_location", "property": "pathname", "value": "/user"},
               {"id": "_pages_location", "property": "search", "value": ""}]
     response = client.post(UPDATE, json=_router_request(service_app, inputs))
@@ -253,7 +247,7 @@ def _deep(depth: int) -> str:
     "{",
 ])
 def test_a_malformed_body_is_a_400_not_a_500(service_app, data):
-    client = _signed_in(service_app, SUPPORT)
+    client = signed_in_client(service_app, SUPPORT)
     response = client.post(UPDATE, data=data, content_type="application/json")
     assert response.status_code == 400, (response.status_code, response.get_data(as_text=True)[:200])
     assert response.is_json and response.get_json()["status"] == 400
@@ -276,7 +270,7 @@ def _mutations(app: Any) -> list[dict[str, Any]]:
 
 
 def test_missing_or_ill_typed_parts_are_a_400(service_app):
-    client = _signed_in(service_app, SUPPORT)
+    client = signed_in_client(service_app, SUPPORT)
     for body in _mutations(service_app):
         response = client.post(UPDATE, json=body)
         assert response.status_code == 400, (body, response.status_code, response.get_data(as_text=True)[:200])
@@ -309,6 +303,6 @@ _clients: dict[int, Any] = {}
 def _signed_in_once(app: Any) -> Any:
     """One support client per app for the generated examples (signing in costs a password hash)."""
     if id(app) not in _clients:
-        _clients[id(app)] = _signed_in(app, SUPPORT)
+        _clients[id(app)] = signed_in_client(app, SUPPORT)
     return _clients[id(app)]
 

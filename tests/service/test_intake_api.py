@@ -24,7 +24,7 @@ from analytics.live_segments import live_folder, writer_lock
 from service.openapi import MAX_BODY_BYTES
 from service.users import ADMIN, ANALYST, INTAKE, SUPPORT
 from settings import Settings
-from tests.service.support import ACCOUNTS, sign_in
+from tests.service.support import ACCOUNTS, sign_in, signed_in_client
 from tests.shop import TrainedShop
 from workflows import intake
 
@@ -53,9 +53,7 @@ def intake_app(intake_settings: Settings) -> Any:
 @pytest.fixture(scope="module")
 def backend(intake_app: Any) -> Any:
     """The shop's backend: a client signed in as the intake account."""
-    client = intake_app.server.test_client()
-    assert sign_in(client, INTAKE).status_code == 302
-    return client
+    return signed_in_client(intake_app, INTAKE)
 
 
 def _event(shop: TrainedShop, n: int, tag: str, **changes: Any) -> dict[str, Any]:
