@@ -14,6 +14,7 @@ never become a link.
 from __future__ import annotations
 
 import html
+import textwrap
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -34,6 +35,9 @@ __all__ = [
 
 _ROW_PX = 26  # height per bar, so labels never overlap however many rows a figure has
 _LABEL_CHARS = 26  # item titles are cut to this in axis labels (the hover shows them whole)
+_TICK_CHARS, _LINE_PX = 34, 15  # a bar label's line (12 px text), and the height it takes
+_TITLE_CHARS, _NOTE_CHARS = 48, 72  # a title line (16 px) and a note line (12 px) that fit a 420 px chart
+_TITLE_TOP, _TITLE_LINE_PX, _NOTE_LINE_PX = 48, 21, 16  # the top margin of a one-line title, and each extra line
 
 
 def _text(value: object) -> str:
@@ -41,12 +45,41 @@ def _text(value: object) -> str:
     return html.escape(str(value), quote=False)
 
 
-def _height(rows: int, extra: int = 110) -> int:
-    return max(220, extra + _ROW_PX * rows)
+def _height(rows: int, extra: int = 110, lines: int = 0) -> int:
+    """Room for ``rows`` bars whose labels take ``lines`` lines in all (0: one line each)."""
+    return max(220, extra + max(_ROW_PX * rows, _LINE_PX * lines + 8 * rows))
 
 
-def _finish(fig: go.Figure, title: str, height: int) -> go.Figure:
-    fig.update_layout(template=TEMPLATE, title={"text": title, "x": 0, "xanchor": "left"}, height=height)
+def _label_axis(fig: go.Figure, labels: Sequence[str], notes: Sequence[str] | None = None, **where: int) -> int:
+    """Show the bar labels of a horizontal chart wrapped to :data:`_TICK_CHARS` (each with its
+    ``notes`` entry, "raised 16%", after it), and return how many lines they take.
+
+    Why: Plotly never wraps a tick label, so one long label takes the width the bars need; and a
+    number printed beside a bar runs off the chart's edge, or into the labels, in a narrow
+    window. In the label it always fits. The bars keep the plain labels as their categories, so
+    the data behind the figure (its CSV) is unchanged."""
+    texts = ["<br>".join(_wrap(label if notes is None else f"{label} · {notes[i]}", _TICK_CHARS))
+             for i, label in enumerate(labels)]
+    fig.update_yaxes(tickmode="array", tickvals=list(labels), ticktext=texts, **where)
+    return sum(text.count("<br>") + 1 for text in texts)
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width`` characters, broken between words (a longer word
+    keeps its own line): Plotly never wraps a title, it runs it off the chart's edge."""
+    return textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False) or [""]
+
+
+def _finish(fig: go.Figure, title: str, height: int, note: str = "") -> go.Figure:
+    """The figure in the product's look, titled: the title wrapped to fit a half-width card
+    (and the narrowest window), ``note`` in smaller muted lines under it, the top margin grown
+    by the lines they take, so neither is cut nor runs into the plot."""
+    lines = _wrap(title, _TITLE_CHARS)
+    notes = _wrap(note, _NOTE_CHARS) if note else []
+    text = "<br>".join(lines + [f'<span style="font-size:12px;color:{NEUTRAL}">{line}</span>' for line in notes])
+    top = _TITLE_TOP + _TITLE_LINE_PX * (len(lines) - 1) + _NOTE_LINE_PX * len(notes)
+    fig.update_layout(template=TEMPLATE, title={"text": text, "x": 0, "xanchor": "left"},  # centred in the margin
+                      margin={"t": top}, height=height + top - _TITLE_TOP)
     return fig
 
 
@@ -104,17 +137,18 @@ def match_movers(item: ItemExplanation, top: int = 8) -> go.Figure:
     total = sum(abs(c.contribution) for c in item.contributions) or 1.0
     labels = _unique([_text(label) for label, _ in rows])
     shares = [100 * c / total for _, c in rows]
+    moves = [f"{'raised' if v >= 0 else 'lowered'} {abs(v):.0f}%" for v in shares]
     fig = go.Figure(go.Bar(
         orientation="h", y=labels, x=shares,
         marker={"color": [POSITIVE if v >= 0 else NEGATIVE for v in shares]},
-        text=[f"{'raised' if v >= 0 else 'lowered'} {abs(v):.0f}%" for v in shares], textposition="outside",
-        cliponaxis=False, hovertemplate="%{y}<br>%{text}<extra></extra>",
+        text=moves, textposition="none", hovertemplate="%{y}<br>%{text}<extra></extra>",
     ))
     fig.update_yaxes(autorange="reversed", type="category")
+    lines = _label_axis(fig, labels, moves)
     reach = max([abs(v) for v in shares] + [1.0])
-    fig.update_xaxes(title_text="share of everything that moved its match (%)", range=[-1.45 * reach, 1.45 * reach],
-                     zeroline=True)
-    return _finish(fig, f"What raised and lowered #{item.rank} {_text(item.title)}", _height(len(labels)))
+    fig.update_xaxes(title_text="share (%)", range=[-1.1 * reach, 1.1 * reach], zeroline=True)
+    return _finish(fig, f"What raised and lowered #{item.rank} {_text(item.title)}",
+                   _height(len(labels), lines=lines), note="each bar: its share of everything that moved its match")
 
 
 def shap_waterfall(item: ItemExplanation, top: int = 8) -> go.Figure:
@@ -126,15 +160,13 @@ def shap_waterfall(item: ItemExplanation, top: int = 8) -> go.Figure:
     rows = contribution_rows(item.contributions, top)
     labels = ["Base value (average item)"] + _unique([_text(label) for label, _ in rows]) + ["Score"]
     values = [item.base_value] + [c for _, c in rows] + [item.score]
+    numbers = [f"{item.base_value:+.3f}"] + [f"{c:+.3f}" for _, c in rows] + [f"{item.score:.3f}"]
     fig = go.Figure(go.Waterfall(
         orientation="h",
         y=labels,
         x=values,
         measure=["absolute"] + ["relative"] * len(rows) + ["total"],
-        text=[f"{item.base_value:+.3f}"] + [f"{c:+.3f}" for _, c in rows] + [f"{item.score:.3f}"],
-        # Base and score bars are usually wide: their numbers go inside where they fit.
-        textposition=["auto"] + ["outside"] * len(rows) + ["auto"],
-        cliponaxis=False,  # the value beside the longest bar stays readable
+        text=numbers, textposition="none",  # the numbers are in the labels (see _label_axis)
         hovertemplate="%{y}<br>%{x:+.4f}<extra></extra>",
         increasing={"marker": {"color": POSITIVE}},
         decreasing={"marker": {"color": NEGATIVE}},
@@ -142,16 +174,18 @@ def shap_waterfall(item: ItemExplanation, top: int = 8) -> go.Figure:
         connector={"line": {"color": DIMMED, "width": 1}},
     ))
     fig.update_yaxes(autorange="reversed", type="category")
+    lines = _label_axis(fig, labels, numbers)
     fig.update_xaxes(title_text="ranker score (raw units)", range=_padded_range(values[:-1]))
-    return _finish(fig, f"Why #{item.rank} {_text(item.title)} scores {item.score:.3f}", _height(len(labels)))
+    return _finish(fig, f"Why #{item.rank} {_text(item.title)} scores {item.score:.3f}",
+                   _height(len(labels), lines=lines))
 
 
 def _padded_range(steps: Sequence[float]) -> list[float]:
-    """The x range of a waterfall (``steps`` = base, then relative moves) with room on both sides
-    for the value printed beside each bar, so no number runs into the axis labels or the edge."""
+    """The x range of a waterfall (``steps`` = base, then relative moves): every running total, and
+    zero, with a little room on both sides."""
     ends = np.cumsum(steps)
     lo, hi = min(0.0, float(ends.min())), max(0.0, float(ends.max()))
-    pad = 0.3 * (hi - lo or 1.0)
+    pad = 0.08 * (hi - lo or 1.0)
     return [lo - pad, hi + pad]
 
 
@@ -198,23 +232,24 @@ def history_attributions(item: ItemExplanation, top: int = 10) -> go.Figure:
     attention = [h.attention for h in events]
     fig.add_trace(go.Bar(
         name="attribution", orientation="h", y=labels, x=attributions, marker_color=_signed_colours(attributions),
-        text=[f"{a:+.3f}" for a in attributions], textposition="outside", cliponaxis=False, customdata=full,
+        text=[f"{a:+.3f}" for a in attributions], textposition="none", customdata=full,
         hovertemplate="%{customdata}<br>attribution: %{x:+.4f}<extra></extra>",
     ), row=1, col=1)
     fig.add_trace(go.Bar(
         name="attention", orientation="h", y=labels, x=attention, marker_color=PRIMARY,
-        text=[f"{a:.2f}" for a in attention], textposition="outside", cliponaxis=False, customdata=full,
+        text=[f"{a:.2f}" for a in attention], textposition="none", customdata=full,
         hovertemplate="%{customdata}<br>attention weight: %{x:.3f}<extra></extra>",
     ), row=1, col=2)
     fig.update_yaxes(autorange="reversed", type="category")
+    # Each event's attribution is in its label: a number beside a bar runs into the event labels
+    # or off the chart in a narrow window.
+    lines = _label_axis(fig, labels, [f"{a:+.3f}" for a in attributions], row=1, col=1)
     fig.update_xaxes(zeroline=True)
-    # Room for the numbers printed beside the bars on both sides: a number left of a negative bar
-    # would otherwise run into the event labels ("2024-03-30" + "044").
     low, high = min([0.0, *attributions]), max([0.0, *attributions])
-    pad = 0.35 * (high - low or 1.0)
-    fig.update_xaxes(title_text="attribution (IG)", range=[low - (pad if low < 0 else 0.0), high + pad], row=1, col=1)
-    fig.update_xaxes(title_text="attention", range=[0, 1.3 * max([*attention, 0.05])], row=1, col=2)
-    return _finish(fig, f"History behind #{item.rank} {_text(item.title)}", _height(len(labels)))
+    pad = 0.05 * (high - low or 1.0)
+    fig.update_xaxes(title_text="attribution", range=[low - (pad if low < 0 else 0.0), high + pad], row=1, col=1)
+    fig.update_xaxes(title_text="attention", range=[0, 1.05 * max([*attention, 0.05])], nticks=3, row=1, col=2)
+    return _finish(fig, f"History behind #{item.rank} {_text(item.title)}", _height(len(labels), lines=lines))
 
 
 def comparison_bars(c: Comparison, top: int = 10) -> go.Figure:
@@ -236,14 +271,15 @@ def comparison_bars(c: Comparison, top: int = 10) -> go.Figure:
         detail.append("")
     fig = go.Figure(go.Bar(
         orientation="h", y=labels, x=values, marker_color=_signed_colours(values), customdata=detail,
-        text=[f"{abs(v):.0f}%" for v in values], textposition="auto",
+        text=[f"{abs(v):.0f}%" for v in values], textposition="none",
         hovertemplate="%{y}<br>%{customdata}<extra></extra>",
     ))
     fig.update_yaxes(autorange="reversed", type="category")
-    fig.update_xaxes(title_text=f"favours {_text(_short(c.title_b))}  ←  share of what separates them (%)  →  "
-                                f"favours {_text(_short(c.title_a))}")
+    lines = _label_axis(fig, labels, [f"{abs(v):.0f}% {'for A' if v >= 0 else 'for B'}" for v in values])
+    fig.update_xaxes(title_text="share of what separates them (%)")
     verb = "above" if c.score_a >= c.score_b else "below"
-    return _finish(fig, f"Why {_text(c.title_a)} ranks {verb} {_text(c.title_b)}", _height(len(labels)))
+    return _finish(fig, f"Why {_text(c.title_a)} ranks {verb} {_text(c.title_b)}", _height(len(labels), lines=lines),
+                   note=f"A: {_text(_short(c.title_a))}, B: {_text(_short(c.title_b))}; bars to the right favour A")
 
 
 def _value_text(feature: str, value: float | None) -> str:
@@ -296,11 +332,13 @@ def global_importance_bars(importance: Mapping[str, float] | pd.DataFrame, top: 
             hovertemplate="%{y}<br>mean |SHAP|: %{x:.4f}<extra>%{fullData.name}</extra>",
         ))
     fig.update_yaxes(autorange="reversed", type="category")
-    fig.update_xaxes(title_text="mean |SHAP| (raw score units)")
+    fig.update_xaxes(title_text="mean |SHAP|")
+    lines = _label_axis(fig, [_text(label) for label in order])
     fig.update_layout(barmode="group", showlegend=len(segments) > 1)
     title = "What drives the ranker overall" if segment is None else \
         f"What drives the ranker for the {_text(segment)} segment"
-    return _finish(fig, title, _height(len(order) * len(segments)))
+    return _finish(fig, title, _height(len(order) * len(segments), lines=lines),
+                   note="mean |SHAP| per feature, in the ranker's raw score units")
 
 
 def dependence_plot(bins: pd.DataFrame, label: str, missing: int = 0, k: int | None = None) -> go.Figure:
@@ -326,8 +364,7 @@ def dependence_plot(bins: pd.DataFrame, label: str, missing: int = 0, k: int | N
     fig.update_yaxes(title_text="mean SHAP contribution")
     notes = [f"means over bins of {k}+ customers"] if k else []
     notes += [f"{missing} missing not shown"] if missing else []
-    note = f" ({'; '.join(notes)})" if notes else ""
-    return _finish(fig, f"Effect of “{_text(label)}” on the score{note}", 380)
+    return _finish(fig, f"Effect of “{_text(label)}” on the score", 380, note="; ".join(notes))
 
 
 def search_contributions(explanation: Mapping[str, Any], personalised: bool, shown: int = 8) -> go.Figure:

@@ -93,10 +93,18 @@ def completeness_figure(faith: Faithfulness, height: int = 300) -> go.Figure:
                    size=float(bins["end"].iloc[0] - bins["start"].iloc[0])),
         hovertemplate="10^%{x} relative error<br>%{y} items<extra></extra>",
     ))
-    fig.add_vline(x=np.log10(IG_TOLERANCE), line=dict(color=MUTED, dash="dash", width=1),
-                  annotation_text="tolerance 1%", annotation_font=dict(size=11, color=MUTED))
+    # Half a bin of room on both sides (the first tick would otherwise sit in the corner, on the
+    # y axis's "0"), the tolerance line always inside, and its label on the side with room.
+    half = float(bins["end"].iloc[0] - bins["start"].iloc[0]) / 2
+    tolerance = float(np.log10(IG_TOLERANCE))
+    low = min(float(bins["start"].iloc[0]), tolerance) - half
+    high = max(float(bins["end"].iloc[-1]), tolerance) + half
+    fig.add_vline(x=tolerance, line=dict(color=MUTED, dash="dash", width=1), annotation_text="tolerance 1%",
+                  annotation_position="top left" if tolerance > (low + high) / 2 else "top right",
+                  annotation_font=dict(size=11, color=MUTED))
     style(fig, height)
-    fig.update_xaxes(title_text="log10 |IG delta| / |score − baseline|", title_font=dict(color=MUTED, size=11))
+    fig.update_xaxes(title_text="log10 |IG delta| / |score − baseline|", title_font=dict(color=MUTED, size=11),
+                     range=[low, high])
     fig.update_yaxes(title_text="items", title_font=dict(color=MUTED, size=11))
     return fig
 

@@ -48,25 +48,67 @@ def kpis(table: Any, metric: str, metrics: dict[str, Any]) -> html.Div:
     ])
 
 
-def grid(table: Any) -> dag.AgGrid:
-    """The evaluation table as a sortable grid, baselines and the served model marked."""
-    metric_columns = [c for c in table.columns if c not in ("model", "label", "kind", "lift")]
-    columns = [{"field": "label", "headerName": "Model", "pinned": "left", "minWidth": 210}]
-    columns += [{"field": c, "headerName": mi.metric_label(c), "type": "numericColumn", "minWidth": 118,
-                 "valueFormatter": {"function": "params.value == null ? '–' : d3.format('.4f')(params.value)"}}
-                for c in metric_columns]
-    columns.append({"field": "lift", "headerName": "vs best baseline", "type": "numericColumn", "minWidth": 130,
-                    "valueFormatter": {"function": "params.value == null || isNaN(params.value) ? '–' : "
-                                                  "d3.format('+.0%')(params.value)"}})
+_METRIC_PX = 76  # a metric column of the wide grid: a two-line header, "0.0160" and a sort arrow
+_FOUR_PLACES = "d3.format('.4f')(params.value)"
+_PERCENT = "d3.format('+.0%')(params.value)"
+_MISSING = "params.value == null || params.value !== params.value ? '–' : "  # None and NaN
+
+
+def grid(table: Any) -> html.Div:
+    """The evaluation table, baselines and the served model marked, in two shapes of which the
+    window shows one: a sortable grid of one row per model where there is room, and the same
+    numbers turned (one row per metric, a column per model) in a narrow window, where eleven
+    metric columns would need a sideways scroll or cut their headers."""
+    return html.Div([_wide_grid(table), _narrow_grid(table)])
+
+
+def _metric_columns(table: Any) -> list[str]:
+    return [c for c in table.columns if c not in ("model", "label", "kind", "lift")]
+
+
+def _wide_grid(table: Any) -> dag.AgGrid:
+    columns = [{"field": "label", "headerName": "Model", "pinned": "left", "minWidth": 150, "flex": 2,
+                "wrapText": True, "autoHeight": True, "cellClass": "rs-grid-label"}]
+    columns += [{"field": c, "headerName": mi.metric_label(c), "type": "numericColumn", "minWidth": _METRIC_PX,
+                 "valueFormatter": {"function": _MISSING + _FOUR_PLACES}} for c in _metric_columns(table)]
+    columns.append({"field": "lift", "headerName": "vs best baseline", "type": "numericColumn", "minWidth": _METRIC_PX,
+                    "valueFormatter": {"function": _MISSING + _PERCENT}})
     rows = table.astype(object).where(table.notna(), None).to_dict("records")
     return dag.AgGrid(
         id="mo-eval-grid", rowData=rows, columnDefs=columns,
-        defaultColDef={"sortable": True, "resizable": True, "flex": 1},
+        # Headers wrap onto more lines rather than being cut.
+        defaultColDef={"sortable": True, "resizable": True, "flex": 1, "wrapHeaderText": True,
+                       "autoHeaderHeight": True, "suppressHeaderMenuButton": True},
         rowClassRules={"rs-row-served": "params.data.kind == 'served'",
                        "rs-row-baseline": "params.data.kind == 'baseline'"},
         dashGridOptions={"domLayout": "autoHeight", "animateRows": False, "suppressCellFocus": True},
-        className="rs-grid", style={"width": "100%"},
+        className="rs-grid rs-wide-only", style={"width": "100%"},
     )
+
+
+def _narrow_grid(table: Any) -> dag.AgGrid:
+    models = list(table["model"])
+    kinds = dict(zip(table["model"], table["kind"]))
+    shown = table.set_index("model")
+    rows = [{"metric": mi.metric_label(metric), "percent": False,
+             **{m: _number(shown.at[m, metric]) for m in models}} for metric in _metric_columns(table)]
+    rows.append({"metric": "vs best baseline", "percent": True, **{m: _number(shown.at[m, "lift"]) for m in models}})
+    number = {"function": _MISSING + "(params.data.percent ? " + _PERCENT + " : " + _FOUR_PLACES + ")"}
+    columns = [{"field": "metric", "headerName": "Metric", "pinned": "left", "minWidth": 110}]
+    columns += [{"field": m, "headerName": label, "type": "numericColumn", "valueFormatter": number,
+                 "cellClass": f"rs-col-{kinds[m]}", "headerClass": f"rs-col-{kinds[m]}"}
+                for m, label in zip(models, table["label"])]
+    return dag.AgGrid(
+        id="mo-eval-grid-narrow", rowData=rows, columnDefs=columns,
+        defaultColDef={"sortable": False, "resizable": True, "flex": 1, "wrapHeaderText": True,
+                       "autoHeaderHeight": True, "suppressHeaderMenuButton": True},
+        dashGridOptions={"domLayout": "autoHeight", "animateRows": False, "suppressCellFocus": True},
+        className="rs-grid rs-narrow-only", style={"width": "100%"},
+    )
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None or value != value else float(value)
 
 
 def additivity_row(error: float, where: str) -> tuple[str, str]:

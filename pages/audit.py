@@ -56,9 +56,10 @@ ACTION_LABELS: dict[str, str] = {
 }
 ALERT_HOURS = 24  # how long a throttled burst stays on the page's notice
 _ALERTS_LISTED = 5
-COLUMNS: tuple[tuple[str, str, int], ...] = (  # field, header, width
-    ("when", "When (UTC)", 170), ("who", "User", 130), ("role", "Role", 100), ("action", "Action", 160),
-    ("customer", "Customer (pseudonym)", 200), ("detail", "Detail", 320),
+# field, header, least width: together they fit an 800 px window, and long cells wrap.
+COLUMNS: tuple[tuple[str, str, int], ...] = (
+    ("when", "When (UTC)", 140), ("who", "User", 80), ("role", "Role", 70), ("action", "Action", 120),
+    ("customer", "Customer (pseudonym)", 140), ("detail", "Detail", 180),
 )
 
 
@@ -135,7 +136,9 @@ def build_layout(settings: Settings) -> Any:
             columnDefs=[{"field": field, "headerName": header, "minWidth": width, "flex": 2 if field == "detail" else 1}
                         for field, header, width in COLUMNS],
             rowData=[],
-            defaultColDef={"sortable": True, "resizable": True, "filter": True},
+            defaultColDef={"sortable": True, "resizable": True, "filter": True, "wrapText": True, "autoHeight": True,
+                           "wrapHeaderText": True, "autoHeaderHeight": True, "cellClass": "rs-grid-wrap"},
+            className="rs-grid",
             dashGridOptions={"pagination": True, "paginationPageSize": 50, "animateRows": False,
                              "localeText": {"noRowsToShow": "No entries for this selection"}},
             style={"height": "620px"},

@@ -101,7 +101,7 @@ def test_waterfall_colours_raises_and_cuts_and_shows_every_contribution_when_top
 
 def test_shop_text_is_shown_literally_not_as_plotly_markup() -> None:
     item = sample_explanation().items[0]
-    title = figures.shap_waterfall(item).layout.title.text
+    title = figures.shap_waterfall(item).layout.title.text.replace("<br>", " ")  # wrapped to fit
     assert "<a href" not in title and "&lt;a href=" in title
 
 
@@ -119,12 +119,15 @@ def test_history_bars_carry_attributions_with_attention_beside_them() -> None:
     assert attribution.y[0] == "Past item 0 · view · 2024-03-20"
     negative = [c for x, c in zip(attribution.x, attribution.marker.color) if x < 0]
     assert negative == [theme.NEGATIVE]
-    # The numbers sit outside the bars, with room on the axis beyond the longest bar each way, so
-    # the number of a negative bar never runs into the event labels ("2024-03-20" + "044").
-    assert attribution.textposition == "outside" and attention.textposition == "outside"
+    # Each number is in its event's label, wrapped to fit a narrow window, never beside its bar
+    # where it would run into the labels or off the chart.
+    assert attribution.textposition == "none" and attention.textposition == "none"
+    ticks = fig.layout.yaxis.ticktext
+    assert list(fig.layout.yaxis.tickvals) == list(attribution.y)
+    assert all(f"{x:+.3f}" in tick for x, tick in zip(attribution.x, ticks))
+    assert all(len(line) <= 34 for tick in ticks for line in tick.split("<br>"))
     low, high = fig.layout.xaxis.range
-    span = max(attribution.x) - min(0, min(attribution.x))
-    assert low < min(attribution.x) - 0.2 * span and high > max(attribution.x) + 0.2 * span
+    assert low <= min(0, min(attribution.x)) and high >= max(attribution.x)
     assert fig.layout.xaxis2.range[1] > max(attention.x)
 
 

@@ -188,7 +188,7 @@ def test_why_shows_the_waterfall_the_history_and_a_counterfactual(pu, shop, foun
     view = pu.why(found.customer, item_id, shop, record)
     assert title in _text(view.title)
     movers = _find(view.body, "cu-why-waterfall").figure  # an agent's view: shares, no raw units
-    assert movers.data[0].type == "bar" and "share of everything" in movers.layout.xaxis.title.text
+    assert movers.data[0].type == "bar" and "share of everything" in movers.layout.title.text
     assert "raw units" not in _text(_find(view.body, "cu-why-note"))
     monkeypatch.setattr(pu, "_raw_units", lambda: True)  # an admin: the analyst's raw waterfall
     raw = pu.why(found.customer, item_id, shop, record)
