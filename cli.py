@@ -6,10 +6,10 @@ file of service/; it never reaches into models/ or explain/ for a step. A ``Recs
 becomes one line on stderr and exit code 2; any other exception is logged in full to
 ``recsight-error.log`` and reported as one line.
 
-The long commands (``ingest``, ``train``, ``evaluate``) pass a :class:`progress.TerminalProgress`
-down to the library: phases, counts and time left on stderr, as a bar on a terminal and as plain
-lines otherwise (``-v`` makes them lines too, beside the log); ``-q`` turns them off. stdout
-keeps only the summary, as before.
+The long commands (``ingest``, ``ingest --append``, ``compact``, ``train``, ``evaluate``) pass a
+:class:`progress.TerminalProgress` down to the library: phases, counts and time left on stderr,
+as a bar on a terminal and as plain lines otherwise (``-v`` makes them lines too, beside the
+log); ``-q`` turns them off. stdout keeps only the summary, as before.
 """
 
 from __future__ import annotations
@@ -61,7 +61,10 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     if args.append:  # the live intake's writer: a segment beside the shop file, no copy of the store
         from workflows.intake import append_files
 
-        print(append_files(args.db, args.paths, settings.require_secret(), fmt=args.format).render())
+        secret = settings.require_secret()
+        with _reporting(args) as progress:
+            appended = append_files(args.db, args.paths, secret, fmt=args.format, progress=progress)
+        print(appended.render())
         return 0
     from analytics.ingest import ingest_paths
 
@@ -75,7 +78,9 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_compact(args: argparse.Namespace, settings: Settings) -> int:
     from workflows.intake import compact
 
-    print(compact(args.db).render(args.db))
+    with _reporting(args) as progress:
+        result = compact(args.db, progress=progress)
+    print(result.render(args.db))
     return 0
 
 
@@ -119,7 +124,8 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from workflows.reports import write_report
 
-    written = write_report(args.db, args.models, args.user, fmt=args.format, out=args.out, secret=settings.secret)
+    written = write_report(args.db, args.models, args.user, fmt=args.format, out=args.out, secret=settings.secret,
+                           currency=settings.currency)
     print(f"wrote {written}")
     return 0
 
@@ -179,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_QUIET_HELP = "no progress on stderr (ingest, train, evaluate); the summary is printed as always"
+_QUIET_HELP = "no progress on stderr (ingest, compact, train, evaluate); the summary is printed as always"
 
 
 def _quiet_option(p: argparse.ArgumentParser) -> None:
@@ -209,6 +215,7 @@ def _data_commands(sub: Any) -> None:
 
     p = sub.add_parser("compact", help="fold the live segment into the shop file (safe to interrupt)")
     p.add_argument("--db", type=Path, required=True)
+    _quiet_option(p)
     p.set_defaults(handler=cmd_compact)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from errors import RecsightError
 
-__all__ = ["Settings", "load_settings", "SESSION_KEY_CONTEXT", "SETTINGS_KEY"]
+__all__ = ["Settings", "load_settings", "SESSION_KEY_CONTEXT", "SETTINGS_KEY", "CURRENCY_CODES", "DEFAULT_CURRENCY"]
 
 # Domain separation: the session-signing key derived from RECSIGHT_SECRET is
 # HMAC-SHA256(key=RECSIGHT_SECRET, msg=SESSION_KEY_CONTEXT), hex, so the pseudonymisation key
@@ -26,6 +26,21 @@ SESSION_KEY_CONTEXT = b"recsight/session-cookie-key/v1"
 # pages read them back per request (``pages._parts.current_settings``), so several apps (tests)
 # can live in one process and no page imports the app.
 SETTINGS_KEY = "RECSIGHT_SETTINGS"
+
+# The currency the shop's prices and revenue are in (``RECSIGHT_CURRENCY``): the data never says,
+# so the pages and reports state it (:mod:`dashboard.money`). The ISO 4217 codes of circulating
+# currencies; funds, metals and test codes (XAU, XTS...) are no shop's prices and are refused.
+_ISO_4217 = """
+AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN BZD
+CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD
+GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT
+LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR
+NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP
+STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VED VES VND VUV WST XAF XCD
+XCG XOF XPF YER ZAR ZMW ZWG
+"""
+CURRENCY_CODES = frozenset(_ISO_4217.split())
+DEFAULT_CURRENCY = "EUR"  # unless set; Online Retail (UK) is in GBP, the REES46 sample in USD
 
 
 @dataclass(frozen=True)
@@ -52,6 +67,9 @@ class Settings:
     # minutes; 0: never (``cli.py compact`` by hand). Started only by ``serve``, not by create_app,
     # so tests and WSGI imports do not compact behind anyone's back.
     compact_minutes: float = 10.0
+    # The ISO 4217 code of the shop's prices and revenue (``RECSIGHT_CURRENCY``), shown with every
+    # amount on the pages, their CSV headers and the reports.
+    currency: str = DEFAULT_CURRENCY
 
     @property
     def sessions_file(self) -> Path:
@@ -109,7 +127,21 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         sessions_path=Path(env["RECSIGHT_SESSIONS"]) if env.get("RECSIGHT_SESSIONS") else None,
         tls=tls,
         compact_minutes=compact_minutes,
+        currency=_currency(env, defaults),
     )
+
+
+def _currency(env: Mapping[str, str], defaults: Settings) -> str:
+    """``RECSIGHT_CURRENCY``: an ISO 4217 code (any case: "gbp" is GBP); anything else is refused at
+    startup, so a typo never shows as a wrong currency on every page."""
+    text = env.get("RECSIGHT_CURRENCY", "").strip()
+    if not text:
+        return defaults.currency
+    code = text.upper()
+    if code not in CURRENCY_CODES:
+        raise RecsightError(f"RECSIGHT_CURRENCY must be an ISO 4217 currency code such as EUR, GBP, USD or CNY "
+                            f"(not {text[:20]!r})")
+    return code
 
 
 def _compact_minutes(env: Mapping[str, str], defaults: Settings) -> float:

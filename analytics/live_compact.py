@@ -28,6 +28,10 @@ segment's events now sit (``live_event_rows``), so a model trained before the fo
 it is recognised through the lineage, and its readers show the events folded since as live
 again. The rows of earlier compactions travel with the copy. The two fingerprints cost two scans
 of the events table, small beside the profile rebuild.
+
+A :class:`progress.Progress` hears the phases (the command line shows them; the server's timer
+leaves them silent): the working copy, the segments read (counted, :data:`_READ_FILES` at a
+time), the fold, the profiles, saving the copy, and the files removed (counted).
 """
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ from analytics.live_sql import (
 )
 from analytics.profile_build import build_profiles
 from errors import RecsightError
+from progress import SILENT, Progress
 
 __all__ = ["compact", "CompactResult"]
 
@@ -74,6 +79,7 @@ log = logging.getLogger(__name__)
 _USER_FACING = (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException,
                 duckdb.OutOfMemoryException, duckdb.FatalException)
 _EVENT_COLUMNS = ", ".join(S.EVENTS_COLUMNS)
+_READ_FILES = 256  # segment files per read_parquet: a counted step, and still one scan of many files
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,7 @@ class CompactResult:
                 f"{self.rejects:,} rejects; removed {self.removed} file(s)")
 
 
-def compact(db_path: Path | str) -> CompactResult:
+def compact(db_path: Path | str, progress: Progress = SILENT) -> CompactResult:
     """Fold every live segment written so far into the shop file; see the module docstring."""
     started = time.perf_counter()
     db_path = Path(db_path)
@@ -107,21 +113,24 @@ def compact(db_path: Path | str) -> CompactResult:
         return CompactResult(folded_through=0)
     with compaction_lock(folder):
         try:
+            progress.phase("working copy of the store")
             with rewriting(db_path) as rewrite:
-                result = _fold(rewrite.con, folder)
+                result = _fold(rewrite.con, folder, progress)
                 if not result.segments:
                     rewrite.discard()  # nothing new: readers keep the file they have
+                else:
+                    progress.phase("saving the store")
         except _USER_FACING as exc:
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise RecsightError(f"compaction failed, shop file and live segment unchanged: {text}") from None
         write_folded_marker(folder, result.folded_through)
-        removed = _remove_folded(folder, result.folded_through)
+        removed = _remove_folded(folder, result.folded_through, progress)
     result = replace(result, removed=removed, seconds=time.perf_counter() - started)
     log.info("%s", result.render(db_path))
     return result
 
 
-def _fold(con: duckdb.DuckDBPyConnection, folder: Path) -> CompactResult:
+def _fold(con: duckdb.DuckDBPyConnection, folder: Path, progress: Progress) -> CompactResult:
     """Fold the segments above the copy's last folded number, in one transaction on ``con``."""
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")
@@ -136,14 +145,16 @@ def _fold(con: duckdb.DuckDBPyConnection, folder: Path) -> CompactResult:
             con.execute("ROLLBACK")
             return CompactResult(folded_through=last)
         through = segments[-1][0]
+        _read_segments(con, [path for _, path in segments], progress)
+        progress.phase("folding the events and the catalogue")
         before = fingerprint(con)
-        con.execute(f"CREATE TEMP TABLE _fold AS SELECT * FROM read_parquet({sql_file_list([p for _, p in segments])})")
         result = _apply(con, through, len(segments))
         con.execute("DROP TABLE _fold")
         con.execute("DROP TABLE _fold_events")
         con.execute(f"INSERT INTO {LIVE_LINEAGE} VALUES (?, ?, ?, ?, CAST(now() AS TIMESTAMP))",
                     [last, before, through, fingerprint(con)])
         if con.execute(f"SELECT EXISTS (SELECT 1 FROM {S.EVENTS})").fetchall()[0][0]:
+            progress.phase("profiles")
             build_profiles(con)  # readers must never see new events beside old profiles
         con.execute("COMMIT")
     except BaseException:
@@ -151,6 +162,20 @@ def _fold(con: duckdb.DuckDBPyConnection, folder: Path) -> CompactResult:
             con.execute("ROLLBACK")
         raise
     return result
+
+
+def _read_segments(con: duckdb.DuckDBPyConnection, paths: list[Path], progress: Progress) -> None:
+    """The segment files into the temp table ``_fold``, :data:`_READ_FILES` files at a time (a
+    backlog of thousands of small files shows how far the read got). Every file has the one
+    SEGMENT_SCHEMA; the rows are ordered by (seq, line) wherever order matters, not by the read."""
+    progress.phase("reading the live segments", total=len(paths), unit="segments")
+    for start in range(0, len(paths), _READ_FILES):
+        files = sql_file_list(paths[start:start + _READ_FILES])
+        if start == 0:
+            con.execute(f"CREATE TEMP TABLE _fold AS SELECT * FROM read_parquet({files})")
+        else:
+            con.execute(f"INSERT INTO _fold BY NAME SELECT * FROM read_parquet({files})")
+        progress.advance(min(_READ_FILES, len(paths) - start))
 
 
 def _apply(con: duckdb.DuckDBPyConnection, through: int, segments: int) -> CompactResult:
@@ -191,15 +216,15 @@ def _apply(con: duckdb.DuckDBPyConnection, through: int, segments: int) -> Compa
     return CompactResult(folded_through=through, segments=segments, events=events, items=items, rejects=rejects)
 
 
-def _remove_folded(folder: Path, through: int) -> int:
+def _remove_folded(folder: Path, through: int, progress: Progress) -> int:
     """Delete the segment files the snapshot holds (this fold's, and any left by a killed one)."""
-    removed = 0
-    for seq, path in list_segments(folder):
-        if seq > through:
-            break
+    folded = [path for seq, path in list_segments(folder) if seq <= through]
+    if folded:
+        progress.phase("removing the folded files", total=len(folded), unit="files")
+    for path in folded:
         remove_segment(path)
-        removed += 1
-    return removed
+        progress.advance()
+    return len(folded)
 
 
 def _count(con: duckdb.DuckDBPyConnection, relation: str) -> int:

@@ -5,6 +5,9 @@ applies them to a JSON batch) and written as segments of at most :data:`FILE_SEG
 each durable when written, each through :meth:`LiveStore.append_checked` (the writer lock, the
 known event ids). A file without an ``event_id`` column gets ids derived from each row's content,
 so appending the same file again (or after a kill half-way) adds only what is missing.
+
+A :class:`progress.Progress` hears two phases per file: the validation (one pass, not counted),
+then the writing, counted in rows a segment at a time.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from analytics.event_validation import Checked, check_event_file, check_item_fil
 from analytics.live_segments import KIND_REJECT
 from analytics.live_store import AppendResult, LiveStore, utc_now
 from errors import RecsightError
+from progress import SILENT, Progress
 
 __all__ = ["FileAppend", "append_files", "FILE_SEGMENT_ROWS"]
 
@@ -42,8 +46,9 @@ class FileAppend:
         return r.accepted + r.duplicates + len(r.rejected) == self.rows_read
 
 
-def append_files(store: LiveStore, paths: list[Path], secret: str) -> list[FileAppend]:
-    """Validate and append generic-format events and items files (items first, as ingest loads them)."""
+def append_files(store: LiveStore, paths: list[Path], secret: str, progress: Progress = SILENT) -> list[FileAppend]:
+    """Validate and append generic-format events and items files (items first, as ingest loads them);
+    ``progress`` hears ``<file>, file i of n: validating`` and ``...: writing segments`` (rows)."""
     if not secret:
         raise RecsightError("a secret is needed to pseudonymise customer ids: set RECSIGHT_SECRET")
     units = GenericAdapter().units([Path(p) for p in paths])
@@ -51,14 +56,19 @@ def append_files(store: LiveStore, paths: list[Path], secret: str) -> list[FileA
     if refused:
         raise RecsightError(f"--append takes events and items files; load {', '.join(refused)} with a plain ingest")
     reports = []
-    for unit in units:
+    for number, unit in enumerate(units, start=1):
+        which = f"{unit.name}, file {number} of {len(units)}"
+        progress.phase(f"{which}: validating")
         if unit.role == EVENTS_ROLE:
             checked = store.check(lambda con, p=unit.path: check_event_file(con, p, secret, utc_now()))
         else:
             checked = store.check(lambda con, p=unit.path: check_item_file(con, p))
+        chunks = _chunks(checked)
+        progress.phase(f"{which}: writing segments", total=sum(c.rows_read for c in chunks), unit="rows")
         result = AppendResult()
-        for chunk in _chunks(checked):
+        for chunk in chunks:
             result = result.plus(store.append_checked(chunk, source=unit.name))
+            progress.advance(chunk.rows_read)
         reports.append(FileAppend(unit.name, unit.role, checked.rows_read, result))
     return reports
 

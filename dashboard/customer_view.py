@@ -19,6 +19,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from analytics import schema as s
+from dashboard.money import DEFAULT_CURRENCY, format_money
 from dashboard.theme import GRID, INK, MUTED, PALETTE, empty_figure, style
 
 __all__ = ["TIMELINE_LIMIT", "EVENT_LABELS", "timeline", "timeline_figure"]
@@ -62,7 +63,8 @@ def timeline(con: duckdb.DuckDBPyConnection, user_id: str, limit: int = TIMELINE
     return frame.drop(columns="_total"), total
 
 
-def timeline_figure(frame: pd.DataFrame, total: int | None = None, height: int = 300) -> go.Figure:
+def timeline_figure(frame: pd.DataFrame, total: int | None = None, height: int = 300, *,
+                    currency: str = DEFAULT_CURRENCY) -> go.Figure:
     """Each event as a mark in its event type's lane over time: browsing at the bottom, buying
     on top, so a customer's path through the funnel reads at a glance.
 
@@ -87,7 +89,8 @@ def timeline_figure(frame: pd.DataFrame, total: int | None = None, height: int =
             type="scatter", x=[columns[s.TS][r] for r in rows], y=[label] * len(rows), mode="markers", name=label,
             marker=dict(color=colour, symbol=symbol, size=size, opacity=0.85, line=dict(width=0)),
             customdata=[(_text(columns[s.TITLE][r]), _text(columns[s.CATEGORY][r]),
-                         "" if p is None or p != p else f" · {p:,.2f}") for r, p in zip(rows, prices)],
+                         "" if p is None or p != p else f" · {format_money(p, currency)}")
+                        for r, p in zip(rows, prices)],
             hovertemplate="%{x|%d %b %Y %H:%M}<br><b>%{customdata[0]}</b>%{customdata[2]}"
                           "<br>%{customdata[1]}<extra>" + label + "</extra>",
         ))

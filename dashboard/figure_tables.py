@@ -3,7 +3,8 @@ CSV" holds.
 
 Each builder takes the very frame the figure is drawn from (the page builds both in one go, so
 the two can never disagree) and keeps exactly the rows the figure shows and the columns it
-shows or hovers, under readable headers. Values hidden for k-anonymity are missing in those
+shows or hovers, under readable headers (a revenue header names the shop's currency, "Revenue
+(EUR)": the cells stay plain numbers a spreadsheet can sum). Values hidden for k-anonymity are missing in those
 frames and stay missing here, and so does anything the figure leaves out because it would give
 a hidden value away (the funnel's share after a hidden stage). No builder adds a customer-level
 column: these pages are aggregates only.
@@ -17,6 +18,7 @@ import pandas as pd
 
 from dashboard.csv_tables import ShownTable, shown_table, table_from_rows
 from dashboard.model_insight import MODEL_LABELS, SegmentTable, metric_label
+from dashboard.money import money_label
 from dashboard.overview_figures import STAGE_LABELS, segment_label
 
 __all__ = [
@@ -25,7 +27,6 @@ __all__ = [
     "dependence_table", "pairs_table",
 ]
 
-_MONEY_COLUMNS = {"events": "Events", "purchases": "Purchases", "revenue": "Revenue", "users": "Customers"}
 _COUNTS = ("events", "purchases", "users", "customers", "active", "rows", "items")
 
 
@@ -45,16 +46,17 @@ def funnel_table(frame: pd.DataFrame) -> ShownTable:
     return table_from_rows(("Stage", "Events", "Customers", "Share of previous step"), rows)
 
 
-def activity_table(frame: pd.DataFrame, freq: str) -> ShownTable:
-    """Events, customers, purchases and revenue per day (or week, by its Monday)."""
+def activity_table(frame: pd.DataFrame, freq: str, currency: str) -> ShownTable:
+    """Events, customers, purchases and revenue (in ``currency``) per day (or week, by its Monday)."""
     period = "Day" if freq == "day" else "Week starting"
     return shown_table(frame, {"period": period, "events": "Events", "users": "Customers",
-                               "purchases": "Purchases", "revenue": "Revenue"}, counts=_COUNTS)
+                               "purchases": "Purchases", "revenue": money_label("Revenue", currency)}, counts=_COUNTS)
 
 
-def ranking_table(frame: pd.DataFrame, label: str) -> ShownTable:
+def ranking_table(frame: pd.DataFrame, label: str, currency: str) -> ShownTable:
     """A top-categories or top-brands ranking, in its order, with every measure its hover shows."""
-    return shown_table(frame, {label: label.capitalize(), **_MONEY_COLUMNS}, counts=_COUNTS)
+    return shown_table(frame, {label: label.capitalize(), "events": "Events", "purchases": "Purchases",
+                               "revenue": money_label("Revenue", currency), "users": "Customers"}, counts=_COUNTS)
 
 
 def segment_sizes_table(frame: pd.DataFrame) -> ShownTable:
@@ -65,11 +67,11 @@ def segment_sizes_table(frame: pd.DataFrame) -> ShownTable:
                                "active": "Active in the selected dates"}, counts=_COUNTS)
 
 
-def segment_activity_table(frame: pd.DataFrame) -> ShownTable:
-    """The segment-activity table as the page lists it (segment, customers, active, revenue)."""
+def segment_activity_table(frame: pd.DataFrame, currency: str) -> ShownTable:
+    """The segment-activity table as the page lists it (segment, customers, active, revenue in ``currency``)."""
     shown = frame.assign(segment=frame["segment"].map(segment_label))
     return shown_table(shown, {"segment": "Segment", "customers": "Customers", "active": "Active",
-                               "revenue": "Revenue"}, counts=_COUNTS)
+                               "revenue": money_label("Revenue", currency)}, counts=_COUNTS)
 
 
 # --------------------------------------------------------------------------- model

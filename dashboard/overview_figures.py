@@ -9,6 +9,9 @@ Values hidden for k-anonymity (:mod:`dashboard.k_anonymity`) arrive as NaN: a fu
 "fewer than k customers" instead of its numbers, a hidden day is a gap in the line and a missing
 bar, a hidden revenue or purchase count reads "hidden" in the hover. Data carried into the
 figures (``customdata``) holds None for them, never the number.
+
+Revenue is money in the shop's currency (``settings.currency``): its axis is titled with the code
+and every amount in a hover or bar label is written by :func:`dashboard.money.format_money`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analytics import schema
+from dashboard.money import format_money, money_axis, with_currency
 from dashboard.theme import ACCENT, DIMMED, GRID, INK, MUTED, PRIMARY, empty_figure, style
 
 __all__ = ["funnel_figure", "activity_figure", "ranking_figure", "segments_figure", "STAGE_LABELS", "segment_label"]
@@ -74,8 +78,9 @@ def funnel_figure(frame: pd.DataFrame, height: int = 320, *, k: int | None = Non
     return fig
 
 
-def activity_figure(frame: pd.DataFrame, freq: str = "day", height: int = 320, *, k: int | None = None) -> go.Figure:
-    """Events (top) and revenue (bottom) per period from ``shop_overview.activity_over_time``.
+def activity_figure(frame: pd.DataFrame, freq: str = "day", height: int = 320, *, k: int | None = None,
+                    currency: str) -> go.Figure:
+    """Events (top) and revenue in ``currency`` (bottom) per period from ``shop_overview.activity_over_time``.
 
     Periods hidden for privacy are gaps; the subplot titles say so when there are any.
     """
@@ -93,17 +98,19 @@ def activity_figure(frame: pd.DataFrame, freq: str = "day", height: int = 320, *
         fill="tozeroy", fillcolor="rgba(61,106,142,0.12)", customdata=_or_none(frame["users"]),
         hovertemplate="%{x|%d %b %Y}<br>%{y:,} events · %{customdata:,} customers<extra></extra>",
     ), row=1, col=1)
+    revenue = _or_none(frame["revenue"], whole=False)
     fig.add_trace(go.Bar(
-        x=frame["period"], y=_or_none(frame["revenue"], whole=False), marker=dict(color=ACCENT), customdata=purchases,
-        hovertext=["purchases hidden" if p is None else f"{p:,} purchases" for p in purchases],
-        hovertemplate="%{x|%d %b %Y}<br>revenue %{y:,.2f} · %{hovertext}<extra></extra>",
+        x=frame["period"], y=revenue, marker=dict(color=ACCENT), customdata=purchases,
+        hovertext=[("revenue hidden" if money is None else f"revenue {format_money(money, currency)}") + " · "
+                   + ("purchases hidden" if p is None else f"{p:,} purchases") for money, p in zip(revenue, purchases)],
+        hovertemplate="%{x|%d %b %Y}<br>%{hovertext}<extra></extra>",
     ), row=2, col=1)
     style(fig, height)
     fig.update_layout(margin=dict(l=8, r=16, t=28, b=8), bargap=0.15)
     fig.update_annotations(font=dict(size=12, color=MUTED), x=0, xanchor="left")
     fig.update_yaxes(rangemode="tozero", tickformat="~s")
     fig.update_yaxes(title_text="events", row=1, col=1)
-    fig.update_yaxes(title_text="revenue", row=2, col=1)
+    fig.update_yaxes(**money_axis("revenue", currency), row=2, col=1)
     for row, column in ((1, "events"), (2, "revenue")):  # counts and money never read "500m"
         top = frame[column].max(skipna=True)
         if pd.isna(top) or top < 5:
@@ -119,11 +126,12 @@ def ranking_figure(
     empty_message: str = "Nothing to rank in this selection",
     *,
     k: int | None = None,
+    currency: str,
 ) -> go.Figure:
     """A horizontal bar chart of a ``top_categories`` / ``top_brands`` frame, largest on top.
 
     Long category paths are shortened on the axis; the hover shows the full name and every
-    measure, with "hidden" for purchases or revenue of fewer than k buyers.
+    measure (revenue in ``currency``), with "hidden" for purchases or revenue of fewer than k buyers.
     """
     if frame.empty:
         return empty_figure(empty_message, height or 320)
@@ -133,14 +141,14 @@ def ranking_figure(
     values = _or_none(frame[value], whole=value != "revenue")
     few = f"hidden (fewer than {k} buyers)" if k else "hidden"
     hover = [f"<b>{name}</b><br>{count:,} events · " + (few if bought is None else f"{bought:,} purchases")
-             + "<br>revenue " + (few if money is None else f"{money:,.2f}") + f" · {people:,} customers"
+             + "<br>revenue " + (few if money is None else format_money(money, currency)) + f" · {people:,} customers"
              for name, count, bought, money, people in zip(names, events, purchases, revenue, users)]
     fig = go.Figure(go.Bar(
         x=values,
         y=[_shorten(name) for name in names],
         orientation="h",
         marker=dict(color=PRIMARY if value == "events" else ACCENT),
-        text=["" if v is None else _compact(v) for v in values],
+        text=["" if v is None else _compact(v) if value != "revenue" else _compact_money(v, currency) for v in values],
         textposition="outside",
         cliponaxis=False,
         customdata=[list(row) for row in zip(names, events, purchases, revenue, users)],
@@ -191,6 +199,11 @@ def segment_label(name: str) -> str:
 def _shorten(text: str, width: int = _LABEL_WIDTH) -> str:
     """Keep the end of a long category path (the specific part) and mark the cut."""
     return text if len(text) <= width else "…" + text[-(width - 1):]
+
+
+def _compact_money(value: float, currency: str) -> str:
+    """A revenue bar's label: :func:`_compact` with the currency (``€1.2k``, ``-€40``, ``1.2k SEK``)."""
+    return ("-" if value < 0 else "") + with_currency(_compact(abs(value)), currency)
 
 
 def _compact(value: float) -> str:

@@ -7,6 +7,10 @@ each moment as a date with its distance before that reference date, computed fro
 dates on the page, so a reader can check one against the other. The profile's ``recency_days``
 counts from the last *purchase* (:mod:`analytics.profiles`), so it is shown as the last purchase,
 never beside "last active" as if both were one figure.
+
+Money (what the customer spent, their price band) is written in the shop's currency by
+:func:`dashboard.money.format_money`; the profile carries the code under ``"currency"``, put there
+by :mod:`workflows.reports` from ``settings.currency`` (the shop's default where it is missing).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from dashboard.explanation_figures import format_value
+from dashboard.money import DEFAULT_CURRENCY, format_money
 
 __all__ = ["utc_text", "days_before", "reference_line", "profile_card"]
 
@@ -34,7 +39,8 @@ _PROFILE_LABELS = {
     "price_band": "Price band",
 }
 _WIDE = {"last_active", "recency_days", "favourite_categories", "favourite_brands", "price_band"}
-_PROFILE_HIDDEN = {"user_id", "time_based"}  # shown in the header / only steers which fields are filled
+# Shown in the header / only steer which fields are filled and how money is written.
+_PROFILE_HIDDEN = {"user_id", "time_based", "currency"}
 _TIME_KEYS = ("last_active", "recency_days", "frequency")  # meaningless for order-only shops: left out there
 
 
@@ -116,8 +122,24 @@ def _value(value: Any) -> str:
     return str(value)
 
 
+def _money(value: Any, currency: str) -> str:
+    """An amount with the currency, "—" where it is unknown."""
+    return format_money(value, currency) if isinstance(value, (int, float)) and value == value else "—"
+
+
+def _price_band(band: dict[str, Any], currency: str) -> str:
+    basis = f", {band['basis']}" if band.get("basis") else ""
+    return (f"{_money(band['p25'], currency)} – {_money(band['p75'], currency)} "
+            f"(median {_money(band['median'], currency)}{basis})")
+
+
 def _row(key: str, value: Any, as_of: datetime | None, profile: dict[str, Any]) -> str | None:
     """One ``<dt>/<dd>`` pair, or None for a row with nothing to say."""
+    currency = str(profile.get("currency") or DEFAULT_CURRENCY)
+    if key == "monetary" and value is not None:
+        return _pair(key, _money(value, currency))
+    if key == "price_band" and isinstance(value, dict) and {"p25", "median", "p75"} <= value.keys():
+        return _pair(key, _price_band(value, currency))
     if key == "recency_days":
         if value is None:
             return None if not profile.get("n_purchases") else _pair(key, "—")

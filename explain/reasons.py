@@ -295,8 +295,13 @@ def _price_sentence(customer: CustomerData, item: ItemFacts, weight: float) -> R
         return None
     usual = float(np.median(paid))
     ratio = item.price / usual if usual else float("inf")
-    where = "close to" if 0.8 <= ratio <= 1.25 else ("below" if ratio < 0.8 else "above")
-    text = f"Its price ({item.price:.2f}) is {where} the {usual:.2f} you usually {basis}."
+    # In proportion, not in amounts: the sentence is read out as it is, and the amounts' currency
+    # is the shop's setting, which the card beside it shows with the price.
+    if 0.8 <= ratio <= 1.25:
+        where = "close to what"
+    else:
+        where = f"{abs(ratio - 1):.0%} {'below' if ratio < 1 else 'above'} what" if ratio < 10 else "far above what"
+    text = f"Its price is {where} you usually {basis}."
     return Reason(text, "price", weight, {"price": item.price, "usual_price": usual, "basis": basis})
 
 

@@ -6,12 +6,18 @@ chosen on users the trees never saw. Training is deterministic for a seed (``det
 
 Scores are LightGBM's raw scores; :meth:`Ranker.contributions` gives the exact TreeSHAP values
 (``pred_contrib``) whose sum plus the base value is that score, which the explanations rely on.
+
+Boosting is minutes of ``cli.py train`` on a large shop, so :func:`train_ranker` reports its rounds
+to a :class:`progress.Progress` through a LightGBM callback (:func:`boosting_progress`): a counted
+phase whose total is ``max_rounds``. Early stopping usually ends it sooner, so its time left is an
+upper bound and its finished line says how many rounds ran.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +28,9 @@ import pandas as pd
 from analytics import schema as s
 from atomic import replace_with
 from errors import RecsightError
+from progress import SILENT, Progress
 
-__all__ = ["RankerConfig", "Ranker", "train_ranker", "validation_users"]
+__all__ = ["RankerConfig", "Ranker", "boosting_progress", "train_ranker", "validation_users"]
 
 log = logging.getLogger(__name__)
 _PARALLEL_ROWS = 20_000  # frames at least this long are predicted on two threads (see _threads_for)
@@ -147,8 +154,13 @@ def _trainable(frame: pd.DataFrame, max_candidates: int | None) -> pd.DataFrame:
     return kept.sort_values([s.USER_ID, "cand_rank"], kind="stable")
 
 
-def train_ranker(frame: pd.DataFrame, features: list[str], config: RankerConfig = RankerConfig()) -> Ranker:
-    """Fit LambdaRank on feature rows with a ``label`` column (graded relevance, 0 = none)."""
+def train_ranker(frame: pd.DataFrame, features: list[str], config: RankerConfig = RankerConfig(),
+                 progress: Progress = SILENT, name: str = "ranker") -> Ranker:
+    """Fit LambdaRank on feature rows with a ``label`` column (graded relevance, 0 = none).
+
+    ``progress`` hears ``<name>: training data`` (the rows sorted and binned), then
+    ``<name>: boosting rounds`` counted in rounds (:func:`boosting_progress`)."""
+    progress.phase(f"{name}: training data")
     data = _trainable(frame, config.max_candidates)
     if data.empty:
         raise RecsightError("no training user has a labelled item among the candidates: nothing to learn")
@@ -163,7 +175,7 @@ def train_ranker(frame: pd.DataFrame, features: list[str], config: RankerConfig 
                          group=_groups(valid), reference=dtrain)
     booster = lgb.train(
         params, dtrain, num_boost_round=config.max_rounds, valid_sets=[dvalid], valid_names=["valid"],
-        callbacks=[lgb.early_stopping(config.early_stopping, verbose=False)],
+        callbacks=[lgb.early_stopping(config.early_stopping, verbose=False), *boosting_progress(progress, name)],
     )
     log.info("ranker: %d trees, valid ndcg@%d %.4f, %d training users, %d rows",
              booster.best_iteration, config.eval_at,
@@ -171,6 +183,47 @@ def train_ranker(frame: pd.DataFrame, features: list[str], config: RankerConfig 
     # Keep only the trees up to the best validation round.
     final = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
     return Ranker(final, features)
+
+
+def boosting_progress(progress: Progress, name: str) -> list[Callable[[lgb.callback.CallbackEnv], None]]:
+    """LightGBM callbacks (``lgb.train(..., callbacks=[...])``) that report the boosting rounds of
+    one training as the phase ``<name>: boosting rounds`` of ``progress``, counted in rounds.
+
+    The phase starts before the first round (after LightGBM has binned the data) with
+    ``end_iteration - begin_iteration`` (the most rounds) as its total; every finished round is one
+    ``advance``, a lock and a clock read, nothing beside a round's milliseconds of boosting (the
+    renderer throttles what it writes). None for the silent reporter: the library's callers pay
+    nothing, and the trees are the same either way."""
+    if progress is SILENT:
+        return []
+    return [_RoundsStart(progress, f"{name}: boosting rounds"), _RoundDone(progress)]
+
+
+class _RoundsStart:
+    """Starts the rounds' phase once, before the first round (a before-iteration callback)."""
+
+    before_iteration = True
+
+    def __init__(self, progress: Progress, phase: str) -> None:
+        self._progress = progress
+        self._phase = phase
+        self._started = False
+
+    def __call__(self, env: lgb.callback.CallbackEnv) -> None:
+        if not self._started:
+            self._started = True
+            self._progress.phase(self._phase, total=env.end_iteration - env.begin_iteration, unit="rounds")
+
+
+class _RoundDone:
+    """Counts a finished round (an after-iteration callback; it runs before early stopping's,
+    so the round that stops the training counts too)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+
+    def __call__(self, env: lgb.callback.CallbackEnv) -> None:
+        self._progress.advance()
 
 
 def _threads_for(rows: int) -> int:

@@ -70,9 +70,9 @@ def train(db_path: Path, models_dir: Path, protocol: str | None = None, config: 
 
     ``config`` None is the full :class:`EngineConfig` (``cli.py train --quick`` passes
     :data:`models.config.QUICK`); ``extras`` add files to the version (see :data:`VersionExtra`).
-    ``progress`` hears each phase (and the counted ones' units: attention batches, customers of
-    the precomputed lists), so a half-hour run says where it is. Returns the summary ``cli.py
-    train`` prints.
+    ``progress`` hears each phase (and the counted ones' units: attention batches, the rankers'
+    boosting rounds, customers of the precomputed lists), so a half-hour run says where it is.
+    Returns the summary ``cli.py train`` prints.
     """
     config = EngineConfig() if config is None else config
     clock = _Clock()
@@ -143,10 +143,9 @@ def _fit(con: duckdb.DuckDBPyConnection, split: Split, config: EngineConfig, clo
     frame = feature_frame(con, tables, "tr_users", "tr", labels=split.train.labels, attention=attention)
     clock.lap("training features")
     temporal = split.protocol == TEMPORAL
-    progress.phase("ranker (LightGBM)")
-    ranker = train_ranker(frame, feature_names(temporal, with_attention=False), config.ranker)
-    progress.phase("hybrid ranker (LightGBM)")
-    hybrid = train_ranker(frame, feature_names(temporal, with_attention=True), config.ranker)
+    ranker = train_ranker(frame, feature_names(temporal, with_attention=False), config.ranker, progress, "ranker")
+    hybrid = train_ranker(frame, feature_names(temporal, with_attention=True), config.ranker, progress,
+                          "hybrid ranker")
     del frame
     clock.lap("rankers")
     return Models(ranker, hybrid, attention)

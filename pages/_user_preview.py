@@ -1,5 +1,6 @@
 """The customer page's shopper preview: the list as cards the shopper would see, the view an agent
-shares on a call (title, category, price, match in words, one reason; no scores, no charts).
+shares on a call (title, category, price with its currency, match in words, one reason; no scores,
+no charts).
 Logic in :mod:`workflows.preview`; this module is its button, dialog and callback."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, ctx, html
 from dash.exceptions import PreventUpdate
 
+from dashboard.money import format_money
 from pages._parts import current_settings, guarded, sentence
 from service import access, audit, customer_state
 from settings import Settings
@@ -55,7 +57,7 @@ def _card(card: PreviewCard) -> html.Div:
         html.Div(card.match or "", className="rs-preview-match"),
         html.Div(card.title, className="rs-preview-title", title=card.title),
         html.Div(facts, className="rs-preview-facts"),
-        html.Div("" if card.price is None else f"{card.price:,.2f}", className="rs-preview-price"),
+        html.Div("" if card.price is None else format_money(card.price, card.currency), className="rs-preview-price"),
         html.Div(card.reason, className="rs-preview-reason"),
     ])
 

@@ -19,6 +19,7 @@ from analytics import schema as s
 from analytics.profile_card import ProfileCard
 from dashboard.customer_view import timeline_figure
 from dashboard.explanation_figures import comparison_bars, history_attributions, match_movers, shap_waterfall
+from dashboard.money import format_money
 from dashboard.theme import PRIMARY
 from explain.changes import Changes, ago, did
 from explain.types import Comparison, ItemExplanation
@@ -75,9 +76,10 @@ def found_children(store: dict[str, Any], found: Found, changes: Changes | None 
         *notes,
         changes_panel(changes) if changes is not None else html.Div(id="cu-changes", hidden=True),
         dbc.Row(className="g-3", children=[
-            dbc.Col(_profile(found.card), lg=4),
+            dbc.Col(_profile(found.card, found.currency), lg=4),
             dbc.Col(card("Behaviour over time", "Each mark is one event; hover for the item",
-                         graph("cu-timeline", 360, timeline_figure(found.timeline, found.total_events, 360))), lg=8),
+                         graph("cu-timeline", 360, timeline_figure(found.timeline, found.total_events, 360,
+                                                                    currency=found.currency))), lg=8),
         ]),
         html.Div(className="rs-section-head", children=[
             html.H2(f"Top {len(items)} recommendations" if items else "Recommendations", className="rs-section-title"),
@@ -96,7 +98,7 @@ def found_children(store: dict[str, Any], found: Found, changes: Changes | None 
             ]),
         ]),
         html.Div(className="rs-items", id="cu-items", children=[
-            _item_card(item, details.get(item.item_id), raw_units) for item in items])
+            _item_card(item, details.get(item.item_id), raw_units, found.currency) for item in items])
         if items else html.Div("The model has no items to recommend to this customer.", className="rs-empty"),
         *_compare_section(store, comparison),
         *whatif_section(found),
@@ -161,7 +163,7 @@ def changes_panel(changes: Changes) -> Any:
         "difference between the list's explanations then and now", body))
 
 
-def _item_card(item: Any, detail: tuple[Any, Any, Any] | None, raw_units: bool) -> html.Div:
+def _item_card(item: Any, detail: tuple[Any, Any, Any] | None, raw_units: bool, currency: str) -> html.Div:
     """One recommended item; its reasons arrive later (``REASONS`` is filled by a callback)."""
     category, brand, price = detail or (None, None, None)
     measures = []
@@ -173,7 +175,8 @@ def _item_card(item: Any, detail: tuple[Any, Any, Any] | None, raw_units: bool) 
     if raw_units:
         measures.append(html.Div(f"score {item.score:.3f}", className="rs-item-score",
                                  title="ranker score (raw units)"))
-    meta = [part for part in (s.category_leaf(category), brand, None if price is None else f"{price:,.2f}") if part]
+    shown_price = None if price is None else format_money(price, currency)
+    meta = [part for part in (s.category_leaf(category), brand, shown_price) if part]
     return html.Div(className="rs-item", id=f"cu-item-{item.rank}", children=[
         html.Div(className="rs-item-head", children=[
             html.Span(f"#{item.rank}", className="rs-rank"),
@@ -194,7 +197,7 @@ def _item_card(item: Any, detail: tuple[Any, Any, Any] | None, raw_units: bool) 
     ])
 
 
-def _profile(profile: ProfileCard) -> dbc.Card:
+def _profile(profile: ProfileCard, currency: str) -> dbc.Card:
     """The profile card: who the customer is to the shop, or why there is nothing to show."""
     head = html.Div(className="rs-profile-head", children=[
         html.Div([html.Div("Customer", className="rs-field-label"),
@@ -210,7 +213,8 @@ def _profile(profile: ProfileCard) -> dbc.Card:
     stats = [
         ("Events", f"{profile.events:,}", f"{profile.sessions:,} sessions"),
         ("Purchases", f"{purchases:,}", f"on {profile.frequency:,} days"),
-        ("Net spend", "—" if profile.monetary is None else f"{profile.monetary:,.2f}", "purchases minus returns"),
+        ("Net spend", "—" if profile.monetary is None else format_money(profile.monetary, currency),
+         "purchases minus returns"),
         ("Last purchase", "never" if profile.recency_days is None else _days(profile.recency_days),
          "" if profile.conversion_rate is None else f"{profile.conversion_rate:.1%} of views bought"),
     ]
@@ -229,8 +233,8 @@ def _profile(profile: ProfileCard) -> dbc.Card:
         _shares("Favourite brands", profile.top_brands),
         html.Div(className="rs-price-band", children=[
             html.Div("Price band", className="rs-field-label"),
-            html.Div(_band("Views", profile.view_prices)),
-            html.Div(_band("Purchases", profile.buy_prices)),
+            html.Div(_band("Views", profile.view_prices, currency)),
+            html.Div(_band("Purchases", profile.buy_prices, currency)),
         ]),
     ])
 
@@ -247,11 +251,11 @@ def _shares(title: str, shares: list[tuple[str, float]], leaf: bool = False) -> 
     ])
 
 
-def _band(label: str, band: tuple[float, float, float] | None) -> str:
+def _band(label: str, band: tuple[float, float, float] | None, currency: str) -> str:
     if band is None:
         return f"{label}: no prices yet"
-    low, mid, high = band
-    return f"{label}: {low:,.2f} – {high:,.2f} (median {mid:,.2f})"
+    low, mid, high = (format_money(value, currency) for value in band)
+    return f"{label}: {low} – {high} (median {mid})"
 
 
 def _active(profile: ProfileCard) -> str | None:

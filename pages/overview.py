@@ -13,6 +13,9 @@ than k customers (a KPI, a funnel stage, a day, a row) is hidden and says so
 Every chart and the segment table has a "Download CSV" (:mod:`pages._downloads`): the callback
 that draws it also stores the table it drew from (:mod:`dashboard.figure_tables`), hidden values
 missing, and the download hands out that table, to the page's roles only.
+
+Money is in the shop's currency (``settings.currency``), written by :mod:`dashboard.money`: the
+revenue card, the segment table, the revenue axis and hovers, and the CSV headers all say it.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from dashboard import figure_tables as tables
 from dashboard import overview_figures as figs
 from dashboard import shop_overview as so
 from dashboard.csv_tables import ShownTable
+from dashboard.money import format_money, money_label
 from dashboard.theme import PRIMARY, empty_figure
 from errors import RecsightError
 from pages import _downloads as dl
@@ -204,10 +208,11 @@ def update_overview(start_date: str | None, end_date: str | None, segment: str |
     result, problem = _run(settings, start_date, end_date, segment,
                            lambda con, flt: (so.kpis(con, flt, k=k), so.funnel(con, flt, k=k)))
     if result is None:
-        return OverviewView(_kpi_cards(None, k), empty_figure(problem), _notice(problem))
+        return OverviewView(_kpi_cards(None, k, settings.currency), empty_figure(problem), _notice(problem))
     numbers, funnel = result
     notice = _notice("there are no events in this selection", color="info") if numbers["events"] == 0 else None
-    return OverviewView(_kpi_cards(numbers, k), figs.funnel_figure(funnel, k=k), notice, tables.funnel_table(funnel))
+    return OverviewView(_kpi_cards(numbers, k, settings.currency), figs.funnel_figure(funnel, k=k), notice,
+                        tables.funnel_table(funnel))
 
 
 def update_activity(start_date: str | None, end_date: str | None, segment: str | None, freq: str,
@@ -224,7 +229,8 @@ def activity_view(start_date: str | None, end_date: str | None, segment: str | N
                           lambda con, flt: so.activity_over_time(con, flt, freq=freq, k=k))
     if frame is None:
         return Shown(empty_figure(problem, 340), None)
-    return Shown(figs.activity_figure(frame, freq, 340, k=k), tables.activity_table(frame, freq))
+    return Shown(figs.activity_figure(frame, freq, 340, k=k, currency=settings.currency),
+                 tables.activity_table(frame, freq, settings.currency))
 
 
 def update_rankings(start_date: str | None, end_date: str | None, segment: str | None, level: str, by: str,
@@ -241,7 +247,7 @@ def update_rankings(start_date: str | None, end_date: str | None, segment: str |
 def rankings_view(start_date: str | None, end_date: str | None, segment: str | None, level: str, by: str,
                   settings: Settings) -> tuple[Shown, Shown]:
     """:func:`update_rankings`' two figures, each with the table it is drawn from (its CSV)."""
-    k = settings.k_anonymity
+    k, currency = settings.k_anonymity, settings.currency
 
     def query(con: duckdb.DuckDBPyConnection, flt: so.OverviewFilter) -> tuple[Any, Any]:
         return (so.top_categories(con, flt, level=level, by=by, k=k),
@@ -252,9 +258,9 @@ def rankings_view(start_date: str | None, end_date: str | None, segment: str | N
         return Shown(empty_figure(problem, 380), None), Shown(empty_figure(problem, 380), None)
     categories, brands = result
     return (Shown(figs.ranking_figure(categories, "category", by, 380, "No category has enough customers to show",
-                                      k=k), tables.ranking_table(categories, "category")),
-            Shown(figs.ranking_figure(brands, "brand", by, 380, "No brand has enough customers to show", k=k),
-                  tables.ranking_table(brands, "brand")))
+                                      k=k, currency=currency), tables.ranking_table(categories, "category", currency)),
+            Shown(figs.ranking_figure(brands, "brand", by, 380, "No brand has enough customers to show", k=k,
+                                      currency=currency), tables.ranking_table(brands, "brand", currency)))
 
 
 def update_segments(start_date: str | None, end_date: str | None, segment: str | None,
@@ -274,8 +280,9 @@ def segments_view(start_date: str | None, end_date: str | None, segment: str | N
         return SegmentsView(empty_figure(problem, 300), html.Div(sentence(problem), className="rs-empty"), None, None)
     flt, breakdown = result
     frame = breakdown.table
-    return SegmentsView(figs.segments_figure(frame, flt.segment, 300), _segment_table(breakdown, k, flt.segment),
-                        tables.segment_sizes_table(frame), tables.segment_activity_table(frame))
+    return SegmentsView(figs.segments_figure(frame, flt.segment, 300),
+                        _segment_table(breakdown, k, settings.currency, flt.segment),
+                        tables.segment_sizes_table(frame), tables.segment_activity_table(frame, settings.currency))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -291,8 +298,9 @@ def _run(settings: Settings, start: str | None, end: str | None, segment: str | 
         return None, sentence(str(exc))
 
 
-def _kpi_cards(numbers: dict[str, Any] | None, k: int) -> list[html.Div]:
-    """The five cards; a number about fewer than k customers is "—" or says so in words."""
+def _kpi_cards(numbers: dict[str, Any] | None, k: int, currency: str) -> list[html.Div]:
+    """The five cards (revenue in ``currency``); a number about fewer than k customers is "—" or
+    says so in words."""
     if numbers is None:
         dash_ = "—"
         return [_kpi_card(name, label, dash_, "") for name, label in _KPI_LABELS.items()]
@@ -315,7 +323,8 @@ def _kpi_cards(numbers: dict[str, Any] | None, k: int) -> list[html.Div]:
                   f"of {_count(numbers['catalogue_items'])} in the catalogue"),
         _kpi_card("events", "Events", _count(numbers["events"]), f"{views} · {purchases}"),
         _kpi_card("revenue", "Revenue", *(("—", f"hidden: {few} customers bought or returned") if "revenue" in hidden
-                                          else (_money(numbers["revenue"]), "purchases net of returns"))),
+                                          else (format_money(numbers["revenue"], currency),
+                                                "purchases net of returns"))),
         _kpi_card("conversion", "Conversion", *conversion_card),
     ]
 
@@ -324,18 +333,21 @@ _KPI_LABELS = {"users": "Customers", "items": "Items", "events": "Events", "reve
                "conversion": "Conversion"}
 
 
-def _segment_table(breakdown: so.SegmentBreakdown, k: int, selected: str | None = None) -> Any:
+def _segment_table(breakdown: so.SegmentBreakdown, k: int, currency: str, selected: str | None = None) -> Any:
+    """Customers and active customers as whole numbers, revenue as money in ``currency`` (a
+    segment without purchases reads "€0.00", like the others, not a bare "0.00")."""
     table = breakdown.table
     if table.empty:
         return html.Div(f"No segment has {k} or more customers yet.", className="rs-empty")
     head = html.Thead(html.Tr([html.Th("Segment"), html.Th("Customers", className="text-end"),
-                               html.Th("Active", className="text-end"), html.Th("Revenue", className="text-end")]))
+                               html.Th("Active", className="text-end"),
+                               html.Th(money_label("Revenue", currency), className="text-end")]))
     rows = [
         html.Tr([
             html.Td(capitalised(row.segment)),
             html.Td(_count(row.customers), className="text-end"),
             html.Td(_maybe(row.active, _count), className="text-end"),
-            html.Td(_maybe(row.revenue, _money), className="text-end"),
+            html.Td(_maybe(row.revenue, lambda money: format_money(money, currency)), className="text-end"),
         ], className="rs-row-selected" if row.segment == selected else None)
         for row in table.itertuples(index=False)
     ]
@@ -355,12 +367,6 @@ def _notice(message: str, color: str = "warning") -> dbc.Alert:
 
 def _count(value: Any) -> str:
     return f"{int(value):,}"
-
-
-def _money(value: Any) -> str:
-    """Revenue without a currency symbol (the shop's data does not say which currency)."""
-    number = float(value)
-    return f"{number:,.0f}" if abs(number) >= 1000 else f"{number:,.2f}"
 
 
 def _maybe(value: Any, fmt: Callable[[Any], str]) -> str:

@@ -122,7 +122,8 @@ def blueprint(settings: Settings) -> flask.Blueprint:
         k, fmt = _k(args), _choice(args, "format", REPORT_FORMATS, DEFAULT_FORMAT)
         recommender, user_id = _lookup(settings, typed, "report")
         with _serving():
-            data = reports.report_bytes(recommender, user_id, fmt, k)  # with what would change each item
+            # with what would change each item, and the shop's currency on its amounts
+            data = reports.report_bytes(recommender, user_id, fmt, k, currency=settings.currency)
         _record(audit.REPORT_EXPORT, user_id, f"API {fmt} report k={k}")
         response = Response(data, mimetype=REPORT_MEDIA_TYPES[fmt])
         response.headers["Content-Disposition"] = f'attachment; filename="{user_id}.{fmt}"'

@@ -2,10 +2,11 @@
 
 * the renderer: plain lines (quiet start, phase/count/time-left lines, one per interval, a line
   per finished phase), a bar on a terminal, and the silent default that library code gets;
-* the library passes its phases and counts (training with the attention network's batches and
-  the precomputed customers), and says nothing unless given a reporter;
+* the library passes its phases and counts (training with the attention network's batches, the
+  rankers' boosting rounds and the precomputed customers), and says nothing unless given a reporter;
 * the command line with stderr not a terminal: phase lines on stderr, the summary on stdout as
-  before (``--quiet`` or not), a quick failure still one ``error:`` line.
+  before (``--quiet`` or not), a quick failure still one ``error:`` line; for ``ingest``,
+  ``ingest --append``, ``compact``, ``train`` and ``evaluate``.
 """
 
 from __future__ import annotations
@@ -225,14 +226,17 @@ def test_training_reports_its_phases_and_counts(tmp_path: Path, capsys: pytest.C
     train(db, tmp_path / "models", config=FAST, progress=heard)
     names = heard.names()
     assert names[0] == "split" and names[-1] == "precompute: writing the lists"
-    for expected in ("attention network, epoch 1 of 1", "ranker (LightGBM)", "hybrid ranker (LightGBM)",
+    for expected in ("attention network, epoch 1 of 1", "ranker: training data", "ranker: boosting rounds",
+                     "hybrid ranker: training data", "hybrid ranker: boosting rounds",
                      "evaluation: features", "serving tables", "saving the models",
                      "precompute: ranking every customer"):
         assert expected in names
     for name, total, unit, advanced in heard.phases:
-        if total is not None:
+        if unit == "rounds":  # up to max_rounds: early stopping may end them sooner
+            assert total == FAST.ranker.max_rounds and 0 < advanced <= total, name
+        elif total is not None:
             assert advanced == total > 0 and unit, name  # every counted phase runs to its total
-    assert {unit for _, total, unit, _ in heard.phases if total} == {"batches", "customers"}
+    assert {unit for _, total, unit, _ in heard.phases if total} == {"batches", "rounds", "customers"}
     assert capsys.readouterr() == ("", "")  # a reporter of its own: the library wrote nothing itself
 
 
@@ -288,12 +292,80 @@ def test_train_and_evaluate_on_the_command_line_show_phases_and_print_the_same_s
     summary = json.loads(shown.out)  # stdout is the JSON summary alone, as before
     assert set(summary) == {"models", "protocol", "target", "timings_s", "candidates", "ndcg@10"}
     phases = [phase for phase, _ in _parsed(shown.err)]
-    for expected in ("split", "attention network, epoch 1 of 1", "ranker (LightGBM)", "evaluation: features",
-                     "extra: global importance", "extra: search", "precompute: ranking every customer"):
+    for expected in ("split", "attention network, epoch 1 of 1", "ranker: boosting rounds", "evaluation: features",
+                     "hybrid ranker: boosting rounds", "extra: global importance", "extra: search",
+                     "precompute: ranking every customer"):
         assert expected in phases
     assert any(re.fullmatch(r"done in .+ \(\d+ batches\)", text) for _, text in _parsed(shown.err))
+    rounds = [text for phase, text in _parsed(shown.err) if phase.endswith("boosting rounds")]
+    assert len(rounds) == 2 and all(re.fullmatch(r"done in .+ \(\d+ rounds\)", text) for text in rounds)
 
     assert cli.main(["evaluate", "--db", str(db), "--models", str(models)]) == 0
     shown = capsys.readouterr()
     assert shown.out == evaluation_text(evaluate_shop(db, models)) + "\n"
     assert [phase for phase, _ in _parsed(shown.err)][:3] == ["loading the models", "split", "evaluation: features"]
+
+
+# --------------------------------------------------------------------------- the live intake's commands
+
+EVENTS_CSV = (
+    "user_id,item_id,event_type,ts,price\n"
+    "alice,i1,view,2024-01-01 10:00:00,3\n"
+    "bob,i2,purchase,2024-01-02 10:00:00,-1\n"
+    "bob,i2,cart,2024-01-02 10:00:00,\n"
+    "carol,i3,view,2024-01-03T09:00:00Z,5.5\n"
+)
+
+
+def _seconds_blind(text: str, *names: str) -> str:
+    """A summary without its seconds, and with the other run's file names made one."""
+    text = re.sub(r"\(\d+\.\d s\)|in \d+\.\d s", "(s)", text)
+    for name in names:
+        text = text.replace(name, "shop.duckdb")
+    return text
+
+
+def _append_and_compact(capsys: pytest.CaptureFixture[str], db: Path, files: list[Path],
+                        *quiet: str) -> tuple[tuple[str, str], tuple[str, str]]:
+    """``ingest --append`` of ``files``, then ``compact``: each one's (stdout, stderr)."""
+    assert cli.main([*quiet, "ingest", "--append", "--db", str(db), "--format", "generic", *map(str, files)]) == 0
+    appended = capsys.readouterr()
+    assert cli.main([*quiet, "compact", "--db", str(db)]) == 0
+    return tuple(appended), tuple(capsys.readouterr())
+
+
+def test_append_and_compact_show_their_phases_and_print_the_same_summary(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import analytics.live_compact
+
+    items, events = tmp_path / "items.csv", tmp_path / "events.csv"
+    items.write_text("item_id,title,category\ni1,Mug,Home > Kitchen\n")
+    events.write_text(EVENTS_CSV)
+    (quiet_out, quiet_err), (quiet_compact, quiet_compact_err) = _append_and_compact(
+        capsys, tmp_path / "quiet.duckdb", [items, events], "-q")
+    assert quiet_err == quiet_compact_err == ""
+
+    monkeypatch.setattr(progress, "LINE_DELAY_S", 0.0)  # no quiet start: these commands are quick
+    monkeypatch.setattr(analytics.live_compact, "_READ_FILES", 1)  # two segments, read one at a time
+    (out, err), (compacted, compact_err) = _append_and_compact(capsys, tmp_path / "shop.duckdb", [items, events])
+    assert [phase for phase, _ in _parsed(err)] == [
+        "items.csv, file 1 of 2: validating", "items.csv, file 1 of 2: writing segments",
+        "events.csv, file 2 of 2: validating", "events.csv, file 2 of 2: writing segments",
+    ]
+    assert all(text.startswith("done in ") for _, text in _parsed(err))
+    assert [text.split(" (")[-1] for _, text in _parsed(err)[1::2]] == ["1 rows)", "4 rows)"]
+    assert [phase for phase, _ in _parsed(compact_err)] == [
+        "working copy of the store", "reading the live segments", "folding the events and the catalogue",
+        "profiles", "saving the store", "removing the folded files",
+    ]
+    texts = dict(_parsed(compact_err))
+    assert texts["reading the live segments"].endswith("(2 segments)")
+    assert texts["removing the folded files"].endswith("(2 files)")
+    assert all(text.startswith("done in ") for text in texts.values())
+
+    assert _seconds_blind(out, "quiet.duckdb") == _seconds_blind(quiet_out, "quiet.duckdb")
+    assert _seconds_blind(compacted, "quiet.duckdb") == _seconds_blind(quiet_compact, "quiet.duckdb")
+    assert "3 new events, 1 catalogue changes" in compacted  # read a segment at a time, folded whole
+    assert cli.main(["compact", "--db", str(tmp_path / "shop.duckdb"), "-q"]) == 0  # nothing left to fold
+    nothing = capsys.readouterr()
+    assert "nothing to fold" in nothing.out and nothing.err == ""

@@ -162,7 +162,7 @@ def _found(settings: Settings, recommender: Recommender, result: Recommendation)
         frame, total = timeline(con, result.user_id)
         details = item_details(con, [item.item_id for item in result.items])
     return Found(result.user_id, recommender.artifact.path.name, result.cold_start, list(result.items), card, frame,
-                 total, details)
+                 total, details, settings.currency)
 
 
 # --------------------------------------------------------------------------- reading

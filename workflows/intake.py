@@ -28,6 +28,7 @@ from analytics.live_files import append_files as append_store_files
 from analytics.live_segments import LiveBusy
 from analytics.live_store import AppendResult, store_for
 from errors import RecsightError
+from progress import SILENT, Progress
 
 __all__ = [
     "MAX_EVENTS_PER_BATCH", "MAX_ITEMS_PER_BATCH", "APPEND_TIMEOUT_S", "RETRY_AFTER_S", "IntakeResult",
@@ -110,22 +111,25 @@ class FilesAppended:
         return "\n".join(lines)
 
 
-def append_files(db_path: Path | str, paths: Sequence[Path], secret: str, fmt: str = "generic") -> FilesAppended:
-    """``cli.py ingest --append``: generic-format events and items files, through the same writer."""
+def append_files(db_path: Path | str, paths: Sequence[Path], secret: str, fmt: str = "generic",
+                 progress: Progress = SILENT) -> FilesAppended:
+    """``cli.py ingest --append``: generic-format events and items files, through the same writer
+    (``progress``, the command line's reporter, hears each file's validation and writing)."""
     if fmt != "generic":
         raise RecsightError(f"--append takes the generic format (the data contract), not {fmt}: "
                             "convert the files or load them with a plain ingest")
     if not paths:
         raise RecsightError("no input paths given")
     started = time.perf_counter()
-    files = append_store_files(store_for(db_path), [Path(p) for p in paths], secret)
+    files = append_store_files(store_for(db_path), [Path(p) for p in paths], secret, progress)
     return FilesAppended(Path(db_path), tuple(files), time.perf_counter() - started)
 
 
-def compact(db_path: Path | str) -> CompactResult:
+def compact(db_path: Path | str, progress: Progress = SILENT) -> CompactResult:
     """Fold the live segment into the shop file (``cli.py compact``; a server may call it on a
-    schedule: appends go on meanwhile). Safe to kill at any point."""
-    return compact_store(db_path)
+    schedule: appends go on meanwhile). Safe to kill at any point. ``progress`` hears its phases
+    (the command line's reporter; the server's timer leaves it silent)."""
+    return compact_store(db_path, progress)
 
 
 def _require_list(batch: object, what: str) -> None:

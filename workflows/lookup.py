@@ -74,6 +74,7 @@ class Found:
     timeline: pd.DataFrame  # the latest events, oldest first (``dashboard.customer_view.timeline``)
     total_events: int
     details: dict[str, tuple[Any, Any, Any]]  # item id -> (category, brand, price)
+    currency: str  # the ISO 4217 code prices and spend are in (``settings.currency``)
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ def look_up(text: str, settings: Settings, record: Recorder) -> Found | NotFound
     with customer_connection(settings, user_id) as con:
         details = item_details(con, [item.item_id for item in result.items])
     return Found(user_id, recommender.artifact.path.name, result.cold_start, list(result.items), card, frame, total,
-                 details)
+                 details, settings.currency)
 
 
 def customer_connection(settings: Settings, user_id: str) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
@@ -178,7 +179,8 @@ def report_for(settings: Settings, user_id: str, fmt: str, version: str | None =
     shows, completed with what would change each item and the data's reference date (a few
     seconds: the counterfactual sentences are verified by re-scoring)."""
     explanation = explanation_for(settings, user_id, version)
-    return report_bytes(recommender_for(settings), user_id, fmt, K, explanation=explanation)
+    return report_bytes(recommender_for(settings), user_id, fmt, K, explanation=explanation,
+                        currency=settings.currency)
 
 
 def counterfactual_for(settings: Settings, item: ItemExplanation) -> Counterfactual:

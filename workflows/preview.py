@@ -1,9 +1,10 @@
 """The shopper preview: the customer's list as the shop would show it to them.
 
 An agent on a call shares what the customer would see, not the analyst's view: per item its
-title, category, brand and price, how strong a match it is in words, and the one reason that
-speaks most for it. Built from the same explanation the lookup page shows
-(:func:`workflows.lookup.explanation_for`), so the preview never disagrees with the cards.
+title, category, brand and price (in the shop's currency, ``settings.currency``), how strong a
+match it is in words, and the one reason that speaks most for it. Built from the same explanation
+the lookup page shows (:func:`workflows.lookup.explanation_for`), so the preview never disagrees
+with the cards.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class PreviewCard:
     category: str | None  # the leaf of the category path
     brand: str | None
     price: float | None
+    currency: str  # the ISO 4217 code ``price`` is in (the shop's: ``settings.currency``)
     match: str | None  # "Strong match" and the like; None where the model version has no scale
     reason: str  # the strongest reason, or a neutral line where no single reason stands out
 
@@ -48,6 +50,6 @@ def shopper_preview(settings: Settings, user_id: str, version: str | None = None
         match = None if scale is None else match_words(scale.strength(item.score)).capitalize()
         cards.append(PreviewCard(item.rank, item.item_id, item.title,
                                  s.category_leaf(category),
-                                 brand or None, None if price is None else float(price), match,
+                                 brand or None, None if price is None else float(price), settings.currency, match,
                                  item.reasons[0] if item.reasons else _NO_REASON))
     return cards

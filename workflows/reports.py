@@ -5,7 +5,9 @@ What ``cli.py report`` runs, and what the API and the lookup page call for a rep
 mode), ids resolved before anything is written, each explanation completed with what a report
 states and the interactive views do not compute (the counterfactual sentences, verified by
 re-scoring: :mod:`workflows.report_counterfactuals`; the data's reference date), charts of a chunk
-of customers drawn by one browser start, every file written through :mod:`atomic`.
+of customers drawn by one browser start, every file written through :mod:`atomic`. The shop's
+currency (``settings.currency``) goes into the profile a report prints (``profile["currency"]``),
+so its spend and price band say what they are in.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from atomic import write_bytes
 from dashboard.reports import check_format, render_many, render_report
 from errors import RecsightError
 from explain.types import CustomerExplanation
+from settings import DEFAULT_CURRENCY
 
 if TYPE_CHECKING:
     from models.serving import Recommender
 
-__all__ = ["write_report", "report_bytes", "complete_for_report", "BATCH_CHUNK", "INTERACTIVE_COUNTERFACTUALS"]
+__all__ = ["write_report", "report_bytes", "complete_for_report", "in_currency", "BATCH_CHUNK",
+           "INTERACTIVE_COUNTERFACTUALS"]
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +41,7 @@ INTERACTIVE_COUNTERFACTUALS = 5  # items of an API or page report that get "what
 
 
 def write_report(db: Path | str, models: Path | str, user: str, fmt: str, out: Path | str, secret: str = "",
-                 k: int = 10) -> Path:
+                 k: int = 10, currency: str = DEFAULT_CURRENCY) -> Path:
     """Explain ``user``'s top ``k`` and write the report to ``out``; return the path written.
 
     ``user`` is a shop customer id (looked up with ``secret``) or a pseudonym. If ``out`` is an
@@ -50,7 +54,8 @@ def write_report(db: Path | str, models: Path | str, user: str, fmt: str, out: P
     with the line numbers to fix instead of leaving half a folder.
 
     Files are written atomically (a temporary file in the same folder, then a rename) and are
-    readable by their owner only, as they describe a customer's behaviour.
+    readable by their owner only, as they describe a customer's behaviour. Amounts are in
+    ``currency`` (``settings.currency``).
     """
     check_format(fmt)
     # Imported here: the models (torch) are only needed to explain, not to check the arguments.
@@ -71,7 +76,7 @@ def write_report(db: Path | str, models: Path | str, user: str, fmt: str, out: P
         written: list[Path] = []
         for start in range(0, len(pseudonyms), BATCH_CHUNK):
             started = time.perf_counter()
-            explanations = [explain_customer(recommender, p, k=k, counterfactuals=True)
+            explanations = [in_currency(explain_customer(recommender, p, k=k, counterfactuals=True), currency)
                             for p in pseudonyms[start:start + BATCH_CHUNK]]
             for explanation, data in zip(explanations, render_many(explanations, fmt, "svg")):
                 target = folder / f"{explanation.user_id}.{fmt}" if folder is not None else out
@@ -106,23 +111,30 @@ def complete_for_report(recommender: Recommender, explanation: CustomerExplanati
 
 
 def report_bytes(recommender: Recommender, user_id: str, fmt: str, k: int = 10, charts: str = "css",
-                 explanation: CustomerExplanation | None = None) -> bytes:
+                 explanation: CustomerExplanation | None = None, currency: str = DEFAULT_CURRENCY) -> bytes:
     """One customer's report in ``fmt``, complete (counterfactual sentences, reference date): what
     the API and the lookup page's export send. ``explanation`` is the customer's explained top
     ``k`` where the caller holds it already; ``charts`` as :func:`dashboard.reports.render_report`
     (``"css"``, the default, needs no browser for HTML and answers at once). Someone waits on this
     answer, so only the first :data:`INTERACTIVE_COUNTERFACTUALS` items get their verified "what
-    would change it" sentences (a few seconds); ``cli.py report`` gives every item its own."""
+    would change it" sentences (a few seconds); ``cli.py report`` gives every item its own. Amounts
+    are in ``currency`` (``settings.currency``)."""
     check_format(fmt)
     started = time.perf_counter()
     if explanation is None:
         from workflows.explaining import explain_customer
 
         explanation = explain_customer(recommender, user_id, k)
-    data = render_report(complete_for_report(recommender, explanation, k, limit=INTERACTIVE_COUNTERFACTUALS), fmt,
-                         charts=charts)
+    complete = complete_for_report(recommender, explanation, k, limit=INTERACTIVE_COUNTERFACTUALS)
+    data = render_report(in_currency(complete, currency), fmt, charts=charts)
     log.info("%s report of %s in %.1f s", fmt, user_id, time.perf_counter() - started)
     return data
+
+
+def in_currency(explanation: CustomerExplanation, currency: str) -> CustomerExplanation:
+    """``explanation`` whose profile names the shop's ``currency``: the data holds bare amounts, and
+    the report's profile card (:mod:`dashboard.report_profile`) writes its spend and prices with it."""
+    return dataclasses.replace(explanation, profile={**explanation.profile, "currency": currency})
 
 
 def _read_user_list(path: Path) -> list[str]:

@@ -59,7 +59,7 @@ def downloads(browser, tmp_path: Path) -> Downloads:
 
 
 def _number(text: str) -> float | None:
-    return None if text in ("–", "—", "") else float(text.replace(",", "").replace("%", ""))
+    return None if text in ("–", "—", "") else float(text.replace(",", "").replace("%", "").removeprefix("€"))
 
 
 def _grid_rows(browser, grid: str, columns: list[str]) -> dict[int, dict[str, str]]:
@@ -99,7 +99,7 @@ def test_an_analyst_downloads_the_overviews_segment_table_and_funnel(browser, do
         rows = downloads.wait("recsight-overview-segment-activity-")
         shown = [[cell.text.strip() for cell in row.find_elements("css selector", "td")]
                  for row in browser.driver.find_elements("css selector", "#ov-segment-table tbody tr")]
-        assert rows[0] == ["Segment", "Customers", "Active", "Revenue"]
+        assert rows[0] == ["Segment", "Customers", "Active", "Revenue (EUR)"]  # the default RECSIGHT_CURRENCY
         assert len(rows) - 1 == len(shown) > 0
         for saved, on_page in zip(rows[1:], shown):
             assert saved[0] == on_page[0]

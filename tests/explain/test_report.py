@@ -53,7 +53,7 @@ def test_html_is_self_contained_and_holds_every_item_and_reason(charts: str) -> 
             assert reason in page
         assert item.counterfactual in page
     assert "Rose Face Cream 50ml" in page and "Favourite brands" in page and "B1 (50%); B2 (25%)" in page
-    assert "9.5 – 19.99 (median 12, bought)" in page and "Time based" not in page
+    assert "€9.50 – €19.99 (median €12.00, bought)" in page and "Time based" not in page
     # Shop text is shown, never obeyed: the hostile title stays text.
     assert HOSTILE_TITLE not in page and "&lt;a href=" in page
     if charts == "svg":

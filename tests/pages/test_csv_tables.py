@@ -85,11 +85,23 @@ def test_the_funnel_table_is_the_funnels_bars_and_hides_what_it_hides():
 def test_the_ranking_table_is_the_rankings_hover_row_for_row():
     frame = pd.DataFrame({"brand": ["Acme", "=cmd"], "events": [9, 7], "purchases": [np.nan, 3.0],
                           "revenue": [np.nan, 21.5], "users": [12, 11]})
-    table = tables.ranking_table(frame, "brand")
-    figure = ranking_figure(frame, "brand", "events", k=10)
-    assert table.columns == ("Brand", "Events", "Purchases", "Revenue", "Customers")
+    table = tables.ranking_table(frame, "brand", "USD")
+    figure = ranking_figure(frame, "brand", "events", k=10, currency="USD")
+    assert table.columns == ("Brand", "Events", "Purchases", "Revenue (USD)", "Customers")
     assert [list(row) for row in table.rows] == [list(row) for row in figure.data[0].customdata]
     assert _rows(ct.csv_text(table))[2][0] == "'=cmd"
+
+
+def test_revenue_headers_name_the_currency_and_the_cells_stay_plain_numbers():
+    day = pd.Timestamp("2024-01-01")
+    activity = pd.DataFrame({"period": [day], "events": [4], "users": [3], "purchases": [0], "revenue": [0.0]})
+    table = tables.activity_table(activity, "day", "CNY")
+    assert table.columns[-1] == "Revenue (CNY)" and table.rows[0][-1] == 0.0
+    segments = pd.DataFrame({"segment": ["champions"], "customers": [12], "share": [1.0], "active": [10.0],
+                             "events": [40.0], "revenue": [0.0]})
+    shown = tables.segment_activity_table(segments, "EUR")
+    assert shown.columns == ("Segment", "Customers", "Active", "Revenue (EUR)")
+    assert shown.rows == (("Champions", 12, 10, 0.0),)  # counts whole, the amount a number a spreadsheet sums
 
 
 FAITH = Faithfulness(customers=12, items=5, shap_max_error=1e-16, ig_relative=[1e-7, 1e-4, 0.02, 0.0, 3e-3],

@@ -115,7 +115,7 @@ def _csv(table: ShownTable) -> list[list[str]]:
 
 
 def _number(text: str) -> float | None:
-    return None if text in ("–", "—", "") else float(text.replace(",", ""))
+    return None if text in ("–", "—", "") else float(text.replace(",", "").removeprefix("€"))  # the page's EUR
 
 
 # --------------------------------------------------------------------------- the overview

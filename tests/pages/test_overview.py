@@ -97,7 +97,7 @@ def _annotation(figure: Any) -> str:
 def test_overview_kpis_and_funnel_for_the_whole_shop(ov, shop):
     view = ov.update_overview("2024-01-01", "2024-01-10", ALL, shop)
     assert [_kpi(view, name) for name in ("users", "items", "events", "revenue", "conversion")] == [
-        "4", "4", "12", "35.00", "50.00%"]
+        "4", "4", "12", "€35.00", "50.00%"]
     assert _text(_find_in(view.kpis, "ov-kpi-items-caption")) == "of 5 in the catalogue"
     assert _text(_find_in(view.kpis, "ov-kpi-conversion-caption")) == "purchases per view · 75% of customers bought"
     assert list(view.funnel.data[0].x) == [6, None, None, 3]  # click and cart: u1 alone, hidden (k=2)
@@ -108,7 +108,7 @@ def test_overview_kpis_and_funnel_for_the_whole_shop(ov, shop):
 def test_overview_follows_dates_and_segment(ov, shop):
     assert _kpi(ov.update_overview("2024-01-01", "2024-01-05", ALL, shop), "events") == "9"
     champions = ov.update_overview(None, None, profiles.CHAMPIONS, shop)
-    assert (_kpi(champions, "events"), _kpi(champions, "users"), _kpi(champions, "revenue")) == ("8", "2", "20.00")
+    assert (_kpi(champions, "events"), _kpi(champions, "users"), _kpi(champions, "revenue")) == ("8", "2", "€20.00")
 
 
 def test_overview_hides_a_selection_smaller_than_k(ov, shop):
@@ -143,6 +143,53 @@ def test_activity_rankings_and_segments(ov, shop):
     assert "2 segments hidden" in _text(table)
     highlighted, _ = ov.update_segments(None, None, profiles.CHAMPIONS, shop)
     assert list(highlighted.data[0].marker.color) == ["#3d6a8e"]
+
+
+def _write_money_shop(path: Path) -> Path:
+    """Two champions who only browse (revenue 0) and two loyal customers who spent 12,345.50: the
+    shop whose segment table once read "0.00" beside "12,346"."""
+    with duckdb.connect(str(path)) as con:
+        schema.create_tables(con)
+        con.execute(f"INSERT INTO {schema.ITEMS} VALUES ('i1', 'Tent', 'Outdoor > Tents', 'Acme', 6172.75)")
+        con.executemany(
+            f"INSERT INTO {schema.EVENTS} ({schema.USER_ID}, {schema.ITEM_ID}, {schema.EVENT_TYPE}, {schema.TS}) "
+            "VALUES (?, 'i1', ?, ?::TIMESTAMP)",
+            [("c1", schema.VIEW, "2024-02-01 09:00"), ("c2", schema.VIEW, "2024-02-02 09:00"),
+             ("l1", schema.PURCHASE, "2024-02-01 10:00"), ("l2", schema.PURCHASE, "2024-02-03 10:00")])
+        con.execute(f"CREATE TABLE {profiles.USER_PROFILES} ({schema.USER_ID} VARCHAR, {profiles.RFM_SEGMENT} VARCHAR)")
+        con.executemany(f"INSERT INTO {profiles.USER_PROFILES} VALUES (?, ?)",
+                        [("c1", profiles.CHAMPIONS), ("c2", profiles.CHAMPIONS), ("l1", profiles.LOYAL),
+                         ("l2", profiles.LOYAL)])
+    return path
+
+
+def _table_rows(table: Any) -> list[list[str]]:
+    body = table.children[0].children[1]
+    return [[_text(cell) for cell in row.children] for row in body.children]
+
+
+def test_a_segment_without_purchases_reads_as_money_and_counts_read_whole(ov, tmp_path):
+    settings = Settings(db_path=_write_money_shop(tmp_path / "shop.duckdb"), k_anonymity=2)
+    view = ov.segments_view(None, None, ALL, settings)
+    head = [_text(cell) for cell in view.table.children[0].children[0].children.children]
+    assert head == ["Segment", "Customers", "Active", "Revenue (EUR)"]
+    assert _table_rows(view.table) == [["Champions", "2", "2", "€0.00"], ["Loyal", "2", "2", "€12,345.50"]]
+    assert view.activity.columns[-1] == "Revenue (EUR)"
+    assert _kpi(ov.update_overview(None, None, ALL, settings), "revenue") == "€12,345.50"
+
+
+def test_every_amount_on_the_overview_follows_the_currency_setting(ov, shop):
+    pounds = replace(shop, currency="GBP")
+    assert _kpi(ov.update_overview(None, None, ALL, pounds), "revenue") == "£35.00"
+    activity = ov.activity_view(None, None, ALL, "week", pounds)
+    axis = activity.figure.layout.yaxis2
+    assert (axis.title.text, axis.tickprefix) == ("revenue (GBP)", "£")
+    assert activity.figure.data[1].hovertext[0].startswith("revenue £38.00")
+    assert activity.table.columns[-1] == "Revenue (GBP)"
+    _, brands = ov.rankings_view(None, None, ALL, "full", "revenue", pounds)
+    assert "£" in brands.figure.data[0].hovertext[0] and "Revenue (GBP)" in brands.table.columns
+    kronor = ov.segments_view(None, None, ALL, replace(shop, currency="SEK"))
+    assert _table_rows(kronor.table)[0][-1] == "20.00 SEK" and kronor.activity.columns[-1] == "Revenue (SEK)"
 
 
 def test_preset_dates(ov):
