@@ -99,6 +99,11 @@ class FaithfulnessTables(NamedTuple):
     completeness: ShownTable | None
 
 
+# Why a segment here may be missing from the overview's filter (both hide groups under k people).
+_SEGMENTS_WHEN = ("The test customers' segments when this model was trained, each of at least {k} of them; the "
+                  "overview lists today's segments of at least {k} customers, so the two lists can differ.")
+
+
 # --------------------------------------------------------------------------- layout
 
 
@@ -156,7 +161,7 @@ def update_version(version: str | None, settings: Settings) -> VersionView:
              tools=csv_control(CSV, "evaluation", None if hidden else tables.evaluation_grid_table(table))),
         dbc.Row(className="g-3 mt-1", children=[
             dbc.Col(card("Models side by side", None, graph("mo-bars", 300), tools=csv_control(CSV, "models")), lg=5),
-            dbc.Col(card(f"By {(metrics.get('segments') or {}).get('by', 'segment')}", None,
+            dbc.Col(card(f"By {(metrics.get('segments') or {}).get('by', 'segment')}", _SEGMENTS_WHEN.format(k=k),
                          [graph("mo-segments", 320), html.Div(id="mo-segment-note", className="rs-table-note")],
                          tools=csv_control(CSV, "segments")), lg=7),
         ]),

@@ -65,6 +65,13 @@ def test_the_page_shows_the_stored_evaluation_and_metadata(pm, shop, meta):
     grid = _find(body, "mo-eval-grid")
     assert [row["model"] for row in grid.rowData] == ["popularity", "covisit", "attention", "ranker", "hybrid"]
     assert grid.rowData[-1]["ndcg@10"] == pytest.approx(hybrid)
+    # The same numbers turned (one row per metric) for a narrow window, where the wide grid hides.
+    narrow = _find(body, "mo-eval-grid-narrow")
+    assert [column["field"] for column in narrow.columnDefs[1:]] == [row["model"] for row in grid.rowData]
+    assert narrow.rowData[0]["metric"] == "NDCG@10" and narrow.rowData[0]["hybrid"] == pytest.approx(hybrid)
+    assert narrow.rowData[-1]["metric"] == "vs best baseline"
+    # Why a segment here may be missing from the overview's filter.
+    assert "when this model was trained" in _text(body)
     metadata = _text(_find(body, "mo-metadata"))
     assert meta["fingerprint"] in metadata and meta["trained_at"] in metadata
     assert f"lightgbm {meta['packages']['lightgbm']}" in metadata
