@@ -35,7 +35,7 @@ __all__ = [
 
 _ROW_PX = 26  # height per bar, so labels never overlap however many rows a figure has
 _LABEL_CHARS = 26  # item titles are cut to this in axis labels (the hover shows them whole)
-_TICK_CHARS, _LINE_PX = 34, 15  # a bar label's line (12 px text), and the height it takes
+_TICK_CHARS, _LINE_PX = 34, 17  # a bar label's line (12 px text), and the height it takes
 _TITLE_CHARS, _NOTE_CHARS = 48, 72  # a title line (16 px) and a note line (12 px) that fit a 420 px chart
 _TITLE_TOP, _TITLE_LINE_PX, _NOTE_LINE_PX = 48, 21, 16  # the top margin of a one-line title, and each extra line
 
@@ -47,7 +47,7 @@ def _text(value: object) -> str:
 
 def _height(rows: int, extra: int = 110, lines: int = 0) -> int:
     """Room for ``rows`` bars whose labels take ``lines`` lines in all (0: one line each)."""
-    return max(220, extra + max(_ROW_PX * rows, _LINE_PX * lines + 8 * rows))
+    return max(220, extra + max(_ROW_PX * rows, _LINE_PX * lines + 10 * rows))
 
 
 def _label_axis(fig: go.Figure, labels: Sequence[str], notes: Sequence[str] | None = None, **where: int) -> int:
@@ -145,8 +145,9 @@ def match_movers(item: ItemExplanation, top: int = 8) -> go.Figure:
     ))
     fig.update_yaxes(autorange="reversed", type="category")
     lines = _label_axis(fig, labels, moves)
-    reach = max([abs(v) for v in shares] + [1.0])
-    fig.update_xaxes(title_text="share (%)", range=[-1.1 * reach, 1.1 * reach], zeroline=True)
+    low, high = min([0.0, *shares]), max([0.0, *shares])
+    pad = 0.06 * (high - low or 1.0)
+    fig.update_xaxes(title_text="share (%)", range=[low - pad, high + pad], zeroline=True)
     return _finish(fig, f"What raised and lowered #{item.rank} {_text(item.title)}",
                    _height(len(labels), lines=lines), note="each bar: its share of everything that moved its match")
 
@@ -333,11 +334,10 @@ def global_importance_bars(importance: Mapping[str, float] | pd.DataFrame, top: 
         ))
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(title_text="mean |SHAP|")
-    lines = _label_axis(fig, [_text(label) for label in order])
     fig.update_layout(barmode="group", showlegend=len(segments) > 1)
     title = "What drives the ranker overall" if segment is None else \
         f"What drives the ranker for the {_text(segment)} segment"
-    return _finish(fig, title, _height(len(order) * len(segments), lines=lines),
+    return _finish(fig, title, _height(len(order) * len(segments)),
                    note="mean |SHAP| per feature, in the ranker's raw score units")
 
 

@@ -69,7 +69,9 @@ def _metric_columns(table: Any) -> list[str]:
 def _wide_grid(table: Any) -> dag.AgGrid:
     columns = [{"field": "label", "headerName": "Model", "pinned": "left", "minWidth": 150, "flex": 2,
                 "wrapText": True, "autoHeight": True, "cellClass": "rs-grid-label"}]
-    columns += [{"field": c, "headerName": mi.metric_label(c), "type": "numericColumn", "minWidth": _METRIC_PX,
+    # "Novelty @10": a narrow column's header breaks before the cut-off, not inside a word.
+    columns += [{"field": c, "headerName": mi.metric_label(c).replace("@", " @"), "type": "numericColumn",
+                 "minWidth": _METRIC_PX,
                  "valueFormatter": {"function": _MISSING + _FOUR_PLACES}} for c in _metric_columns(table)]
     columns.append({"field": "lift", "headerName": "vs best baseline", "type": "numericColumn", "minWidth": _METRIC_PX,
                     "valueFormatter": {"function": _MISSING + _PERCENT}})
