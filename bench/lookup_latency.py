@@ -5,14 +5,16 @@ customer, rank their list, read the profile card and the timeline, build the pag
 audit row) for many customers, after one warm-up lookup (the server loads the model once per
 process). Also times the lookup's parts on their own, and the slower steps that run after the
 page is shown, each behind its own loading indicator: the reasons under the cards (the whole
-explanation), a "Why?" dialog (with its verified counterfactual), a what-if (the customer's three
-latest items taken out) and a CSV export (with the verified "what would change it" sentences).
+explanation), a "Why?" dialog (with its verified counterfactual; of the first item of each list,
+or of the first ``--why`` items), a what-if (the customer's three latest items taken out) and a
+CSV export (with the verified "what would change it" sentences).
 
 Reads the shop and models named by the environment (``set -a && . ./.env.local && set +a`` for
 the demo's secret); the audit rows go to a temporary file, never the real log.
 
     .venv/bin/python bench/lookup_latency.py                   # 40 customers of data/shop.duckdb
     .venv/bin/python bench/lookup_latency.py --customers 100 --explain 5
+    .venv/bin/python bench/lookup_latency.py --customers 30 --explain 5 --why 10   # Why? of every listed item
 """
 
 from __future__ import annotations
@@ -94,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=40, help="customers looked up (one lookup each)")
     parser.add_argument("--explain", type=int, default=5, help="customers whose reasons, Why? and export are timed")
+    parser.add_argument("--why", type=int, default=1,
+                        help="items per explained customer whose Why? dialog is timed (the first N of the list)")
     parser.add_argument("--demo", type=Path, default=Path("data/demo"), help="the synthetic shop's raw files")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
@@ -141,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             ids = [row[0] for row in store["items"]]
             lookup_work._cache.clear()  # time the explanation itself, not the cache
             _timed(later["reasons (whole explanation)"], page.reasons, store, ids, settings)
-            _timed(later["Why? dialog (with counterfactual)"], page.why, store, ids[0], settings, record)
+            for item_id in ids[:args.why]:
+                _timed(later["Why? dialog (with counterfactual)"], page.why, store, item_id, settings, record)
             _timed(later["what-if (without the 3 latest items)"], what_if, settings, store["user_id"],
                    store["version"], _latest_items(settings, store["user_id"], 3), None)
             _timed(later["CSV export"], page.export, store, "csv", settings, record)
