@@ -31,6 +31,9 @@ from models.search_text import analyse
 __all__ = ["FieldIndex", "MatchedTerm", "build_field", "load_field"]
 
 log = logging.getLogger(__name__)
+# bm25s sets its own logger to DEBUG, so its "Building index from tokens" lines reached every
+# command's stderr whatever the application's level; it follows the application's level instead.
+logging.getLogger("bm25s").setLevel(logging.NOTSET)
 
 _SURFACES_FILE = "surfaces.json"
 _PAIRS_FILE = "pairs.npz"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -172,3 +173,14 @@ def test_building_and_searching_need_no_network(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+
+def test_bm25s_follows_the_applications_log_level(caplog: pytest.LogCaptureFixture) -> None:
+    """bm25s turns its own logger to DEBUG: a train run's stderr showed its "Building index" lines
+    although the command logs warnings only."""
+    from models.search_keyword import build_field
+
+    caplog.set_level(logging.WARNING)
+    build_field(["red wool scarf", "blue cotton shirt"])
+    assert not logging.getLogger("bm25s").isEnabledFor(logging.DEBUG)
