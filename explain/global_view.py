@@ -31,6 +31,7 @@ from models.batch import HistoryTables, Models, feature_frame
 from models.features import feature_spec, rfm_segments
 from models.serving import Recommender
 from models.splits import TEMPORAL
+from progress import SILENT, Progress
 
 __all__ = ["GlobalImportance", "compute_global_importance", "sample_users", "write_global_importance",
            "save_global_importance", "load_global_importance", "global_importance", "SUMMARY_FILE", "ROWS_FILE"]
@@ -122,8 +123,10 @@ def compute_global_importance(recommender: Recommender, n_users: int = DEFAULT_U
 
 
 def write_global_importance(folder: Path, con: duckdb.DuckDBPyConnection, tables: HistoryTables, models: Models,
-                            protocol: str, n_users: int = DEFAULT_USERS, k: int = DEFAULT_K) -> None:
-    """Compute and save the global importance into a model version folder (the training hook)."""
+                            protocol: str, _progress: Progress = SILENT, n_users: int = DEFAULT_USERS,
+                            k: int = DEFAULT_K) -> None:
+    """Compute and save the global importance into a model version folder (the training hook; one
+    phase, with nothing to count)."""
     importance = _compute(con, tables, models, protocol == TEMPORAL, n_users, k, 42)
     save_global_importance(importance, Path(folder))
     log.info("global importance of %d customers' top %d written to %s", importance.n_users, k, folder)

@@ -38,7 +38,7 @@ from models.attention import AttentionConfig, AttentionModel
 from models.attention_training import train_attention
 from models.candidates import CandidateConfig, build_index
 from models.live_covis import CovisLinks
-from models.ranker import Ranker, RankerConfig
+from models.ranker import Ranker, RankerConfig, boosting_progress
 from models.search_features import (
     CUSTOMER_FEATURES,
     QUERY_FEATURES,
@@ -51,6 +51,7 @@ from models.search_features import (
 from models.search_index import SearchIndex
 from models.search_query import Retrieval
 from models.search_ranker import K_CANDIDATES, SearchRanker
+from progress import SILENT, Progress
 
 __all__ = ["SearchTrainingConfig", "category_query", "stage_history", "stage_groups", "fit_lambdarank",
            "search_attention", "train_search_ranker"]
@@ -171,9 +172,10 @@ def _with_positive(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["group"].isin(positive)].sort_values(["group", "cand_rank"], kind="stable")
 
 
-def fit_lambdarank(train: pd.DataFrame, valid: pd.DataFrame, features: list[str], config: RankerConfig) -> Ranker:
+def fit_lambdarank(train: pd.DataFrame, valid: pd.DataFrame, features: list[str], config: RankerConfig,
+                   progress: Progress = SILENT, name: str = "search ranker") -> Ranker:
     """LambdaRank on ``train`` groups, trees chosen by NDCG on ``valid`` (groups without a
-    retrieved target dropped from both)."""
+    retrieved target dropped from both); ``progress`` hears its boosting rounds as ``name``'s."""
     train, valid = _with_positive(train), _with_positive(valid)
     if train.empty or valid.empty:
         raise RecsightError("no search training target was retrieved among the candidates: nothing to learn")
@@ -182,11 +184,18 @@ def fit_lambdarank(train: pd.DataFrame, valid: pd.DataFrame, features: list[str]
     dvalid = lgb.Dataset(valid[features].to_numpy(np.float64), label=valid["label"].to_numpy(),
                          group=_groups(valid), reference=dtrain)
     booster = lgb.train(config.params(), dtrain, num_boost_round=config.max_rounds, valid_sets=[dvalid],
-                        valid_names=["valid"], callbacks=[lgb.early_stopping(config.early_stopping, verbose=False)])
+                        valid_names=["valid"], callbacks=[*boosting_progress(progress, name),
+                                                          lgb.early_stopping(config.early_stopping, verbose=False)])
     best = max(booster.best_iteration, 1)
     log.info("search ranker (%d features): %d trees, valid ndcg@%d %.4f, %d training groups", len(features), best,
              config.eval_at, booster.best_score["valid"][f"ndcg@{config.eval_at}"], len(_groups(train)))
     return Ranker(lgb.Booster(model_str=booster.model_to_string(num_iteration=best)), features)
+
+
+def _counted(progress: Progress, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame``, one more stage of training queries told to ``progress``."""
+    progress.advance()
+    return frame
 
 
 def search_attention(con: duckdb.DuckDBPyConnection, events_table: str = S.EVENTS,
@@ -199,17 +208,18 @@ def search_attention(con: duckdb.DuckDBPyConnection, events_table: str = S.EVENT
 
 def train_search_ranker(con: duckdb.DuckDBPyConnection, index: SearchIndex, events_table: str = S.EVENTS,
                         config: SearchTrainingConfig = SearchTrainingConfig(),
-                        attention: AttentionModel | None = None) -> SearchRanker:
+                        attention: AttentionModel | None = None, progress: Progress = SILENT) -> SearchRanker:
     """Both boosters of a :class:`SearchRanker` from the shop's events (see the module docstring).
 
     ``con`` must allow TEMP tables (a read-only shop connection does). Stage 1 (each customer's
     last event) is never read. ``attention``: a network from :func:`search_attention` (trained
-    here when None and ``config.with_attention``).
+    here when None and ``config.with_attention``). ``progress`` hears the stages and the boosting rounds.
     """
     if config.valid_stage < 2 or min(config.train_stages, default=0) <= config.valid_stage:
         raise RecsightError("search training stages must lie before the validation stage, itself before the last")
     started = time.perf_counter()
     if attention is None and config.with_attention:
+        progress.phase("search: its attention network")
         attention = search_attention(con, events_table, config)
     cache: dict[str, Retrieval] = {}
 
@@ -218,13 +228,15 @@ def train_search_ranker(con: duckdb.DuckDBPyConnection, index: SearchIndex, even
             cache[query] = index.retrieve(query, config.k_candidates)
         return cache[query]
 
-    train = pd.concat([stage_groups(con, index, events_table, s, retrieve, config, attention)
+    progress.phase("search: training queries", total=len(config.train_stages) + 1, unit="stages")
+    train = pd.concat([_counted(progress, stage_groups(con, index, events_table, s, retrieve, config, attention))
                        for s in config.train_stages], ignore_index=True)
-    valid = stage_groups(con, index, events_table, config.valid_stage, retrieve, config, attention)
+    valid = _counted(progress, stage_groups(con, index, events_table, config.valid_stage, retrieve, config, attention))
     personal_features = [f.name for f in SEARCH_FEATURES
                          if attention is not None or f.name != "attention_score"]
-    personal = fit_lambdarank(train, valid, personal_features, config.ranker)
-    anonymous = fit_lambdarank(train, valid, list(QUERY_FEATURES), config.ranker)
+    personal = fit_lambdarank(train, valid, personal_features, config.ranker, progress, "search ranker (personalised)")
+    anonymous = fit_lambdarank(train, valid, list(QUERY_FEATURES), config.ranker, progress,
+                               "search ranker (query only)")
     info = {"groups": int(train["group"].nunique()), "valid_groups": int(valid["group"].nunique()),
             "train_stages": list(config.train_stages), "valid_stage": config.valid_stage,
             "k_candidates": config.k_candidates, "attention": attention is not None,

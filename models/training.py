@@ -40,10 +40,11 @@ __all__ = ["VersionExtra", "train"]
 log = logging.getLogger(__name__)
 
 # Something more to store in a version being written: called as
-# ``extra(folder, con, serving_tables, models, protocol)`` after the models and serving tables are
-# saved into the staging ``folder`` and before the lists are precomputed. It raises to abort the
-# version (the previous one stays current).
-VersionExtra = Callable[[Path, duckdb.DuckDBPyConnection, HistoryTables, Models, str], None]
+# ``extra(folder, con, serving_tables, models, protocol, progress)`` after the models and serving
+# tables are saved into the staging ``folder`` and before the lists are precomputed (``progress``
+# hears its own phases, each shown after "extra: <name>"). It raises to abort the version (the
+# previous one stays current).
+VersionExtra = Callable[[Path, duckdb.DuckDBPyConnection, HistoryTables, Models, str, Progress], None]
 
 
 class _Clock:
@@ -97,7 +98,7 @@ def train(db_path: Path, models_dir: Path, protocol: str | None = None, config: 
             _save_models(folder, con, serving, models)
             for extra in extras:
                 progress.phase(f"extra: {_extra_name(extra)}")
-                extra(folder, con, serving, models, protocol)
+                extra(folder, con, serving, models, protocol, progress)
             # Every customer's list, ranked now by the serving path over the tables just saved, so
             # a request for a known customer is a lookup (Recommender.recommend).
             top_items = precompute_top_items(con, dataclasses.replace(serving, as_of=serving_as_of), models,

@@ -229,6 +229,8 @@ def test_training_reports_its_phases_and_counts(tmp_path: Path, capsys: pytest.C
     for expected in ("attention network, epoch 1 of 1", "ranker: training data", "ranker: boosting rounds",
                      "hybrid ranker: training data", "hybrid ranker: boosting rounds",
                      "evaluation: features", "serving tables", "saving the models",
+                     "search: the catalogue's index", "search: training queries",
+                     "search ranker (personalised): boosting rounds", "search ranker (query only): boosting rounds",
                      "precompute: ranking every customer"):
         assert expected in names
     for name, total, unit, advanced in heard.phases:
@@ -294,11 +296,13 @@ def test_train_and_evaluate_on_the_command_line_show_phases_and_print_the_same_s
     phases = [phase for phase, _ in _parsed(shown.err)]
     for expected in ("split", "attention network, epoch 1 of 1", "ranker: boosting rounds", "evaluation: features",
                      "hybrid ranker: boosting rounds", "extra: global importance", "extra: search",
+                     "search: the catalogue's index", "search: training queries",
+                     "search ranker (personalised): boosting rounds", "search ranker (query only): boosting rounds",
                      "precompute: ranking every customer"):
         assert expected in phases
     assert any(re.fullmatch(r"done in .+ \(\d+ batches\)", text) for _, text in _parsed(shown.err))
     rounds = [text for phase, text in _parsed(shown.err) if phase.endswith("boosting rounds")]
-    assert len(rounds) == 2 and all(re.fullmatch(r"done in .+ \(\d+ rounds\)", text) for text in rounds)
+    assert len(rounds) == 4 and all(re.fullmatch(r"done in .+ \(\d+ rounds\)", text) for text in rounds)
 
     assert cli.main(["evaluate", "--db", str(db), "--models", str(models)]) == 0
     shown = capsys.readouterr()

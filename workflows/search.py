@@ -35,6 +35,7 @@ from models.search_query import check_query
 from models.search_ranker import SearchRanker, SearchResult, rank_search
 from models.search_training import SearchTrainingConfig, train_search_ranker
 from models.serving import Recommender
+from progress import SILENT, Progress
 from settings import Settings
 from workflows.recommenders import recommender_for
 from workflows.recommenders import resolve_customer as resolve_typed
@@ -84,12 +85,14 @@ _searchers_lock = threading.Lock()
 TRAINING = SearchTrainingConfig(with_attention=False, max_targets=3000)
 
 
-def write_search(folder: Path, con: duckdb.DuckDBPyConnection, *_: Any) -> None:
+def write_search(folder: Path, con: duckdb.DuckDBPyConnection, _tables: Any, _models: Any, _protocol: str,
+                 progress: Progress = SILENT) -> None:
     """The search artifacts of a model version being written (a :data:`models.training.VersionExtra`):
     the catalogue's index, then the search ranker trained on the shop's events."""
     out = folder / SEARCH_DIR
+    progress.phase("search: the catalogue's index")
     index = build_search_index(con, out / INDEX_DIR)
-    ranker = train_search_ranker(con, index, config=TRAINING)
+    ranker = train_search_ranker(con, index, config=TRAINING, progress=progress)
     ranker.save(out)
 
 

@@ -32,7 +32,7 @@ def trained(tmp_path_factory) -> tuple[Path, Path, dict]:
 EXTRA_CALLS: list[dict] = []
 
 
-def _record_extra(folder: Path, con, tables: HistoryTables, models: Models, protocol: str) -> None:
+def _record_extra(folder: Path, con, tables: HistoryTables, models: Models, protocol: str, _progress) -> None:
     """An extra as the layers above pass one: it runs inside the version being written."""
     (folder / "extra.txt").write_text(protocol)
     EXTRA_CALLS.append({"staging": folder.name.startswith(".staging-"),
