@@ -16,6 +16,7 @@ import duckdb
 from analytics import metrics
 from analytics import schema as s
 from analytics.db import connect_read_only
+from analytics.paired import compare_to
 from models import registry
 from models.attention import AttentionModel
 from models.batch import HistoryTables, Models, feature_frame, prepare_history, rank_frame
@@ -26,11 +27,12 @@ from models.ranker import Ranker
 from models.splits import LEAVE_ONE_OUT, Split, make_split
 from progress import SILENT, Progress
 
-__all__ = ["MODEL_NAMES", "evaluate", "evaluate_split", "format_evaluation"]
+__all__ = ["MODEL_NAMES", "SERVED", "evaluate", "evaluate_split", "format_evaluation", "comparison_lines"]
 
 log = logging.getLogger(__name__)
 
 MODEL_NAMES = ("popularity", "covisit", "attention", "ranker", "hybrid")
+SERVED = "hybrid"  # the model the recommender serves
 # History-length buckets (events) for leave-one-out segments.
 _LENGTH_BUCKETS = ((1, 5, "1-5 events"), (6, 10, "6-10 events"), (11, 20, "11-20 events"), (21, None, "21+ events"))
 
@@ -97,6 +99,9 @@ def evaluate_split(
         "users": len(users),
         "models": {name: _rounded(metrics.evaluate_rankings(r, truth, k, **common)) for name, r in rankings.items()},
         "candidates": _candidate_recall(con, test.labels, "ev_cand", len(truth), (k, 50, 100, 200)),
+        # The served model against each other one on the same customers, with a paired bootstrap
+        # 95 % interval: whether a gap in the table is more than which customers were tested.
+        "comparisons": {"metric": f"ndcg@{k}", "served": SERVED, "against": compare_to(SERVED, rankings, truth, k)},
     }
     progress.phase("evaluation: segments")
     segment_of, by = _segments(con, split, tables, "ev_usr_profile")
@@ -163,6 +168,7 @@ def format_evaluation(result: dict) -> str:
     cand = result.get("candidates", {})
     if cand:
         lines.append("candidate recall (ranker ceiling): " + ", ".join(f"{key} {v:.4f}" for key, v in cand.items()))
+    lines += comparison_lines(result)
     segments = result.get("segments", {})
     if segments.get("groups"):
         names = list(result["models"])
@@ -172,3 +178,20 @@ def format_evaluation(result: dict) -> str:
             users = next(iter(per_model.values())).get("users", 0)
             lines.append(f"{segment:<16}{users:>7}" + "".join(f"{per_model[m][f'ndcg@{k}']:>12.4f}" for m in names))
     return "\n".join(lines)
+
+
+def comparison_lines(result: dict) -> list[str]:
+    """The served model against each other model, one line each: the difference in the metric,
+    relative too, its paired bootstrap 95 % interval and the customers behind it. Nothing for an
+    evaluation stored before the comparisons were."""
+    comparisons = result.get("comparisons") or {}
+    if not comparisons.get("against"):
+        return []
+    metric, served = comparisons["metric"], comparisons["served"]
+    lines = [f"{served} against each model, {metric} difference (paired bootstrap 95% interval):"]
+    for name, c in comparisons["against"].items():
+        relative = "" if c["relative"] is None else f" ({c['relative']:+.1%})"
+        verdict = "ahead" if c["low"] > 0 else ("behind" if c["high"] < 0 else "no clear difference")
+        lines.append(f"  vs {name:<11}{c['difference']:+.4f}{relative}  [{c['low']:+.4f}, {c['high']:+.4f}]  "
+                     f"{c['users']:,} customers: {verdict}")
+    return lines

@@ -15,7 +15,7 @@ from dash import html
 
 from dashboard import model_insight as mi
 
-__all__ = ["kpis", "grid", "additivity_row", "checks_table", "metadata"]
+__all__ = ["kpis", "grid", "comparisons", "additivity_row", "checks_table", "metadata"]
 
 
 def kpis(table: Any, metric: str, metrics: dict[str, Any]) -> html.Div:
@@ -54,12 +54,13 @@ _PERCENT = "d3.format('+.0%')(params.value)"
 _MISSING = "params.value == null || params.value !== params.value ? '–' : "  # None and NaN
 
 
-def grid(table: Any) -> html.Div:
+def grid(table: Any, metrics: dict[str, Any] | None = None) -> html.Div:
     """The evaluation table, baselines and the served model marked, in two shapes of which the
     window shows one: a sortable grid of one row per model where there is room, and the same
     numbers turned (one row per metric, a column per model) in a narrow window, where eleven
-    metric columns would need a sideways scroll or cut their headers."""
-    return html.Div([_wide_grid(table), _narrow_grid(table)])
+    metric columns would need a sideways scroll or cut their headers. Under them, with the
+    evaluation's ``metrics``, the paired :func:`comparisons`."""
+    return html.Div([_wide_grid(table), _narrow_grid(table), comparisons(metrics or {})])
 
 
 def _metric_columns(table: Any) -> list[str]:
@@ -111,6 +112,35 @@ def _narrow_grid(table: Any) -> dag.AgGrid:
 
 def _number(value: Any) -> float | None:
     return None if value is None or value != value else float(value)
+
+
+def comparisons(metrics: dict[str, Any]) -> html.Div | None:
+    """The served model against each other model on the same test customers: the difference, its
+    paired bootstrap 95 % interval and the customers behind it, and what that says in words (a
+    gap whose interval straddles zero is no evidence either way). None for a version evaluated
+    before the comparisons were stored."""
+    stored = metrics.get("comparisons") or {}
+    if not stored.get("against"):
+        return None
+    label = mi.metric_label(stored["metric"])
+    served = mi.MODEL_LABELS.get(stored["served"], stored["served"])
+    head = ["Against", f"{label} difference", "Relative", "95% interval", "Customers", "Says"]
+    rows = []
+    for name, c in stored["against"].items():
+        says = "ahead" if c["low"] > 0 else ("behind" if c["high"] < 0 else "no clear difference")
+        rows.append(html.Tr([
+            html.Td(mi.MODEL_LABELS.get(name, name)), html.Td(f"{c['difference']:+.4f}", className="text-end"),
+            html.Td("–" if c["relative"] is None else f"{c['relative']:+.1%}", className="text-end"),
+            html.Td(f"{c['low']:+.4f} to {c['high']:+.4f}", className="text-end text-nowrap"),
+            html.Td(f"{c['users']:,}", className="text-end"), html.Td(says),
+        ]))
+    return html.Div(id="mo-comparisons", className="mt-3", children=[
+        html.H3(f"Is the {served} model ahead? Paired over the same customers", className="rs-card-title mb-1"),
+        html.Table(className="table rs-table mb-1", children=[
+            html.Thead(html.Tr([html.Th(h) for h in head])), html.Tbody(rows)]),
+        html.Div("The per-customer differences, drawn again with replacement 1,000 times: an interval that "
+                 "excludes zero is more than the luck of which customers were tested.", className="rs-table-note"),
+    ])
 
 
 def additivity_row(error: float, where: str) -> tuple[str, str]:

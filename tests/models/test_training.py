@@ -71,6 +71,15 @@ def test_evaluation_has_every_model_and_metric_and_matches_training(trained) -> 
     assert result["models"]["hybrid"]["ndcg@10"] > result["models"]["popularity"]["ndcg@10"]
     table = format_evaluation(result)
     assert "hybrid" in table and "ndcg@10" in table
+    # Every comparison of the served model carries its paired interval and its customers.
+    against = result["comparisons"]["against"]
+    assert result["comparisons"]["served"] == "hybrid" and set(against) == set(MODEL_NAMES) - {"hybrid"}
+    for name, c in against.items():
+        assert c["users"] == result["users"] and c["low"] <= c["difference"] <= c["high"]
+        gap = result["models"]["hybrid"]["ndcg@10"] - result["models"][name]["ndcg@10"]
+        assert c["difference"] == pytest.approx(gap, abs=1e-5)  # the table's gap, per customer
+    assert stored["comparisons"] == result["comparisons"]
+    assert "vs ranker" in table and "customers" in table
 
 
 def test_same_seed_same_ranking(trained, tmp_path: Path) -> None:

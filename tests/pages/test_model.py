@@ -70,6 +70,11 @@ def test_the_page_shows_the_stored_evaluation_and_metadata(pm, shop, meta):
     assert [column["field"] for column in narrow.columnDefs[1:]] == [row["model"] for row in grid.rowData]
     assert narrow.rowData[0]["metric"] == "NDCG@10" and narrow.rowData[0]["hybrid"] == pytest.approx(hybrid)
     assert narrow.rowData[-1]["metric"] == "vs best baseline"
+    # The served model against each other one, each with its interval and customers.
+    compared = _text(_find(body, "mo-comparisons"))
+    against = meta["metrics"]["comparisons"]["against"]
+    assert len(against) == 4 and f"{against['ranker']['low']:+.4f} to {against['ranker']['high']:+.4f}" in compared
+    assert f"{meta['metrics']['users']:,}" in compared
     # Why a segment here may be missing from the overview's filter.
     assert "when this model was trained" in _text(body)
     metadata = _text(_find(body, "mo-metadata"))
