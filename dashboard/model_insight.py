@@ -32,7 +32,8 @@ from models import registry
 from models.features import label_of
 
 __all__ = [
-    "MODEL_LABELS", "BASELINES", "SERVED_MODEL", "METRIC_COLUMNS", "VersionInfo", "list_versions", "read_metadata",
+    "MODEL_LABELS", "BASELINES", "SERVED_SUFFIX", "served_label", "METRIC_COLUMNS", "VersionInfo", "list_versions",
+    "read_metadata",
     "version_folder", "evaluation_table", "segment_table", "SegmentTable", "metadata_rows", "evaluation_figure",
     "segment_figure", "metric_choices", "metric_label", "metric_help", "importance_segments", "importance_view",
     "dependence_view", "feature_choices", "feature_label", "shap_additivity",
@@ -41,14 +42,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SERVED_MODEL = "hybrid"  # the list customers see (models.serving.Recommender.ranker)
 MODEL_LABELS: dict[str, str] = {
     "popularity": "Popularity (baseline)",
     "covisit": "Co-visitation (baseline)",
     "attention": "Attention network alone",
     "ranker": "Ranker without attention",
-    "hybrid": "Hybrid (served)",
+    "hybrid": "Hybrid",
 }
+SERVED_SUFFIX = " (served)"  # after the label of the ranker a version serves (registry.served_model)
 _SHORT_LABELS: dict[str, str] = {"popularity": "Popularity", "covisit": "Co-visitation", "attention": "Attention",
                                   "ranker": "Ranker", "hybrid": "Hybrid"}
 BASELINES: tuple[str, ...] = ("popularity", "covisit")
@@ -167,10 +168,11 @@ def evaluation_table(meta: dict[str, Any], k_anonymity: int) -> tuple[pd.DataFra
         return pd.DataFrame(), (f"The evaluation covers {users} test customers, fewer than {k_anonymity}: "
                                 "hidden for privacy.")
     columns = _columns(k)
+    served = registry.served_model(meta)
     rows = []
     for name, values in _ordered(metrics["models"]).items():
-        row: dict[str, Any] = {"model": name, "label": MODEL_LABELS.get(name, name),
-                               "kind": "baseline" if name in BASELINES else ("served" if name == SERVED_MODEL
+        row: dict[str, Any] = {"model": name, "label": served_label(name, served),
+                               "kind": "baseline" if name in BASELINES else ("served" if name == served
                                                                                else "component")}
         row.update({c: _number(values.get(c)) for c in columns})
         rows.append(row)
@@ -179,6 +181,11 @@ def evaluation_table(meta: dict[str, Any], k_anonymity: int) -> tuple[pd.DataFra
     best = frame.loc[frame["kind"] == "baseline", ndcg].max()
     frame["lift"] = (frame[ndcg] / best - 1.0) if best and best == best and best > 0 else float("nan")
     return frame, None
+
+
+def served_label(name: str, served: str) -> str:
+    """A model's label in the tables, "(served)" after the one customers see."""
+    return MODEL_LABELS.get(name, name) + (SERVED_SUFFIX if name == served else "")
 
 
 def _ordered(models: dict[str, Any]) -> dict[str, Any]:

@@ -139,7 +139,7 @@ def _compute(con: duckdb.DuckDBPyConnection, tables: HistoryTables, models: Mode
     con.execute("CREATE OR REPLACE TEMP TABLE gi_users (user_id VARCHAR)")
     con.executemany("INSERT INTO gi_users VALUES (?)", [[u] for u in sample_users(con, tables.history, n_users, seed)])
     frame = feature_frame(con, tables, "gi_users", "gi", attention=models.attention)
-    ranker = models.hybrid
+    ranker = models.serving
     if frame.empty:
         raise RecsightError("no customer in the sample has candidates: nothing to summarise")
     frame = frame.assign(score=ranker.predict(frame))

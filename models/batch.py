@@ -44,11 +44,19 @@ class HistoryTables:
 
 @dataclass
 class Models:
-    """The trained parts: the ranker without the attention feature, the hybrid, the network."""
+    """The trained parts: the ranker without the attention feature, the hybrid, the network, and
+    which of the two rankers customers are served (``served``: chosen at training on the
+    validation customers, :func:`models.training.choose_served`)."""
 
     ranker: Ranker
     hybrid: Ranker
     attention: AttentionModel
+    served: str = "hybrid"
+
+    @property
+    def serving(self) -> Ranker:
+        """The ranker whose scores customers see: every list, explanation and counterfactual."""
+        return self.hybrid if self.served == "hybrid" else self.ranker
 
 
 def prepare_history(

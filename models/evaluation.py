@@ -27,12 +27,11 @@ from models.ranker import Ranker
 from models.splits import LEAVE_ONE_OUT, Split, make_split
 from progress import SILENT, Progress
 
-__all__ = ["MODEL_NAMES", "SERVED", "evaluate", "evaluate_split", "format_evaluation", "comparison_lines"]
+__all__ = ["MODEL_NAMES", "evaluate", "evaluate_split", "format_evaluation", "comparison_lines"]
 
 log = logging.getLogger(__name__)
 
 MODEL_NAMES = ("popularity", "covisit", "attention", "ranker", "hybrid")
-SERVED = "hybrid"  # the model the recommender serves
 # History-length buckets (events) for leave-one-out segments.
 _LENGTH_BUCKETS = ((1, 5, "1-5 events"), (6, 10, "6-10 events"), (11, 20, "11-20 events"), (21, None, "21+ events"))
 
@@ -50,6 +49,7 @@ def evaluate(db_path: Path, models_dir: Path, k: int = 10, progress: Progress = 
             ranker=Ranker.load(artifact.path / registry.RANKER_FILE, meta["features"]["ranker"]),
             hybrid=Ranker.load(artifact.path / registry.HYBRID_FILE, meta["features"]["hybrid"]),
             attention=AttentionModel.load(artifact.path / registry.ATTENTION_FILE),
+            served=registry.served_model(meta),
         )
         window = meta["split"]["window_days"]
         progress.phase("split")
@@ -101,7 +101,8 @@ def evaluate_split(
         "candidates": _candidate_recall(con, test.labels, "ev_cand", len(truth), (k, 50, 100, 200)),
         # The served model against each other one on the same customers, with a paired bootstrap
         # 95 % interval: whether a gap in the table is more than which customers were tested.
-        "comparisons": {"metric": f"ndcg@{k}", "served": SERVED, "against": compare_to(SERVED, rankings, truth, k)},
+        "comparisons": {"metric": f"ndcg@{k}", "served": models.served,
+                        "against": compare_to(models.served, rankings, truth, k)},
     }
     progress.phase("evaluation: segments")
     segment_of, by = _segments(con, split, tables, "ev_usr_profile")

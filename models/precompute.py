@@ -65,7 +65,7 @@ def precompute_top_items(
         con.execute("INSERT INTO pre_users SELECT unnest(?::VARCHAR[])", [users[begin:begin + chunk]])
         frame = feature_frame(con, tables, "pre_users", "pre", attention=models.attention, attention_per_user=True)
         if not frame.empty:
-            frame = frame.assign(score=models.hybrid.predict(frame))
+            frame = frame.assign(score=models.serving.predict(frame))
             frame = frame.sort_values([s.USER_ID, "score", "cand_rank"], ascending=[True, False, True], kind="stable")
             parts.append(frame[frame.groupby(s.USER_ID, sort=False).cumcount() < k])
         progress.advance(min(chunk, len(users) - begin))

@@ -88,11 +88,14 @@ def validation_users(user_ids: pd.Series, fraction: float, seed: int) -> np.ndar
 class Ranker:
     """A trained booster and the feature columns it expects, in order."""
 
-    def __init__(self, booster: lgb.Booster, features: list[str]) -> None:
+    def __init__(self, booster: lgb.Booster, features: list[str], validation: float | None = None) -> None:
         if list(booster.feature_name()) != list(features):
             raise RecsightError("ranker model does not match its feature list; retrain")
         self.booster = booster
         self.features = list(features)
+        # NDCG@k on the training stage's held-out customers (set by train_ranker, None once loaded):
+        # what the served model is chosen by (models.training), never the test stage.
+        self.validation = validation
 
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
         """The feature columns in the booster's order; a missing one is an error, never a silent NaN."""
@@ -177,12 +180,12 @@ def train_ranker(frame: pd.DataFrame, features: list[str], config: RankerConfig 
         params, dtrain, num_boost_round=config.max_rounds, valid_sets=[dvalid], valid_names=["valid"],
         callbacks=[lgb.early_stopping(config.early_stopping, verbose=False), *boosting_progress(progress, name)],
     )
+    validation = float(booster.best_score["valid"][f"ndcg@{config.eval_at}"])
     log.info("ranker: %d trees, valid ndcg@%d %.4f, %d training users, %d rows",
-             booster.best_iteration, config.eval_at,
-             booster.best_score["valid"][f"ndcg@{config.eval_at}"], len(_groups(train)), len(train))
+             booster.best_iteration, config.eval_at, validation, len(_groups(train)), len(train))
     # Keep only the trees up to the best validation round.
     final = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
-    return Ranker(final, features)
+    return Ranker(final, features, validation)
 
 
 def boosting_progress(progress: Progress, name: str) -> list[Callable[[lgb.callback.CallbackEnv], None]]:

@@ -40,7 +40,7 @@ from errors import RecsightError
 __all__ = [
     "FORMAT_VERSION", "RANKER_FILE", "HYBRID_FILE", "ATTENTION_FILE", "METADATA_FILE",
     "Artifact", "fingerprint", "package_versions", "write_version", "load_current", "current", "versions",
-    "metadata",
+    "metadata", "served_model", "SERVABLE",
 ]
 
 log = logging.getLogger(__name__)
@@ -181,6 +181,18 @@ def _read_pointer(models_dir: Path) -> str | None:
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or "not a version name"
         raise RecsightError(f"cannot read {pointer}: {reason}") from None
+
+
+SERVABLE = ("hybrid", "ranker")  # the rankers a version can serve (Models.served)
+
+
+def served_model(meta: dict) -> str:
+    """Which ranker a version serves (``metadata["served"]["model"]``); a version trained before
+    the choice existed served the hybrid. Anything else is a corrupt version, said in one line."""
+    served = (meta.get("served") or {}).get("model", "hybrid")
+    if served not in SERVABLE:
+        raise RecsightError(f"model metadata names an unknown served model {served!r}; retrain")
+    return served
 
 
 def _read_metadata(folder: Path) -> dict:

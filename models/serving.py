@@ -94,8 +94,8 @@ class Recommender:
 
     @property
     def ranker(self) -> Ranker:
-        """The ranker whose scores the customer sees (the hybrid, with the attention feature)."""
-        return self.models.hybrid
+        """The ranker whose scores the customer sees (the one chosen at training: ``Models.served``)."""
+        return self.models.serving
 
     @property
     def attention(self) -> AttentionModel:
@@ -124,6 +124,7 @@ class Recommender:
                 ranker=Ranker.load(artifact.path / registry.RANKER_FILE, artifact.metadata["features"]["ranker"]),
                 hybrid=Ranker.load(artifact.path / registry.HYBRID_FILE, artifact.metadata["features"]["hybrid"]),
                 attention=AttentionModel.load(artifact.path / registry.ATTENTION_FILE),
+                served=registry.served_model(artifact.metadata),
             )
             as_of = datetime.fromisoformat(artifact.metadata["serving_as_of"])
             # After the fingerprint check: it reads the snapshot (and, when the shop was compacted
@@ -137,7 +138,7 @@ class Recommender:
         except BaseException:
             con.close()
             raise
-        top = load_top_items(artifact, models.hybrid.features)
+        top = load_top_items(artifact, models.serving.features)
         rec = cls(con, artifact, HistoryTables(s.EVENTS, as_of, index, items), models, config, top, live, live_covis)
         rec.item_norms = item_norms(con, items)
         with rec._lock:  # the live events already there when the model loads

@@ -31,11 +31,11 @@ from models.config import QUICK, EngineConfig
 from models.evaluation import MODEL_NAMES, evaluate_split
 from models.features import feature_names
 from models.precompute import TOP_ITEMS_FILE, TOP_ITEMS_META, precompute_top_items
-from models.ranker import train_ranker
+from models.ranker import Ranker, train_ranker
 from models.splits import TEMPORAL, Split, detect_protocol, make_split
 from progress import SILENT, Progress
 
-__all__ = ["VersionExtra", "train"]
+__all__ = ["VersionExtra", "train", "choose_served"]
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,7 @@ def train(db_path: Path, models_dir: Path, protocol: str | None = None, config: 
                 "protocol": protocol,
                 "split": _split_summary(split),
                 "features": {"ranker": models.ranker.features, "hybrid": models.hybrid.features},
+                "served": choose_served(models.ranker, models.hybrid),
                 "config": dataclasses.asdict(config),
                 "quick": config == QUICK,
                 "metrics": evaluation,
@@ -149,7 +150,20 @@ def _fit(con: duckdb.DuckDBPyConnection, split: Split, config: EngineConfig, clo
                           "hybrid ranker")
     del frame
     clock.lap("rankers")
-    return Models(ranker, hybrid, attention)
+    return Models(ranker, hybrid, attention, served=choose_served(ranker, hybrid)["model"])
+
+
+def choose_served(ranker: Ranker, hybrid: Ranker) -> dict[str, Any]:
+    """The ranker customers are served, chosen on the training stage's held-out customers (the
+    rankers' early-stopping validation, never the test stage that the evaluation reports): the
+    hybrid only where the attention feature earns its place there, the simpler ranker otherwise
+    (ties included). The reason is stored and shown, so nobody has to guess why."""
+    with_attention, without = hybrid.validation or 0.0, ranker.validation or 0.0
+    served = "hybrid" if with_attention > without else "ranker"
+    verdict = "beats" if served == "hybrid" else "does not beat"
+    return {"model": served, "validation": {"hybrid": round(with_attention, 6), "ranker": round(without, 6)},
+            "why": f"on the validation customers the hybrid (NDCG@10 {with_attention:.4f}) {verdict} the ranker "
+                   f"without the attention feature ({without:.4f})"}
 
 
 def _save_models(folder: Path, con: duckdb.DuckDBPyConnection, serving: HistoryTables, models: Models) -> None:

@@ -29,9 +29,10 @@ def kpis(table: Any, metric: str, metrics: dict[str, Any]) -> html.Div:
     lift = served["lift"].iloc[0] if not served.empty else None
     recall = (metrics.get("candidates") or {})
     deepest = max(recall, key=lambda key: int(key.split("@")[1]), default=None) if recall else None
+    shown = "" if served.empty else str(served["label"].iloc[0]).removesuffix(mi.SERVED_SUFFIX)
     cards = [
         ("mo-kpi-served", f"Served model {mi.metric_label(metric)}", "—" if value is None else f"{value:.4f}",
-         "hybrid: ranker with the attention signal"),
+         f"{shown}, chosen on the validation customers" if shown else ""),
         ("mo-kpi-lift", "Against the best baseline",
          "—" if lift is None or lift != lift else f"{lift:+.0%}",
          "" if best is None else f"best baseline: {best['label']} ({float(best[metric]):.4f})"),
@@ -54,13 +55,15 @@ _PERCENT = "d3.format('+.0%')(params.value)"
 _MISSING = "params.value == null || params.value !== params.value ? '–' : "  # None and NaN
 
 
-def grid(table: Any, metrics: dict[str, Any] | None = None) -> html.Div:
+def grid(table: Any, meta: dict[str, Any] | None = None) -> html.Div:
     """The evaluation table, baselines and the served model marked, in two shapes of which the
     window shows one: a sortable grid of one row per model where there is room, and the same
     numbers turned (one row per metric, a column per model) in a narrow window, where eleven
     metric columns would need a sideways scroll or cut their headers. Under them, with the
-    evaluation's ``metrics``, the paired :func:`comparisons`."""
-    return html.Div([_wide_grid(table), _narrow_grid(table), comparisons(metrics or {})])
+    version's metadata ``meta``, the paired :func:`comparisons` and why the served model was chosen."""
+    meta = meta or {}
+    why = (meta.get("served") or {}).get("why")
+    return html.Div([_wide_grid(table), _narrow_grid(table), comparisons(meta.get("metrics") or {}, why)])
 
 
 def _metric_columns(table: Any) -> list[str]:
@@ -114,11 +117,11 @@ def _number(value: Any) -> float | None:
     return None if value is None or value != value else float(value)
 
 
-def comparisons(metrics: dict[str, Any]) -> html.Div | None:
+def comparisons(metrics: dict[str, Any], why: str | None = None) -> html.Div | None:
     """The served model against each other model on the same test customers: the difference, its
     paired bootstrap 95 % interval and the customers behind it, and what that says in words (a
     gap whose interval straddles zero is no evidence either way). None for a version evaluated
-    before the comparisons were stored."""
+    before the comparisons were stored. ``why``: the training's reason for the served model."""
     stored = metrics.get("comparisons") or {}
     if not stored.get("against"):
         return None
@@ -140,6 +143,7 @@ def comparisons(metrics: dict[str, Any]) -> html.Div | None:
             html.Thead(html.Tr([html.Th(h) for h in head])), html.Tbody(rows)]),
         html.Div("The per-customer differences, drawn again with replacement 1,000 times: an interval that "
                  "excludes zero is more than the luck of which customers were tested.", className="rs-table-note"),
+        html.Div(f"Why this model is served: {why}." if why else "", id="mo-served-why", className="rs-table-note"),
     ])
 
 

@@ -123,7 +123,7 @@ def test_an_analyst_downloads_the_model_evaluation_as_the_grid_shows_it(browser,
     browser.sign_in(ANALYST)
     try:
         browser.open("/model", "#mo-eval-grid")
-        browser.wait_for_text("#mo-eval-grid", lambda text: "Hybrid (served)" in text)
+        browser.wait_for_text("#mo-eval-grid", lambda text: "(served)" in text)
         _reach(browser, "#mo-csv-evaluation button")
         browser.click("#mo-csv-evaluation button")
         rows = downloads.wait("recsight-model-evaluation-")

@@ -38,7 +38,7 @@ def test_model_page_opens_with_every_part_and_no_console_errors(model_page, trai
     assert browser.text("#rs-nav .active") == "Model insight"
     for graph in GRAPHS:
         browser.wait_for(f"#{graph} .main-svg", timeout=60)
-    browser.wait_for_text("#mo-eval-grid", lambda text: "Hybrid (served)" in text and "Popularity (baseline)" in text)
+    browser.wait_for_text("#mo-eval-grid", lambda text: "(served)" in text and "Popularity (baseline)" in text)
     browser.wait_for_text("#mo-faithfulness", lambda text: "Customers · items checked" in text, timeout=60)
     meta = registry.load_current(trained).metadata
     assert meta["fingerprint"] in browser.text("#mo-metadata")

@@ -72,14 +72,30 @@ def test_evaluation_has_every_model_and_metric_and_matches_training(trained) -> 
     table = format_evaluation(result)
     assert "hybrid" in table and "ndcg@10" in table
     # Every comparison of the served model carries its paired interval and its customers.
-    against = result["comparisons"]["against"]
-    assert result["comparisons"]["served"] == "hybrid" and set(against) == set(MODEL_NAMES) - {"hybrid"}
+    against, served = result["comparisons"]["against"], result["comparisons"]["served"]
+    # The served ranker is the one training chose on the validation customers (never the test).
+    assert served == registry.served_model(registry.load_current(models).metadata) in ("hybrid", "ranker")
+    assert set(against) == set(MODEL_NAMES) - {served}
     for name, c in against.items():
         assert c["users"] == result["users"] and c["low"] <= c["difference"] <= c["high"]
-        gap = result["models"]["hybrid"]["ndcg@10"] - result["models"][name]["ndcg@10"]
+        gap = result["models"][served]["ndcg@10"] - result["models"][name]["ndcg@10"]
         assert c["difference"] == pytest.approx(gap, abs=1e-5)  # the table's gap, per customer
     assert stored["comparisons"] == result["comparisons"]
-    assert "vs ranker" in table and "customers" in table
+    assert "vs popularity" in table and "customers" in table
+
+
+def test_the_served_ranker_is_chosen_on_validation_and_the_simpler_one_wins_ties() -> None:
+    from types import SimpleNamespace
+
+    from models.training import choose_served
+
+    def pair(without: float, with_attention: float) -> dict:
+        return choose_served(SimpleNamespace(validation=without), SimpleNamespace(validation=with_attention))
+
+    assert pair(0.30, 0.31)["model"] == "hybrid" and "beats" in pair(0.30, 0.31)["why"]
+    assert pair(0.31, 0.30)["model"] == "ranker" and "does not beat" in pair(0.31, 0.30)["why"]
+    assert pair(0.30, 0.30)["model"] == "ranker"
+    assert pair(0.31, 0.30)["validation"] == {"hybrid": 0.30, "ranker": 0.31}
 
 
 def test_same_seed_same_ranking(trained, tmp_path: Path) -> None:
