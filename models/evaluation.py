@@ -54,8 +54,11 @@ def evaluate(db_path: Path, models_dir: Path, k: int = 10, progress: Progress = 
         window = meta["split"]["window_days"]
         progress.phase("split")
         split = make_split(con, meta["protocol"], window=None if window is None else timedelta(days=window))
-        return evaluate_split(con, split, models, config, k=k, dataset=meta.get("dataset", Path(db_path).stem),
-                              progress=progress)
+        result = evaluate_split(con, split, models, config, k=k, dataset=meta.get("dataset", Path(db_path).stem),
+                                progress=progress)
+        # Which ranker the version serves and why (chosen at training on the validation customers).
+        result["served"] = meta.get("served") or {"model": models.served, "why": "trained before the choice existed"}
+        return result
     finally:
         con.close()
 
@@ -189,7 +192,9 @@ def comparison_lines(result: dict) -> list[str]:
     if not comparisons.get("against"):
         return []
     metric, served = comparisons["metric"], comparisons["served"]
-    lines = [f"{served} against each model, {metric} difference (paired bootstrap 95% interval):"]
+    why = (result.get("served") or {}).get("why")
+    lines = [f"served: {served}" + (f" ({why})" if why else "")]
+    lines.append(f"{served} against each model, {metric} difference (paired bootstrap 95% interval):")
     for name, c in comparisons["against"].items():
         relative = "" if c["relative"] is None else f" ({c['relative']:+.1%})"
         verdict = "ahead" if c["low"] > 0 else ("behind" if c["high"] < 0 else "no clear difference")

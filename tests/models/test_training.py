@@ -82,6 +82,7 @@ def test_evaluation_has_every_model_and_metric_and_matches_training(trained) -> 
         assert c["difference"] == pytest.approx(gap, abs=1e-5)  # the table's gap, per customer
     assert stored["comparisons"] == result["comparisons"]
     assert "vs popularity" in table and "customers" in table
+    assert result["served"]["model"] == served and f"served: {served} (on the validation customers" in table
 
 
 def test_the_served_ranker_is_chosen_on_validation_and_the_simpler_one_wins_ties() -> None:
