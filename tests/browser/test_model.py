@@ -42,7 +42,9 @@ def test_model_page_opens_with_every_part_and_no_console_errors(model_page, trai
     browser.wait_for_text("#mo-faithfulness", lambda text: "Customers · items checked" in text, timeout=60)
     meta = registry.load_current(trained).metadata
     assert meta["fingerprint"] in browser.text("#mo-metadata")
-    assert f"{meta['metrics']['models']['hybrid']['ndcg@10']:.4f}" == browser.text("#mo-kpi-served")
+    served = meta["served"]["model"]  # chosen at training on the validation customers
+    assert f"{meta['metrics']['models'][served]['ndcg@10']:.4f}" == browser.text("#mo-kpi-served")
+    assert meta["served"]["why"] in browser.text("#mo-served-why")
     assert browser.console_errors() == []
 
 
