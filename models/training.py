@@ -130,7 +130,8 @@ def train(db_path: Path, models_dir: Path, protocol: str | None = None, config: 
         con.close()
     return {"models": str(path), "protocol": protocol, "target": evaluation["target"],
             "timings_s": clock.timings, "candidates": evaluation["candidates"],
-            "ndcg@10": {name: evaluation["models"][name]["ndcg@10"] for name in MODEL_NAMES}}
+            "ndcg@10": {name: evaluation["models"][name]["ndcg@10"] for name in MODEL_NAMES},
+            "served": choose_served(models.ranker, models.hybrid)}
 
 
 def _fit(con: duckdb.DuckDBPyConnection, split: Split, config: EngineConfig, clock: _Clock,

@@ -292,7 +292,7 @@ def test_train_and_evaluate_on_the_command_line_show_phases_and_print_the_same_s
     assert cli.main(["train", "--db", str(db), "--models", str(models), "--quick"]) == 0
     shown = capsys.readouterr()
     summary = json.loads(shown.out)  # stdout is the JSON summary alone, as before
-    assert set(summary) == {"models", "protocol", "target", "timings_s", "candidates", "ndcg@10"}
+    assert set(summary) == {"models", "protocol", "target", "timings_s", "candidates", "ndcg@10", "served"}
     phases = [phase for phase, _ in _parsed(shown.err)]
     for expected in ("split", "attention network, epoch 1 of 1", "ranker: boosting rounds", "evaluation: features",
                      "hybrid ranker: boosting rounds", "extra: global importance", "extra: search",
