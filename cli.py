@@ -90,7 +90,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
     with _reporting(args) as progress:
         result = train_shop(args.db, args.models, protocol=args.protocol, config=QUICK if args.quick else None,
-                            progress=progress)
+                            progress=progress, serve=args.serve)
     print(json.dumps(result, indent=2, default=str))
     return 0
 
@@ -227,6 +227,8 @@ def _model_commands(sub: Any) -> None:
     p.add_argument("--protocol", choices=("temporal", "leave-one-out"), default=None,
                    help="default: leave-one-out for order-only data, temporal otherwise")
     p.add_argument("--quick", action="store_true", help="smaller models, for the demo")
+    p.add_argument("--serve", choices=("hybrid", "ranker"), default=None,
+                   help="pin the ranker customers are served (default: the better one on the validation customers)")
     _quiet_option(p)
     p.set_defaults(handler=cmd_train)
 

@@ -24,6 +24,7 @@ import duckdb
 from analytics import schema as s
 from analytics.db import connect_read_only
 from analytics.live_sql import folded_seq
+from errors import RecsightError
 from models import registry
 from models.attention_training import train_attention
 from models.batch import HistoryTables, Models, feature_frame, prepare_history
@@ -66,13 +67,15 @@ class _Clock:
 
 
 def train(db_path: Path, models_dir: Path, protocol: str | None = None, config: EngineConfig | None = None,
-          extras: Sequence[VersionExtra] = (), progress: Progress = SILENT) -> dict[str, Any]:
+          extras: Sequence[VersionExtra] = (), progress: Progress = SILENT, serve: str | None = None) -> dict[str, Any]:
     """Train every model on ``db_path``, evaluate it, and publish a new version in ``models_dir``.
 
     ``config`` None is the full :class:`EngineConfig` (``cli.py train --quick`` passes
     :data:`models.config.QUICK`); ``extras`` add files to the version (see :data:`VersionExtra`).
     ``progress`` hears each phase (and the counted ones' units: attention batches, the rankers'
     boosting rounds, customers of the precomputed lists), so a half-hour run says where it is.
+    ``serve`` pins the served ranker ("hybrid" or "ranker"); None chooses it on the validation
+    customers (:func:`choose_served`).
     Returns the summary ``cli.py train`` prints.
     """
     config = EngineConfig() if config is None else config
@@ -86,6 +89,8 @@ def train(db_path: Path, models_dir: Path, protocol: str | None = None, config: 
         live_seq = folded_seq(con)  # what of the live segment the snapshot holds: serving after a compaction
         clock.lap("split")
         models = _fit(con, split, config, clock, progress)
+        served = choose_served(models.ranker, models.hybrid, serve)
+        models.served = served["model"]
         evaluation = evaluate_split(con, split, models, config, dataset=Path(db_path).stem, progress=progress)
         clock.lap("evaluation")
         progress.phase("serving tables")
@@ -112,7 +117,7 @@ def train(db_path: Path, models_dir: Path, protocol: str | None = None, config: 
                 "protocol": protocol,
                 "split": _split_summary(split),
                 "features": {"ranker": models.ranker.features, "hybrid": models.hybrid.features},
-                "served": choose_served(models.ranker, models.hybrid),
+                "served": served,
                 "config": dataclasses.asdict(config),
                 "quick": config == QUICK,
                 "metrics": evaluation,
@@ -131,7 +136,7 @@ def train(db_path: Path, models_dir: Path, protocol: str | None = None, config: 
     return {"models": str(path), "protocol": protocol, "target": evaluation["target"],
             "timings_s": clock.timings, "candidates": evaluation["candidates"],
             "ndcg@10": {name: evaluation["models"][name]["ndcg@10"] for name in MODEL_NAMES},
-            "served": choose_served(models.ranker, models.hybrid)}
+            "served": served}
 
 
 def _fit(con: duckdb.DuckDBPyConnection, split: Split, config: EngineConfig, clock: _Clock,
@@ -151,20 +156,24 @@ def _fit(con: duckdb.DuckDBPyConnection, split: Split, config: EngineConfig, clo
                           "hybrid ranker")
     del frame
     clock.lap("rankers")
-    return Models(ranker, hybrid, attention, served=choose_served(ranker, hybrid)["model"])
+    return Models(ranker, hybrid, attention)
 
 
-def choose_served(ranker: Ranker, hybrid: Ranker) -> dict[str, Any]:
+def choose_served(ranker: Ranker, hybrid: Ranker, pinned: str | None = None) -> dict[str, Any]:
     """The ranker customers are served, chosen on the training stage's held-out customers (the
     rankers' early-stopping validation, never the test stage that the evaluation reports): the
     hybrid only where the attention feature earns its place there, the simpler ranker otherwise
-    (ties included). The reason is stored and shown, so nobody has to guess why."""
+    (ties included). The reason is stored and shown, so nobody has to guess why. ``pinned`` (``train
+    --serve``) overrides the choice, and the reason says so beside the validation scores."""
+    if pinned is not None and pinned not in registry.SERVABLE:
+        raise RecsightError(f"--serve must be one of {', '.join(registry.SERVABLE)}, not {pinned!r}")
     with_attention, without = hybrid.validation or 0.0, ranker.validation or 0.0
-    served = "hybrid" if with_attention > without else "ranker"
-    verdict = "beats" if served == "hybrid" else "does not beat"
+    verdict = "beats" if with_attention > without else "does not beat"
+    evidence = (f"on the validation customers the hybrid (NDCG@10 {with_attention:.4f}) {verdict} the ranker "
+                f"without the attention feature ({without:.4f})")
+    served = pinned or ("hybrid" if with_attention > without else "ranker")
     return {"model": served, "validation": {"hybrid": round(with_attention, 6), "ranker": round(without, 6)},
-            "why": f"on the validation customers the hybrid (NDCG@10 {with_attention:.4f}) {verdict} the ranker "
-                   f"without the attention feature ({without:.4f})"}
+            "why": f"pinned with train --serve {pinned}; {evidence}" if pinned else evidence}
 
 
 def _save_models(folder: Path, con: duckdb.DuckDBPyConnection, serving: HistoryTables, models: Models) -> None:

@@ -104,7 +104,9 @@ def build_trained_shop(folder: Path) -> TrainedShop:
     with duckdb.connect(str(db)) as con:  # known customers without events: cold starts
         con.executemany(f"INSERT INTO {schema.USERS} ({schema.USER_ID}) VALUES (?)",
                         [(COLD_USER,), (pseudonymise(COLD_RAW, TEST_SECRET),)])
-    fast_train(db, models, ONE_THREAD)
+    # The hybrid is pinned: the explanation tests exercise its attention feature (the choice on
+    # validation is tested on shops of its own, tests/models/test_training.py).
+    fast_train(db, models, ONE_THREAD, serve="hybrid")
     users = pq.read_table(export / "users.parquet", columns=[schema.USER_ID]).column(0).to_pylist()
     return TrainedShop(folder, export, db, models, tuple(str(u) for u in users))
 

@@ -38,6 +38,6 @@ ONE_THREAD: EngineConfig = dataclasses.replace(
 )
 
 
-def fast_train(db: Path, models: Path, config: EngineConfig = FAST) -> dict:
-    """``train_shop`` (what ``cli.py train`` runs) with ``config``."""
-    return train_shop(db, models, config=config)
+def fast_train(db: Path, models: Path, config: EngineConfig = FAST, serve: str | None = None) -> dict:
+    """``train_shop`` (what ``cli.py train`` runs) with ``config``; ``serve`` pins the served ranker."""
+    return train_shop(db, models, config=config, serve=serve)

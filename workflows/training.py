@@ -22,16 +22,18 @@ __all__ = ["train_shop", "evaluate_shop", "evaluation_text"]
 
 
 def train_shop(db_path: Path, models_dir: Path, protocol: str | None = None,
-               config: EngineConfig | None = None, progress: Progress = SILENT) -> dict[str, Any]:
+               config: EngineConfig | None = None, progress: Progress = SILENT,
+               serve: str | None = None) -> dict[str, Any]:
     """Train and publish a model version with its global importance (the dashboard's global view)
     and its search index and ranker (:func:`workflows.search.write_search`).
 
     ``config`` None is the full configuration; ``cli.py train --quick`` passes
     :data:`models.config.QUICK`. ``progress`` (the command line's reporter) hears every phase of
-    the run. Returns the training summary.
+    the run. ``serve`` pins the served ranker (``--serve``; None: chosen on validation). Returns
+    the training summary.
     """
     return train(db_path, models_dir, protocol=protocol, config=config,
-                 extras=(write_global_importance, write_search), progress=progress)
+                 extras=(write_global_importance, write_search), progress=progress, serve=serve)
 
 
 def evaluate_shop(db_path: Path, models_dir: Path, k: int = 10, progress: Progress = SILENT) -> dict[str, Any]:

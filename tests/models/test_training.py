@@ -97,6 +97,11 @@ def test_the_served_ranker_is_chosen_on_validation_and_the_simpler_one_wins_ties
     assert pair(0.31, 0.30)["model"] == "ranker" and "does not beat" in pair(0.31, 0.30)["why"]
     assert pair(0.30, 0.30)["model"] == "ranker"
     assert pair(0.31, 0.30)["validation"] == {"hybrid": 0.30, "ranker": 0.31}
+    # `train --serve hybrid` pins it, and the reason says so beside the validation scores.
+    pinned = choose_served(SimpleNamespace(validation=0.31), SimpleNamespace(validation=0.30), "hybrid")
+    assert pinned["model"] == "hybrid" and pinned["why"].startswith("pinned with train --serve hybrid; ")
+    with pytest.raises(RecsightError, match="--serve must be one of"):
+        choose_served(SimpleNamespace(validation=0.3), SimpleNamespace(validation=0.3), "covisit")
 
 
 def test_same_seed_same_ranking(trained, tmp_path: Path) -> None:
