@@ -61,9 +61,11 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], resamples: int = RE
 
 def per_customer_ndcg(ranking: Mapping[str, Sequence[str]], truth: Mapping[str, Mapping[str, float]],
                       k: int) -> list[float]:
-    """NDCG@k of each customer of ``truth`` in its order (0 for a customer the ranking left out),
-    the values :func:`analytics.metrics.evaluate_rankings` averages."""
-    return [ndcg_at_k(ranking.get(user, ()), relevant, k) for user, relevant in truth.items()]
+    """NDCG@k of each customer of ``truth``, in the order of their ids (0 for a customer the
+    ranking left out): the values :func:`analytics.metrics.evaluate_rankings` averages. Sorted,
+    because the bootstrap draws customers by position: the same evaluation must give the same
+    interval however the test labels were read."""
+    return [ndcg_at_k(ranking.get(user, ()), truth[user], k) for user in sorted(truth)]
 
 
 def compare_to(served: str, rankings: Mapping[str, Mapping[str, Sequence[str]]],

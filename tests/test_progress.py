@@ -229,8 +229,6 @@ def test_training_reports_its_phases_and_counts(tmp_path: Path, capsys: pytest.C
     for expected in ("attention network, epoch 1 of 1", "ranker: training data", "ranker: boosting rounds",
                      "hybrid ranker: training data", "hybrid ranker: boosting rounds",
                      "evaluation: features", "serving tables", "saving the models",
-                     "search: the catalogue's index", "search: training queries",
-                     "search ranker (personalised): boosting rounds", "search ranker (query only): boosting rounds",
                      "precompute: ranking every customer"):
         assert expected in names
     for name, total, unit, advanced in heard.phases:

@@ -47,3 +47,13 @@ def test_per_customer_ndcg_averages_to_the_tables_ndcg() -> None:
         assert np.mean(per_customer_ndcg(ranking, truth, 10)) == pytest.approx(table["ndcg@10"])
     against = compare_to("m1", rankings, truth, 10)
     assert set(against) == {"m2"} and against["m2"]["users"] == 3
+
+
+def test_the_interval_does_not_depend_on_the_order_the_customers_were_read() -> None:
+    rng = np.random.default_rng(3)
+    users = [f"u{i}" for i in range(60)]
+    truth = {u: {"a": 1.0} for u in users}
+    rankings = {"m1": {u: ["a"] if rng.random() < 0.5 else ["x", "a"] for u in users},
+                "m2": {u: ["x", "y", "a"] for u in users}}
+    shuffled = {u: truth[u] for u in reversed(users)}
+    assert compare_to("m1", rankings, truth, 10) == compare_to("m1", rankings, shuffled, 10)
