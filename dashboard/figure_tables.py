@@ -23,8 +23,8 @@ from dashboard.overview_figures import STAGE_LABELS, segment_label
 
 __all__ = [
     "funnel_table", "activity_table", "ranking_table", "segment_sizes_table", "segment_activity_table",
-    "evaluation_grid_table", "metric_bars_table", "segment_metric_table", "top_importance", "importance_table",
-    "dependence_table", "pairs_table",
+    "evaluation_grid_table", "comparisons_table", "metric_bars_table", "segment_metric_table", "top_importance",
+    "importance_table", "dependence_table", "pairs_table",
 ]
 
 _COUNTS = ("events", "purchases", "users", "customers", "active", "rows", "items")
@@ -82,6 +82,20 @@ def evaluation_grid_table(table: pd.DataFrame) -> ShownTable:
     over the best baseline (a fraction: 0.25 is +25%)."""
     metrics = [c for c in table.columns if c not in ("model", "label", "kind", "lift")]
     return shown_table(table, {"label": "Model", **{c: metric_label(c) for c in metrics}, "lift": "vs best baseline"})
+
+
+def comparisons_table(metrics: dict) -> ShownTable | None:
+    """The served model against each other model (``metrics["comparisons"]``, the evaluation's
+    paired bootstrap): difference, relative difference, the 95 % interval's ends and customers.
+    None for a version evaluated before the comparisons were stored."""
+    stored = metrics.get("comparisons") or {}
+    if not stored.get("against"):
+        return None
+    label = metric_label(stored["metric"])
+    frame = pd.DataFrame([{"against": MODEL_LABELS.get(name, name), **c} for name, c in stored["against"].items()])
+    return shown_table(frame, {"against": "Against", "difference": f"{label} difference", "relative": "Relative",
+                               "low": "95% interval from", "high": "95% interval to", "users": "Customers"},
+                       counts=("users",))
 
 
 def metric_bars_table(table: pd.DataFrame, metric: str) -> ShownTable:

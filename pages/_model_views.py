@@ -55,15 +55,16 @@ _PERCENT = "d3.format('+.0%')(params.value)"
 _MISSING = "params.value == null || params.value !== params.value ? '–' : "  # None and NaN
 
 
-def grid(table: Any, meta: dict[str, Any] | None = None) -> html.Div:
+def grid(table: Any, meta: dict[str, Any] | None = None, download: Any = None) -> html.Div:
     """The evaluation table, baselines and the served model marked, in two shapes of which the
     window shows one: a sortable grid of one row per model where there is room, and the same
     numbers turned (one row per metric, a column per model) in a narrow window, where eleven
     metric columns would need a sideways scroll or cut their headers. Under them, with the
-    version's metadata ``meta``, the paired :func:`comparisons` and why the served model was chosen."""
+    version's metadata ``meta``, the paired :func:`comparisons` (with its ``download`` control) and
+    why the served model was chosen."""
     meta = meta or {}
     why = (meta.get("served") or {}).get("why")
-    return html.Div([_wide_grid(table), _narrow_grid(table), comparisons(meta.get("metrics") or {}, why)])
+    return html.Div([_wide_grid(table), _narrow_grid(table), comparisons(meta.get("metrics") or {}, why, download)])
 
 
 def _metric_columns(table: Any) -> list[str]:
@@ -117,7 +118,7 @@ def _number(value: Any) -> float | None:
     return None if value is None or value != value else float(value)
 
 
-def comparisons(metrics: dict[str, Any], why: str | None = None) -> html.Div | None:
+def comparisons(metrics: dict[str, Any], why: str | None = None, download: Any = None) -> html.Div | None:
     """The served model against each other model on the same test customers: the difference, its
     paired bootstrap 95 % interval and the customers behind it, and what that says in words (a
     gap whose interval straddles zero is no evidence either way). None for a version evaluated
@@ -138,7 +139,10 @@ def comparisons(metrics: dict[str, Any], why: str | None = None) -> html.Div | N
             html.Td(f"{c['users']:,}", className="text-end"), html.Td(says),
         ]))
     return html.Div(id="mo-comparisons", className="mt-3", children=[
-        html.H3(f"Is the {served} model ahead? Paired over the same customers", className="rs-card-title mb-1"),
+        html.Div(className="rs-card-head", children=[
+            html.H3(f"Is the {served} model ahead? Paired over the same customers", className="rs-card-title mb-1"),
+            html.Div(download, className="rs-card-tools") if download is not None else None,
+        ]),
         html.Table(className="table rs-table mb-1", children=[
             html.Thead(html.Tr([html.Th(h) for h in head])), html.Tbody(rows)]),
         html.Div("The per-customer differences, drawn again with replacement 1,000 times: an interval that "

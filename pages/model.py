@@ -59,7 +59,7 @@ ALL_SEGMENTS = "all"
 IMPORTANCE_BARS = 15  # features (or groups) the importance figure and its CSV show
 CSV = dl.DownloadPage(__name__, "model", "mo", frozenset(
     {"evaluation", "models", "segments", "importance", "dependence", "checks", "deletion", "completeness",
-     "metadata"}))
+     "metadata", "comparisons"}))
 
 
 class VersionView(NamedTuple):
@@ -156,7 +156,8 @@ def update_version(version: str | None, settings: Settings) -> VersionView:
         ]),
         card("Evaluation", f"{int(metrics.get('users', 0)):,} test customers · protocol {metrics.get('protocol')} "
                            f"· target {metrics.get('target')} · dataset {metrics.get('dataset', meta.get('dataset'))}",
-             views.grid(table, meta) if hidden is None else html.Div(hidden, className="rs-empty"),
+             views.grid(table, meta, csv_control(CSV, "comparisons", tables.comparisons_table(metrics)))
+             if hidden is None else html.Div(hidden, className="rs-empty"),
              footer=html.Div([html.Div(line) for line in mi.metric_help()], className="rs-table-note mt-2"),
              tools=csv_control(CSV, "evaluation", None if hidden else tables.evaluation_grid_table(table))),
         dbc.Row(className="g-3 mt-1", children=[

@@ -78,6 +78,8 @@ def test_the_page_shows_the_stored_evaluation_and_metadata(pm, shop, meta):
     assert len(against) == 4 and served not in against
     assert f"{against['popularity']['low']:+.4f} to {against['popularity']['high']:+.4f}" in compared
     assert f"{meta['metrics']['users']:,}" in compared
+    stored = _find(body, pm.CSV.component("csv-data", "comparisons")).data  # its "Download CSV" holds the rows
+    assert stored is not None and len(stored["rows"]) == 4
     # Why a segment here may be missing from the overview's filter.
     assert "when this model was trained" in _text(body)
     metadata = _text(_find(body, "mo-metadata"))
