@@ -13,7 +13,6 @@ import csv
 import html
 import io
 import json
-from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
@@ -31,42 +30,10 @@ from service.users import ADMIN, ANALYST, SUPPORT, get_user
 from settings import Settings
 from tests.components import find as _find
 from tests.components import text as _text
-from tests.service.support import ACCOUNTS, app_settings, sign_in
-from tests.shop import TrainedShop
+from tests.service.support import ACCOUNTS, sign_in
 
 SEGMENT = profiles.LOYAL
 DAY = date(2024, 5, 1)
-
-
-@pytest.fixture(scope="module")
-def shop(trained_shop: TrainedShop, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    settings = app_settings(tmp_path_factory.mktemp("downloads"), db_path=trained_shop.db,
-                            models_dir=trained_shop.models)
-    assert settings.k_anonymity == 10
-    return settings
-
-
-@pytest.fixture(scope="module")
-def served(shop: Settings) -> Iterator[Any]:
-    from app import create_app
-
-    app = create_app(shop)
-    assert app.server.test_client().get("/health").status_code == 200
-    yield app
-
-
-@pytest.fixture(scope="module")
-def ov(served: Any):
-    import pages.overview as module
-
-    return module
-
-
-@pytest.fixture(scope="module")
-def pm(served: Any):
-    import pages.model as module
-
-    return module
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ k (10) and check each figure against counts read from the database.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import duckdb
@@ -25,42 +24,8 @@ from explain.global_view import global_importance
 from settings import Settings
 from tests.components import find as _find
 from tests.components import text as _text
-from tests.service.support import app_settings
-from tests.shop import TrainedShop
 
 SEGMENT = profiles.LOYAL
-
-
-@pytest.fixture(scope="module")
-def shop(trained_shop: TrainedShop, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    settings = app_settings(tmp_path_factory.mktemp("k_anonymity"), db_path=trained_shop.db,
-                            models_dir=trained_shop.models)
-    assert settings.k_anonymity == 10  # the shipped default, not a test value
-    return settings
-
-
-@pytest.fixture(scope="module")
-def served(shop: Settings) -> Iterator[Any]:
-    """An app for the shop: pages can only be imported once one exists."""
-    from app import create_app
-
-    app = create_app(shop)
-    assert app.server.test_client().get("/health").status_code == 200
-    yield app
-
-
-@pytest.fixture(scope="module")
-def ov(served: Any):
-    import pages.overview as module
-
-    return module
-
-
-@pytest.fixture(scope="module")
-def pm(served: Any):
-    import pages.model as module
-
-    return module
 
 
 def _counts(shop: Settings, day: str, group_sql: str = "NULL",

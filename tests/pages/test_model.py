@@ -45,13 +45,6 @@ def served(shop: Settings) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def pm(served: Any):
-    import pages.model as module
-
-    return module
-
-
-@pytest.fixture(scope="module")
 def meta(shop: Settings) -> dict[str, Any]:
     return registry.load_current(shop.models_dir).metadata
 
