@@ -17,7 +17,7 @@ import numpy as np
 
 from analytics.metrics import ndcg_at_k
 
-__all__ = ["PairedDifference", "paired_bootstrap", "per_customer_ndcg", "compare_to"]
+__all__ = ["PairedDifference", "paired_bootstrap", "per_customer_ndcg", "compare_to", "verdict"]
 
 RESAMPLES = 1000
 SEED = 20240324  # fixed: the same evaluation prints the same interval
@@ -57,6 +57,11 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], resamples: int = RE
     base = float(second.mean())
     return PairedDifference(float(diffs.mean()), float(low), float(high),
                             float(diffs.mean()) / base if base > 0 else None, n)
+
+
+def verdict(low: float, high: float) -> str:
+    """What an interval says in words, for every place that shows one (``evaluate``, the Model page)."""
+    return "ahead" if low > 0 else ("behind" if high < 0 else "no clear difference")
 
 
 def per_customer_ndcg(ranking: Mapping[str, Sequence[str]], truth: Mapping[str, Mapping[str, float]],

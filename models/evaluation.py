@@ -16,7 +16,7 @@ import duckdb
 from analytics import metrics
 from analytics import schema as s
 from analytics.db import connect_read_only
-from analytics.paired import compare_to
+from analytics.paired import compare_to, verdict
 from models import registry
 from models.attention import AttentionModel
 from models.batch import HistoryTables, Models, feature_frame, prepare_history, rank_frame
@@ -197,7 +197,6 @@ def comparison_lines(result: dict) -> list[str]:
     lines.append(f"{served} against each model, {metric} difference (paired bootstrap 95% interval):")
     for name, c in comparisons["against"].items():
         relative = "" if c["relative"] is None else f" ({c['relative']:+.1%})"
-        verdict = "ahead" if c["low"] > 0 else ("behind" if c["high"] < 0 else "no clear difference")
         lines.append(f"  vs {name:<11}{c['difference']:+.4f}{relative}  [{c['low']:+.4f}, {c['high']:+.4f}]  "
-                     f"{c['users']:,} customers: {verdict}")
+                     f"{c['users']:,} customers: {verdict(c['low'], c['high'])}")
     return lines

@@ -13,6 +13,7 @@ from typing import Any
 import dash_ag_grid as dag
 from dash import html
 
+from analytics.paired import verdict
 from dashboard import model_insight as mi
 
 __all__ = ["kpis", "grid", "comparisons", "additivity_row", "checks_table", "metadata"]
@@ -131,12 +132,11 @@ def comparisons(metrics: dict[str, Any], why: str | None = None, download: Any =
     head = ["Against", f"{label} difference", "Relative", "95% interval", "Customers", "Says"]
     rows = []
     for name, c in stored["against"].items():
-        says = "ahead" if c["low"] > 0 else ("behind" if c["high"] < 0 else "no clear difference")
         rows.append(html.Tr([
             html.Td(mi.MODEL_LABELS.get(name, name)), html.Td(f"{c['difference']:+.4f}", className="text-end"),
             html.Td("–" if c["relative"] is None else f"{c['relative']:+.1%}", className="text-end"),
             html.Td(f"{c['low']:+.4f} to {c['high']:+.4f}", className="text-end text-nowrap"),
-            html.Td(f"{c['users']:,}", className="text-end"), html.Td(says),
+            html.Td(f"{c['users']:,}", className="text-end"), html.Td(verdict(c["low"], c["high"])),
         ]))
     return html.Div(id="mo-comparisons", className="mt-3", children=[
         html.Div(className="rs-card-head", children=[
