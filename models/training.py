@@ -78,6 +78,7 @@ def train(db_path: Path, models_dir: Path, protocol: str | None = None, config: 
     customers (:func:`choose_served`).
     Returns the summary ``cli.py train`` prints.
     """
+    _check_serve(serve)  # before the minutes of training, not after
     config = EngineConfig() if config is None else config
     clock = _Clock()
     con = connect_read_only(db_path)
@@ -165,8 +166,7 @@ def choose_served(ranker: Ranker, hybrid: Ranker, pinned: str | None = None) -> 
     hybrid only where the attention feature earns its place there, the simpler ranker otherwise
     (ties included). The reason is stored and shown, so nobody has to guess why. ``pinned`` (``train
     --serve``) overrides the choice, and the reason says so beside the validation scores."""
-    if pinned is not None and pinned not in registry.SERVABLE:
-        raise RecsightError(f"--serve must be one of {', '.join(registry.SERVABLE)}, not {pinned!r}")
+    _check_serve(pinned)
     with_attention, without = hybrid.validation or 0.0, ranker.validation or 0.0
     verdict = "beats" if with_attention > without else "does not beat"
     evidence = (f"on the validation customers the hybrid (NDCG@10 {with_attention:.4f}) {verdict} the ranker "
@@ -190,6 +190,11 @@ def _extra_name(extra: VersionExtra) -> str:
     """``write_global_importance`` -> ``global importance``: the phase an extra is shown as."""
     name = getattr(extra, "__name__", "") or type(extra).__name__
     return name.removeprefix("write_").strip("_").replace("_", " ") or "extra"
+
+
+def _check_serve(pinned: str | None) -> None:
+    if pinned is not None and pinned not in registry.SERVABLE:
+        raise RecsightError(f"--serve must be one of {', '.join(registry.SERVABLE)}, not {pinned!r}")
 
 
 def _split_summary(split: Split) -> dict[str, Any]:
