@@ -74,22 +74,8 @@ def _one_at_a_time(recommender: Recommender, explanation: ItemExplanation, k: in
         return rank_of(recommender.rescore(user, ALL_CANDIDATES, **change), item)
 
     order = cf._removal_order(recommender, customer.events, history, item)[:cf.MAX_REMOVED]
-    removed: list[str] = []
-    rank_after: int | None = rank_before
-    verified = False
-    if rank_before <= k:
-        for unit in order:
-            removed.append(unit)
-            rank_after = rank(without_items=removed)
-            if rank_after is None or rank_after > k:
-                verified = True
-                break
-        if verified:
-            for unit in list(removed[:-1]):
-                trial = [u for u in removed if u != unit]
-                trial_rank = rank(without_items=trial)
-                if trial_rank is None or trial_rank > k:
-                    removed, rank_after = trial, trial_rank
+    removed, rank_after, verified = ([], rank_before, False) if rank_before > k else _reference(
+        lambda items: rank(without_items=sorted(items)), order, rank_before, k)
     best: tuple[int, str] | None = None
     for words, change in cf._raise_tries(recommender, customer.events, history, user, item, rank_before):
         found = rank(without_items=list(change.without_items), extra_events=list(change.extra_events))
