@@ -78,6 +78,9 @@ PAGE_RULES: tuple[Rule, ...] = (
     Rule("/customer", frozenset({ADMIN, SUPPORT})),          # customer explanations and reports
     Rule("/search", frozenset({ADMIN, SUPPORT})),            # search, anonymously and as a customer
     Rule("/model", frozenset({ADMIN, ANALYST})),             # model insight: aggregates only
+    Rule("/performance", frozenset({ADMIN, ANALYST})),       # live performance: aggregates only
+    Rule("/rules", frozenset({ADMIN, ANALYST})),             # merchandising rules (analysts author them)
+    Rule("/experiments", frozenset({ADMIN, ANALYST})),       # A/B experiments between versions and rule sets
     Rule("/", frozenset({ADMIN, ANALYST}), exact=True),      # shop overview: aggregates only
     Rule("/not-found-404", ALL_ROLES, exact=True),           # what an unknown URL shows
 )
@@ -90,6 +93,7 @@ ROUTE_RULES: tuple[Rule, ...] = (
     # (the same writer); no person posts events in the shop's name.
     Rule("/api/v1/events", frozenset({INTAKE}), exact=True),
     Rule("/api/v1/items", frozenset({INTAKE}), exact=True),
+    Rule("/api/v1/impressions", frozenset({INTAKE}), exact=True),  # what lists customers were shown
 )
 
 

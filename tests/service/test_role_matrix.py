@@ -35,7 +35,7 @@ def may_open(role: str | None, page_path: str) -> bool:
         return True
     if role == SUPPORT:
         return page_path.startswith(("/user", "/customer", "/search"))
-    return page_path == "/" or page_path.startswith("/model")  # analyst
+    return page_path == "/" or page_path.startswith(("/model", "/performance", "/rules", "/experiments"))  # analyst
 
 
 API_ROUTES = {  # URL -> roles that may call it; every API route of the app (checked below)
