@@ -21,8 +21,14 @@ Per shop:
    knows its catalogue before the first sale), then the window's events through
    ``workflows.intake.append_events`` (what ``POST /api/v1/events`` runs), in time order;
 4. a *target* is the temporal protocol's: a purchase in the window of an item the customer had
-   not touched before the cutoff (first purchase of that pair). Its *moment* is its own second,
-   or the first second of its invoice (purchases with the same ``session_id``) when earlier.
+   not touched before the cutoff (first purchase of that pair). It is scored at the customer's
+   *first contact* with the item, while it is still untouched: the purchase's own second, or the
+   first second of its invoice (purchases with the same ``session_id``), or the customer's first
+   event on the item in the window (a view, a cart) when that is earlier. The question each target
+   asks: did the list the customer saw just before they found the item hold it? Scoring a
+   purchase that followed a view at the purchase itself would ask the live list for an item the
+   customer has already touched, which it never offers (the candidate step drops the customer's
+   history, as the ranker was trained to find new items).
    Just before a moment every event strictly earlier is appended, none of the same second or
    invoice; then ``recommend(customer, 10)`` on the same loaded recommender (its co-visitation
    links settled first) is the *live* list.
@@ -93,10 +99,10 @@ class Target:
     user_raw: str
     user: str
     item: str
-    moment: datetime  # the purchase's second, or its invoice's first one
+    moment: datetime  # first contact: the purchase's second, its invoice's first one, or the first window touch
     session_id: str | None
     new_customer: bool  # no event before the cutoff
-    touched_in_window: bool  # the customer had an event on the item in the window before the moment
+    touched_in_window: bool  # the customer touched the item in the window before buying it (scored then)
 
 
 @dataclass(frozen=True)
@@ -211,8 +217,9 @@ def find_targets(shop: Shop, stream: pd.DataFrame) -> list[Target]:
     seen = set(con.execute(f"SELECT DISTINCT {S.USER_ID}, {S.ITEM_ID} FROM {S.EVENTS}").fetchall())
     customers = {u for (u,) in con.execute(f"SELECT DISTINCT {S.USER_ID} FROM {S.EVENTS}").fetchall()}
     con.close()
-    first_touch = stream.groupby([S.USER_ID, S.ITEM_ID])[S.TS].min().to_dict()
-    return [Target(raw, pids[raw], item, moment, sid, pids[raw] not in customers,
+    first_touch = {key: pd.Timestamp(ts).to_pydatetime()
+                   for key, ts in stream.groupby([S.USER_ID, S.ITEM_ID])[S.TS].min().items()}
+    return [Target(raw, pids[raw], item, min(moment, first_touch[(raw, item)]), sid, pids[raw] not in customers,
                    first_touch[(raw, item)] < moment)
             for raw, item, moment, sid in rows if (pids[raw], item) not in seen]
 
@@ -330,8 +337,8 @@ def summary_rows(name: str, scored: Sequence[Scored]) -> list[list[str]]:
     groups = [("all", scored),
               ("  known customers", [x for x in scored if not x.target.new_customer]),
               ("  new customers", [x for x in scored if x.target.new_customer]),
-              ("  item untouched until bought", [x for x in scored if not x.target.touched_in_window]),
-              ("  item touched earlier in window", [x for x in scored if x.target.touched_in_window])]
+              ("  bought at first contact", [x for x in scored if not x.target.touched_in_window]),
+              ("  touched in window, then bought", [x for x in scored if x.target.touched_in_window])]
     rows = []
     for label, members in groups:
         if not members:

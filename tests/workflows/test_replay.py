@@ -38,11 +38,11 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> dict:
             same_invoice = con.execute(
                 f"SELECT count(*) FROM events WHERE {s.USER_ID} = ? AND {s.SESSION_ID} = ? AND {s.TS} >= ? "
                 f"AND {s.EVENT_TYPE} = '{s.PURCHASE}'", [target.user, target.session_id, shop.cutoff]).fetchone()[0]
-            bought = con.execute(
-                f"SELECT count(*) FROM events WHERE {s.USER_ID} = ? AND {s.ITEM_ID} = ? AND {s.TS} >= ? "
-                f"AND {s.EVENT_TYPE} = '{s.PURCHASE}'", [target.user, target.item, shop.cutoff]).fetchone()[0]
+            touched = con.execute(  # any event of the customer on the item: scored at first contact
+                f"SELECT count(*) FROM events WHERE {s.USER_ID} = ? AND {s.ITEM_ID} = ? AND {s.TS} >= ?",
+                [target.user, target.item, shop.cutoff]).fetchone()[0]
         earlier = int((stream[s.TS] < target.moment).sum())
-        checks.append((target, n_live, newest, same_invoice, bought, earlier))
+        checks.append((target, n_live, newest, same_invoice, touched, earlier))
 
     scored, counts = replay(shop, models, probe=probe)
     return {"shop": shop, "models": models, "scored": scored, "counts": counts, "checks": checks}
@@ -51,9 +51,10 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_every_target_is_scored_on_strictly_earlier_events_only(replayed: dict) -> None:
     checks = replayed["checks"]
     assert len(checks) >= 5, "the tiny shop must have a few target moments"
-    for target, n_live, newest, same_invoice, bought, earlier in checks:
+    for target, n_live, newest, same_invoice, touched, earlier in checks:
         assert newest is None or newest < target.moment, "an event of the target's second or later was in"
-        assert same_invoice == 0 and bought == 0, "the target's own invoice or purchase was in"
+        assert same_invoice == 0, "the target's own invoice was in"
+        assert touched == 0, "the customer had touched the target item already: it is scored at first contact"
         assert n_live == earlier, "every event strictly earlier than the moment must be in, and only those"
     assert replayed["counts"]["moments"] == len(checks)
 
@@ -78,14 +79,20 @@ def test_static_list_is_the_list_precomputed_at_training_time(replayed: dict) ->
 
 
 def test_targets_follow_the_temporal_protocol(replayed: dict) -> None:
-    """A purchase in the window of an item the customer had not touched before the cutoff."""
+    """A purchase in the window of an item the customer had not touched before the cutoff, scored at
+    the customer's first contact with it (a view before the purchase moves the moment there)."""
     shop = replayed["shop"]
     with duckdb.connect(str(shop.db), read_only=True) as con:
         seen = set(con.execute(f"SELECT DISTINCT {s.USER_ID}, {s.ITEM_ID} FROM {s.EVENTS}").fetchall())
         (last,) = con.execute(f"SELECT max({s.TS}) FROM {s.EVENTS}").fetchone()
     assert last < shop.cutoff, "the trained shop holds nothing from the window"
+    stream = pd.read_parquet(shop.folder / "stream.parquet")
     for x in replayed["scored"]:
         assert x.target.moment >= shop.cutoff
         assert (x.target.user, x.target.item) not in seen
+        mine = stream[(stream[s.USER_ID] == x.target.user_raw) & (stream[s.ITEM_ID] == x.target.item)]
+        assert x.target.moment <= mine[s.TS].min(), "scored after the customer's first contact with the item"
+        bought = mine.loc[mine[s.EVENT_TYPE] == s.PURCHASE, s.TS].min()
+        assert x.target.touched_in_window == (mine[s.TS].min() < bought)
     rows = summary_rows("tiny", replayed["scored"])
     assert rows[0][1] == str(len(replayed["scored"]))
