@@ -31,7 +31,7 @@ import flask
 from dash import html
 
 from pages._parts import current_settings
-from service import access, api, intake_api, web
+from service import access, api, impressions_api, intake_api, web
 from service.users import User, list_users
 from settings import SETTINGS_KEY, Settings, load_settings
 from workflows import compactor, recommenders
@@ -69,6 +69,7 @@ def create_app(settings: Settings) -> dash.Dash:
     # After the guard, so the API's own checks run behind it (Flask runs them in this order).
     app.server.register_blueprint(api.blueprint(settings))
     app.server.register_blueprint(intake_api.blueprint(settings))  # POST /api/v1/events and /items
+    app.server.register_blueprint(impressions_api.blueprint(settings))  # POST /api/v1/impressions
     return app
 
 

@@ -130,6 +130,25 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from workflows.simulate import SimulationConfig, simulate
+
+    lifts = {}
+    for text in args.lift:
+        name, _, value = text.partition("=")
+        try:
+            lifts[name.strip()] = float(value)
+        except ValueError:
+            raise RecsightError(f"--lift takes VARIANT=FRACTION such as B=0.05, not {text!r}") from None
+    config = SimulationConfig(visits=args.visits, seed=args.seed, list_name=args.list, k=args.k,
+                              span_hours=args.hours, click_lifts=lifts)
+    settings = settings.with_overrides(db_path=args.db, models_dir=args.models)
+    with _reporting(args) as progress:
+        result = simulate(settings, args.truth, config, progress=progress)
+    print(json.dumps(result.as_dict(), indent=2))
+    return 0
+
+
 def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
     from service.users import add_user, list_users
 
@@ -262,6 +281,20 @@ def _customer_commands(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_search)
 
+    p = sub.add_parser("simulate", help="synthetic shoppers: shown lists, clicks and purchases through the intake")
+    p.add_argument("--db", type=Path, required=True)
+    p.add_argument("--models", type=Path, required=True)
+    p.add_argument("--truth", type=Path, required=True, help="the synthetic shop's truth/ folder (planted tastes)")
+    p.add_argument("--visits", type=int, default=1000)
+    p.add_argument("--hours", type=float, default=24.0, help="spread the visits over this many past hours")
+    p.add_argument("--list", default="home", help="the list's name in the impressions")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--lift", action="append", default=[], metavar="VARIANT=FRACTION",
+                   help="plant a relative click lift for a variant (e.g. B=0.05), to check an experiment finds it")
+    _quiet_option(p)
+    p.set_defaults(handler=cmd_simulate)
+
     p = sub.add_parser("report", help="export one customer's explanation report")
     p.add_argument("--db", type=Path, required=True)
     p.add_argument("--models", type=Path, required=True)
@@ -303,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     handler: Callable[[argparse.Namespace, Settings], int] = args.handler
     try:
-        for name in ("users", "items", "days", "k"):
+        for name in ("users", "items", "days", "k", "visits"):
             _positive(getattr(args, name, None), name)
         return handler(args, load_settings())
     except RecsightError as exc:

@@ -50,7 +50,7 @@ from analytics.privacy import pseudonymise
 __all__ = [
     "EVENT_ID", "EVENT_FIELDS", "ITEM_FIELDS", "MAX_TEXT_LENGTH", "MAX_FUTURE", "Checked", "Rejected",
     "NOT_AN_OBJECT", "WRONG_TYPE", "VALUE_TOO_LONG", "MISSING_EVENT_ID", "ID_TOO_LONG", "FUTURE_TIMESTAMP",
-    "ANCIENT_TIMESTAMP", "check_event_batch", "check_event_file", "check_item_batch", "check_item_file",
+    "ANCIENT_TIMESTAMP", "check_event_batch", "check_event_file", "check_item_batch", "check_item_file", "scalar_text",
 ]
 
 EVENT_ID = "event_id"
@@ -270,7 +270,7 @@ def _precheck(item: object, fields: tuple[str, ...]) -> tuple[str | None, list[s
         if type(value) is str and len(value) <= MAX_TEXT_LENGTH and value.isprintable():  # the common case
             texts.append(value)
             continue
-        text, why = _scalar_text(value)
+        text, why = scalar_text(value)
         problem = problem or why
         texts.append(text)
     return problem, texts
@@ -283,12 +283,12 @@ def _shown(item: object, fields: tuple[str, ...], user_field: str | None) -> str
     shown = {}
     for name in fields:
         if name in item:
-            text, why = _scalar_text(item[name])
+            text, why = scalar_text(item[name])
             shown[name] = MARKER if name == user_field else (text if why is None else f"({why})")
     return json.dumps(shown, ensure_ascii=False)
 
 
-def _scalar_text(value: object) -> tuple[str | None, str | None]:
+def scalar_text(value: object) -> tuple[str | None, str | None]:
     """(the value as text, or None; the problem with it, or None)."""
     if value is None:
         return None, None

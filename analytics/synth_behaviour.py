@@ -15,7 +15,7 @@ from analytics.synth_catalogue import Catalogue
 from analytics.synth_customers import Customers
 from analytics.synth_draws import choice_rows
 
-__all__ = ["DAY_US", "US", "make_events"]
+__all__ = ["DAY_US", "US", "make_events", "funnel_probabilities"]
 
 US = 1_000_000
 DAY_US = 86_400 * US
@@ -127,6 +127,19 @@ def _in_band(cat: Catalogue, users: Customers, user: np.ndarray, item: np.ndarra
     return (ratio >= users.rel_low[user]) & (ratio <= users.rel_high[user])
 
 
+def funnel_probabilities(fc: np.ndarray, fb: np.ndarray, ib: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """P(click | seen), P(cart | click), P(purchase | cart) of items for customers, from whether each
+    item is in a favourite category (``fc``), of a favourite brand (``fb``) and in the customer's
+    price band (``ib``), as boolean arrays.
+
+    Why public: the shopper simulator (:mod:`analytics.shopper_model`) answers a shown list with the
+    same planted tastes that generated the shop's history, so its truth is the shop's truth.
+    """
+    return (0.14 + 0.08 * fc + 0.06 * fb + 0.04 * ib,
+            0.09 + 0.10 * fb + 0.10 * ib + 0.05 * fc,
+            0.25 + 0.15 * ib + 0.10 * fb)
+
+
 def _funnel(rng: np.random.Generator, cat: Catalogue, users: Customers, sess: dict[str, np.ndarray],
             views: dict[str, np.ndarray], n_days: int) -> dict[str, np.ndarray]:
     """view -> click -> (favourite) -> cart -> purchase -> (return | rating), as flat arrays."""
@@ -140,12 +153,13 @@ def _funnel(rng: np.random.Generator, cat: Catalogue, users: Customers, sess: di
     def secs(low: float, high: float, size: int) -> np.ndarray:
         return (rng.uniform(low, high, size) * US).astype(np.int64)
 
-    clicked = rng.random(n) < 0.14 + 0.08 * fc + 0.06 * fb + 0.04 * ib
+    p_click, p_cart, p_buy = funnel_probabilities(fc, fb, ib)
+    clicked = rng.random(n) < p_click
     click_ts = ts + secs(5, 20, n)
     faved = clicked & (rng.random(n) < 0.03 + 0.05 * fb + 0.03 * fc)
-    carted = clicked & (rng.random(n) < 0.09 + 0.10 * fb + 0.10 * ib + 0.05 * fc)
+    carted = clicked & (rng.random(n) < p_cart)
     cart_ts = click_ts + secs(10, 60, n)
-    bought = carted & (rng.random(n) < 0.25 + 0.15 * ib + 0.10 * fb)
+    bought = carted & (rng.random(n) < p_buy)
     buy_ts = cart_ts + secs(30, 300, n)
     quantity = np.where(rng.random(n) < 0.85, 1, 2 + rng.poisson(0.5, n))
     returned = bought & (rng.random(n) < 0.05 + 0.07 * ~ib - 0.03 * fb)

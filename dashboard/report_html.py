@@ -135,6 +135,8 @@ def _item_block(item: ItemExplanation) -> str:
         parts.append('<ul class="reasons">' + "".join(f"<li>{_e(r)}</li>" for r in item.reasons) + "</ul>")
     else:
         parts.append(f'<p class="small">{_e(NO_REASON)}</p>')
+    for line in getattr(item, "rules", ()):  # what merchandising rules did, apart from the model's reasons
+        parts.append(f'<p class="counterfactual"><span class="counterfactual-label">Rule:</span> {_e(line)}</p>')
     if item.counterfactual:
         parts.append(f'<p class="counterfactual"><span class="counterfactual-label">What would change it:</span> '
                      f"{_e(item.counterfactual)}</p>")

@@ -40,13 +40,14 @@ from errors import RecsightError
 __all__ = [
     "FORMAT_VERSION", "RANKER_FILE", "HYBRID_FILE", "ATTENTION_FILE", "METADATA_FILE",
     "Artifact", "fingerprint", "package_versions", "write_version", "load_current", "current", "versions",
-    "metadata", "served_model", "SERVABLE",
+    "load_version", "metadata", "served_model", "SERVABLE", "pin_versions", "pinned_versions",
 ]
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 CURRENT_FILE = "CURRENT"
+PINNED_FILE = "PINNED"  # versions something still serves (an experiment's variants): never pruned
 VERSIONS_DIR = "versions"
 METADATA_FILE = "metadata.json"
 RANKER_FILE = "ranker.txt"
@@ -132,11 +133,39 @@ def _write_error(models_dir: Path, exc: BaseException) -> str:
 
 
 def _prune(versions: Path, keep: str) -> None:
-    """Keep the newest few versions (and never the current one's siblings being written)."""
+    """Keep the newest few versions, the one just made current and every pinned one."""
+    pinned = pinned_versions(versions.parent)
     done = sorted(p for p in versions.iterdir() if p.is_dir() and not p.name.startswith("."))
     for old in done[:-KEEP_VERSIONS]:
-        if old.name != keep:
+        if old.name != keep and old.name not in pinned:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def pin_versions(models_dir: Path | str, names: Sequence[str]) -> None:
+    """Replace the set of pinned versions: training keeps them however many versions come after.
+
+    Why: an experiment serves its variants' model versions for weeks; pruning one would break its
+    customers' lists midway (they would get an error, never quietly another model). The
+    experiments workflow pins the versions of every experiment that is not over.
+    """
+    folder = Path(models_dir)
+    text = "".join(f"{name}\n" for name in sorted(set(names)))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_text(folder / PINNED_FILE, text)
+    except OSError as exc:
+        raise RecsightError(f"cannot pin model versions in {folder}: {exc.strerror or exc}") from None
+
+
+def pinned_versions(models_dir: Path | str) -> frozenset[str]:
+    """The pinned version names (empty when nothing is pinned)."""
+    try:
+        text = (Path(models_dir) / PINNED_FILE).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return frozenset()
+    except OSError as exc:
+        raise RecsightError(f"cannot read the pinned model versions of {models_dir}: {exc.strerror or exc}") from None
+    return frozenset(line.strip() for line in text.splitlines() if line.strip())
 
 
 def current(models_dir: Path | str) -> str | None:
@@ -227,6 +256,23 @@ def load_current(models_dir: Path, con: duckdb.DuckDBPyConnection | None = None,
     folder = models_dir / VERSIONS_DIR / name
     if not name or "/" in name or not folder.is_dir():
         raise RecsightError(f"model pointer {pointer} names a missing version {name!r}; retrain")
+    return _load(folder, con, follow_compactions)
+
+
+def load_version(models_dir: Path, version: str, con: duckdb.DuckDBPyConnection | None = None, *,
+                 follow_compactions: bool = False) -> Artifact:
+    """A published version by name, checked as :func:`load_current` checks the current one (an
+    experiment's variant serves it beside the current version). Only a listed version is read."""
+    models_dir = Path(models_dir)
+    if version not in versions(models_dir):
+        raise RecsightError(f"model version {str(version)[:60]!r} is not in {models_dir} "
+                            f"(the newest {KEEP_VERSIONS} versions are kept)")
+    return _load(models_dir / VERSIONS_DIR / version, con, follow_compactions)
+
+
+def _load(folder: Path, con: duckdb.DuckDBPyConnection | None, follow_compactions: bool) -> Artifact:
+    """The version in ``folder``: its metadata checked, and with ``con`` its data (see :func:`load_current`)."""
+    name = folder.name
     meta = _read_metadata(folder)
     if meta.get("format_version") != FORMAT_VERSION:
         raise RecsightError(f"model version {name} has format {meta.get('format_version')}, "

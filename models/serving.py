@@ -75,6 +75,7 @@ class Recommender:
         self.config = config
         self.top = top
         self.live = live
+        self.db_path: Path | None = None  # the shop file it serves, when loaded from one (load)
         self.live_covis = live_covis  # None: co-visitation stays as trained (no live feed, or an old version)
         self._lock = ServingLock()
         self._live_requests: Coalescer[tuple[str, int], Recommendation] = Coalescer(self._serve_live, self._lock)
@@ -108,11 +109,13 @@ class Recommender:
         return label_of(name)
 
     @classmethod
-    def load(cls, db_path: Path, models_dir: Path) -> Recommender:
-        """Open the shop read-only and load the current model version (checked against the data)."""
+    def load(cls, db_path: Path, models_dir: Path, version: str | None = None) -> Recommender:
+        """Open the shop read-only and load the current model version, or the published ``version``
+        (an experiment's variant), checked against the data."""
         con = connect_read_only(db_path)
         try:
-            artifact = registry.load_current(Path(models_dir), con, follow_compactions=True)
+            artifact = (registry.load_current(Path(models_dir), con, follow_compactions=True) if version is None
+                        else registry.load_version(Path(models_dir), version, con, follow_compactions=True))
             config = engine_config_from(artifact.metadata["config"])
             index = CandidateIndex.load(artifact.path / "serving", con, SERVING_INDEX, config.candidates)
             items = "serve_items"
@@ -141,6 +144,7 @@ class Recommender:
         top = load_top_items(artifact, models.serving.features)
         rec = cls(con, artifact, HistoryTables(s.EVENTS, as_of, index, items), models, config, top, live, live_covis)
         rec.item_norms = item_norms(con, items)
+        rec.db_path = Path(db_path)
         with rec._lock:  # the live events already there when the model loads
             rec._refresh_cold_items(None)
         if live_covis is not None:  # their links, in the deferred update's chunks, before the first request

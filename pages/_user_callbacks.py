@@ -37,6 +37,7 @@ from analytics.customers import clean_customer_ref
 from errors import RecsightError
 from explain.types import ItemExplanation
 from pages._parts import current_settings, guarded, sentence
+from pages._rules_parts import ADDED_NOTE
 from pages._user_views import (
     EXPORT_FORMATS,
     LIVE_TICK,
@@ -166,6 +167,8 @@ def reasons(customer: dict[str, Any] | None, item_ids: list[str], settings: Sett
         if item is None:
             out.append(html.Div("The model changed since this lookup: look the customer up again.",
                                 className="rs-reason-note"))
+        elif getattr(item, "added", False):  # a merchandising rule put it in the list: no model reasons
+            out.append(html.Div(ADDED_NOTE, className="rs-reason-note"))
         elif not item.reasons:
             out.append(html.Div("No single strong reason: several small signals add up.", className="rs-reason-note"))
         else:

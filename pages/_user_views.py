@@ -25,6 +25,7 @@ from explain.changes import Changes, ago, did
 from explain.types import Comparison, ItemExplanation
 from models.recommendation import match_words
 from pages._parts import capitalised, card, field, graph, sentence
+from pages._rules_parts import rule_note
 from pages._user_preview import open_button
 from pages._user_whatif import section as whatif_section
 from workflows.lookup import Found
@@ -71,6 +72,8 @@ def found_children(store: dict[str, Any], found: Found, changes: Changes | None 
         notes.append(alert(
             "New customer: there is no behaviour to personalise from yet, so the list shows the shop's "
             "popular items and the reasons describe popularity, not this customer's taste.", "info", "cu-cold-start"))
+    if found.serving:  # the customer's experiment variant ranks this list (workflows.variants)
+        notes.append(alert(found.serving, "secondary", "cu-variant"))
     return [
         dcc.Interval(id=LIVE_TICK, interval=LIVE_TICK_MS, n_intervals=0),  # only while a customer is shown
         *notes,
@@ -172,7 +175,7 @@ def _item_card(item: Any, detail: tuple[Any, Any, Any] | None, raw_units: bool, 
                                  className="rs-item-strength",
                                  title=f"Match strength {item.strength} of 100: a stronger match than {item.strength}% "
                                        "of the recommendations this model makes"))
-    if raw_units:
+    if raw_units and not getattr(item, "added", False):  # an item a rule added has no model score
         measures.append(html.Div(f"score {item.score:.3f}", className="rs-item-score",
                                  title="ranker score (raw units)"))
     shown_price = None if price is None else format_money(price, currency)
@@ -186,6 +189,7 @@ def _item_card(item: Any, detail: tuple[Any, Any, Any] | None, raw_units: bool, 
             ]),
             html.Div(measures, className="rs-item-measures"),
         ]),
+        rule_note(item, f"cu-item-rule-{item.rank}"),  # what the shop's rules did, apart from the model's reasons
         html.Div(id={"type": REASONS, "item": item.item_id}, className="rs-item-reasons", children=[
             dbc.Spinner(size="sm", color="secondary", spinner_class_name="me-2"),
             html.Span("Finding the reasons…", className="rs-reason-note"),
@@ -282,6 +286,7 @@ def why_view(item: ItemExplanation, counterfactual: Any, raw_units: bool = False
             html.Ul([html.Li(text) for text in item.reasons], className="rs-reasons", id="cu-why-reasons")
             if item.reasons else html.P("No single strong reason: several small signals add up.",
                                         id="cu-why-reasons", className="rs-reason-note"),
+            rule_note(item, "cu-why-rules"),
             counterfactual,
         ]),
         html.Div(className="rs-why-figures", children=[

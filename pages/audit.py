@@ -53,6 +53,8 @@ ACTION_LABELS: dict[str, str] = {
     audit.ACCESS_DENIED: "Page refused",
     audit.THROTTLED: "Throttled (burst)",
     audit.SEARCH: "Search (anonymous)",
+    audit.EXPERIMENT_CHANGE: "Experiment changed",
+    audit.RULES_CHANGE: "Rules changed",
 }
 ALERT_HOURS = 24  # how long a throttled burst stays on the page's notice
 _ALERTS_LISTED = 5

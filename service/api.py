@@ -42,6 +42,7 @@ from werkzeug.wrappers import Response
 from analytics.customers import ID_PATTERN, MAX_ID_LENGTH, reference_pseudonym
 from errors import RecsightError
 from service import access, audit, openapi, throttle
+from service.impressions_api import IMPRESSIONS_BLUEPRINT
 from service.intake_api import INTAKE_BLUEPRINT
 from service.openapi import (
     API_BASE,
@@ -58,7 +59,7 @@ from service.openapi import (
 from service.refusals import Refusal, json_endpoint
 from service.responses import API_PREFIX, error_response, json_response
 from settings import Settings
-from workflows import changes, explaining, reports, search
+from workflows import changes, explaining, reports, search, variants
 from workflows.recommenders import recommender_for, resolve_customer
 
 __all__ = ["API_BLUEPRINT", "blueprint"]
@@ -66,7 +67,7 @@ __all__ = ["API_BLUEPRINT", "blueprint"]
 log = logging.getLogger(__name__)
 
 API_BLUEPRINT = "recsight_api"
-_API_BLUEPRINTS = frozenset({API_BLUEPRINT, INTAKE_BLUEPRINT})  # the routes under /api (the intake's too)
+_API_BLUEPRINTS = frozenset({API_BLUEPRINT, INTAKE_BLUEPRINT, IMPRESSIONS_BLUEPRINT})  # the intake's too
 _ID = re.compile(ID_PATTERN)
 _K = re.compile(r"[0-9]{1,3}")
 _FLAGS = {"true": True, "false": False}
@@ -92,12 +93,14 @@ def blueprint(settings: Settings) -> flask.Blueprint:
     def recommendations(typed: str) -> Response:
         args = _args({"k", "explain", "since"})
         k, explain, since = _k(args), _flag(args, "explain"), _since(args)
-        recommender, user_id = _lookup(settings, typed, "recommendations")
+        _, user_id = _lookup(settings, typed, "recommendations")
         with _serving():
+            served = variants.served_for(settings, user_id)  # the customer's experiment variant, if any
             if since is None:
-                payload = explaining.recommendation_payload(recommender, user_id, k, explain)
+                payload = explaining.recommendation_payload(served.recommender, user_id, k, explain)
             else:  # the changes are explanations too (two lists explained and compared)
-                payload = changes.recommendations_since(recommender, user_id, since, k, explain)
+                payload = changes.recommendations_since(served.recommender, user_id, since, k, explain)
+            payload.update(served.to_dict())
         moves = payload.get("changes")
         _record(audit.EXPLANATION_VIEW if explain or moves is not None else audit.CUSTOMER_LOOKUP, user_id,
                 f"API recommendations k={k}{' explained' if explain else ''}; {len(payload['items'])} items"

@@ -45,7 +45,7 @@ from errors import RecsightError
 __all__ = [
     "AUDIT_LOG", "SEQ", "AT_UTC", "WHO", "ROLE", "ACTION", "CUSTOMER", "DETAIL",
     "SIGN_IN", "SIGN_IN_FAILED", "SIGN_OUT", "CUSTOMER_LOOKUP", "EXPLANATION_VIEW", "REPORT_EXPORT", "ACCESS_DENIED",
-    "THROTTLED", "SEARCH", "ACTIONS",
+    "THROTTLED", "SEARCH", "EXPERIMENT_CHANGE", "RULES_CHANGE", "ACTIONS",
     "AuditEntry", "record", "read_entries", "filter_choices", "release", "MAX_ENTRIES",
 ]
 
@@ -63,8 +63,10 @@ REPORT_EXPORT = "report_export"
 ACCESS_DENIED = "access_denied"  # a signed-in user was refused a page (403)
 THROTTLED = "throttled"  # a burst was throttled (service.throttle): one row per burst, an alert for admins
 SEARCH = "search"  # an anonymous search (a search as a customer is a customer lookup or explanation view)
+EXPERIMENT_CHANGE = "experiment_change"  # an A/B experiment created, edited or stopped (the Experiments page)
+RULES_CHANGE = "rules_change"  # a merchandising rule set saved: a rule added or removed (the Rules page)
 ACTIONS: tuple[str, ...] = (SIGN_IN, SIGN_IN_FAILED, SIGN_OUT, CUSTOMER_LOOKUP, EXPLANATION_VIEW, REPORT_EXPORT,
-                            ACCESS_DENIED, THROTTLED, SEARCH)
+                            ACCESS_DENIED, THROTTLED, SEARCH, EXPERIMENT_CHANGE, RULES_CHANGE)
 
 MAX_ENTRIES = 5000  # one screen of the admin page; filters narrow it down
 _MAX_WHO, _MAX_ROLE, _MAX_DETAIL = 64, 16, 500

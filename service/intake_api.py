@@ -48,7 +48,8 @@ from service.responses import error_response, json_response
 from settings import Settings
 from workflows import intake
 
-__all__ = ["INTAKE_BLUEPRINT", "MAX_BODY_BYTES", "MAX_IN_FLIGHT", "EVENTS_PATH", "ITEMS_PATH", "blueprint"]
+__all__ = ["INTAKE_BLUEPRINT", "MAX_BODY_BYTES", "MAX_IN_FLIGHT", "EVENTS_PATH", "ITEMS_PATH", "blueprint",
+           "read_batch", "intake_slot", "run_append"]
 
 log = logging.getLogger(__name__)
 
@@ -68,18 +69,18 @@ def blueprint(settings: Settings) -> flask.Blueprint:
     @bp.post(EVENTS_PATH)
     @json_endpoint
     def events() -> Response:
-        batch = _read_batch()
-        with _slot(slots):
-            result = _run(lambda: intake.append_events(settings.db_path, batch, settings.secret,
+        batch = read_batch()
+        with intake_slot(slots):
+            result = run_append(lambda: intake.append_events(settings.db_path, batch, settings.secret,
                                                       timeout=intake.APPEND_TIMEOUT_S))
         return json_response(result.as_dict())
 
     @bp.post(ITEMS_PATH)
     @json_endpoint
     def items() -> Response:
-        batch = _read_batch()
-        with _slot(slots):
-            result = _run(lambda: intake.append_items(settings.db_path, batch, timeout=intake.APPEND_TIMEOUT_S))
+        batch = read_batch()
+        with intake_slot(slots):
+            result = run_append(lambda: intake.append_items(settings.db_path, batch, timeout=intake.APPEND_TIMEOUT_S))
         return json_response(result.as_dict())
 
     def wrong_method() -> Response:
@@ -96,7 +97,7 @@ def blueprint(settings: Settings) -> flask.Blueprint:
 # --------------------------------------------------------------------------- request steps
 
 
-def _read_batch() -> list[object]:
+def read_batch() -> list[object]:
     """The request's JSON body, refused by its declared size before any of it is read."""
     request = flask.request
     if request.args:
@@ -148,7 +149,7 @@ def _no_constant(name: str) -> object:
 
 
 @contextmanager
-def _slot(slots: threading.BoundedSemaphore) -> Iterator[None]:
+def intake_slot(slots: threading.BoundedSemaphore) -> Iterator[None]:
     """One of the process's intake slots, or 429 at once when all are taken (the queue is full)."""
     if not slots.acquire(blocking=False):
         raise Refusal(429, "the intake queue is full", retry_after=intake.RETRY_AFTER_S)
@@ -158,7 +159,7 @@ def _slot(slots: threading.BoundedSemaphore) -> Iterator[None]:
         slots.release()
 
 
-def _run(append: Callable[[], intake.IntakeResult]) -> intake.IntakeResult:
+def run_append(append: Callable[[], intake.IntakeResult]) -> intake.IntakeResult:
     """The use case, its errors mapped to status codes."""
     try:
         return append()

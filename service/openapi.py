@@ -15,10 +15,12 @@ import copy
 from typing import Any
 
 from analytics.customers import ID_PATTERN, MAX_ID_LENGTH
+from analytics.impressions import MAX_ITEMS_PER_LIST, MAX_LABEL_LENGTH
 from analytics.privacy import PSEUDONYM_LENGTH
 from analytics.schema import EVENT_TYPES
 from workflows.changes import MAX_SINCE_AGE, SINCE_MAX_LENGTH, SINCE_PATTERN
 from workflows.intake import MAX_EVENTS_PER_BATCH, MAX_ITEMS_PER_BATCH
+from workflows.performance import MAX_IMPRESSIONS_PER_BATCH
 
 __all__ = [
     "API_BASE", "MIN_K", "MAX_K", "DEFAULT_K", "REPORT_FORMATS",
@@ -130,23 +132,40 @@ _SCHEMAS: dict[str, Any] = {
     },
     "Explanation": {
         "type": "object", "required": ["base_value", "contributions", "history", "convergence_delta", "reasons"],
-        "description": "base_value plus the sum of the contributions equals the item's score.",
+        "description": "base_value plus the sum of the contributions equals the item's score (the model's part; "
+                       "an item a merchandising rule added has none: null base_value, no contributions).",
         "properties": {
-            "base_value": _NUMBER,
+            "base_value": _NULLABLE_NUMBER,
             "contributions": {"type": "array", "items": _ref("Contribution")},
             "history": {"type": "array", "items": _ref("HistoryEvidence")},
             "convergence_delta": {"type": "number", "nullable": True},
             "reasons": {"type": "array", "items": {"type": "string"}},
+            "rules": {"type": "array", "items": {"type": "string"}, "description":
+                      "What merchandising rules did to the item, apart from the model's reasons."},
+            "added_by_rule": {"type": "boolean"},
         },
+    },
+    "RuleEffect": {
+        "type": "object", "required": ["rule_id", "rule", "author", "changed", "kind", "from_rank", "to_rank"],
+        "description": "One merchandising rule's effect on the item, applied after the ranker.",
+        "properties": {"rule_id": {"type": "string"}, "rule": {"type": "string"}, "author": {"type": "string"},
+                       "changed": {"type": "string", "description": "When the rule was last written, UTC."},
+                       "kind": {"type": "string", "enum": ["pin", "boost", "bury", "exclude"]},
+                       "from_rank": {**_NULLABLE_RANK, "description": "The model's rank (null: not in its list)."},
+                       "to_rank": _NULLABLE_RANK},
     },
     "RecommendedItem": {
         "type": "object", "required": ["rank", "item_id", "title", "score"],
         "properties": {"rank": {"type": "integer", "minimum": 1}, "item_id": {"type": "string"},
                        "title": {"type": "string"},
-                       "score": {**_NUMBER, "description": "The ranker's raw score (no unit; for analysts)."},
+                       "score": {**_NULLABLE_NUMBER, "description": "The ranker's raw score (no unit; for analysts); "
+                                 "null for an item a merchandising rule added."},
                        "match_strength": {"type": "integer", "minimum": 0, "maximum": 100, "description":
                                           "How the score compares with every recommendation this model serves: "
                                           "80 is a stronger match than 80 % of them (what an agent reads out)."},
+                       "rules": {"type": "array", "items": _ref("RuleEffect")},
+                       "rule_note": {"type": "string", "description": "The rules' effect in words."},
+                       "added_by_rule": {"type": "boolean"},
                        "explanation": _ref("Explanation")},
     },
     "Recommendations": {
@@ -154,7 +173,14 @@ _SCHEMAS: dict[str, Any] = {
         "description": "The same object as `python cli.py recommend --json` (with --explain: `explanation` per item).",
         "properties": {"user_id": {"type": "string", "pattern": _PSEUDONYM}, "cold_start": {"type": "boolean"},
                        "items": {"type": "array", "maxItems": MAX_K, "items": _ref("RecommendedItem")},
-                       "changes": _ref("Changes")},
+                       "changes": _ref("Changes"),
+                       "experiment": {"type": "string", "nullable": True,
+                                      "description": "The running experiment serving this customer (null: none)."},
+                       "variant": {"type": "string", "nullable": True,
+                                   "description": "The customer's variant of it, fixed by their pseudonym."},
+                       "model_version": {"type": "string", "description": "The model version that ranked the list."},
+                       "rules_version": {"type": "string", "nullable": True,
+                                         "description": "The variant's rule-set version (null: the current rules)."}},
     },
     "SearchExplanation": {
         "type": "object", "required": ["reasons", "personalised", "base_value", "sides", "matched", "contributions"],
@@ -317,7 +343,7 @@ _DOCUMENT: dict[str, Any] = {
             "Explained recommendations for support tools, one customer at a time. Customers are named by "
             "shop id or pseudonym; responses carry pseudonyms only. Every customer lookup, explanation and "
             "report export is written to the audit log with the signed-in user. Roles: support and admin; "
-            "the intake role (the shop's backend) posts events and catalogue rows and may read nothing."
+            "the intake role (the shop's backend) posts events, catalogue rows and shown lists and may read nothing."
         ),
     },
     "servers": [{"url": "/"}],
@@ -378,6 +404,16 @@ _DOCUMENT: dict[str, Any] = {
             "Add or change catalogue rows (the intake role)",
             f"Up to {MAX_ITEMS_PER_BATCH:,} rows: item_id, title, category, and optionally brand, price. A "
             "non-empty value replaces the stored one; an absent one keeps it.", MAX_ITEMS_PER_BATCH),
+        f"{API_BASE}/impressions": _intake_operation(
+            "Add a batch of shown lists (the intake role)",
+            f"Up to {MAX_IMPRESSIONS_PER_BATCH:,} impressions, one per list a customer was shown: event_id (the "
+            "client's id, the key that makes re-sending harmless), user_id (the shop's customer id, pseudonymised "
+            "on arrival as events are), ts (ISO 8601, UTC), list (its name: home, product, search...), items (the "
+            f"item ids in the order shown, 1 to {MAX_ITEMS_PER_LIST}; position = index + 1), model_version, "
+            f"experiment and variant (labels of at most {MAX_LABEL_LENGTH} characters; experiment and variant both "
+            "null or both set). Clicks, carts and purchases of a shown item by that customer within 24 hours are "
+            "attributed to the latest impression of it (the Performance page). A refused impression comes back in "
+            "`rejected` and is not kept (no rejects table for impressions).", MAX_IMPRESSIONS_PER_BATCH),
     },
     "components": {
         "securitySchemes": {

@@ -32,11 +32,12 @@ from analytics.profile_card import profile_card
 from dashboard.customer_view import timeline
 from errors import RecsightError
 from explain.changes import Changes, NewEvent, explain_changes
-from explain.explainer import ALL_CANDIDATES, explanation_payload
+from explain.explainer import ALL_CANDIDATES
 from models.serving import Recommendation, Recommender
 from settings import Settings
+from workflows import merchandising
 from workflows.lookup import Found, K, customer_connection, item_details
-from workflows.recommenders import recommender_for
+from workflows.variants import served_for
 
 __all__ = ["MAX_SINCE_AGE", "SINCE_PATTERN", "SINCE_MAX_LENGTH", "SinceRefused", "SinceOutOfWindow", "Since",
            "Refresh", "parse_since", "list_since", "recommendations_since", "seen_mark", "refresh"]
@@ -100,20 +101,21 @@ def list_since(recommender: Recommender, user_id: str, since: datetime, k: int =
     recommender.catch_up()
     events = _events_since(recommender, user_id, since)
     if not events:  # nothing happened: the list is the usual one, nothing to explain
-        return Since(recommender.recommend(user_id, k), Changes(user_id, since, clock, k, []))
+        return Since(merchandising.merchandised(recommender, user_id, k), Changes(user_id, since, clock, k, []))
     now = recommender.recommend(user_id, ALL_CANDIDATES)
     before = recommender.rescore(user_id, ALL_CANDIDATES, before=since)
-    changes = explain_changes(recommender, before, now, k, since, events, clock)
-    return Since(_head(now, k), changes)
+    unshown = [merchandising.without_excluded(recommender, ranked) for ranked in (before, now)]  # never named
+    changes = explain_changes(recommender, *unshown, k, since, events, clock)  # the moves: the model's
+    return Since(merchandising.merchandised(recommender, user_id, k, ranked=now), changes)
 
 
 def recommendations_since(recommender: Recommender, user_id: str, since: datetime, k: int = K,
                           explain: bool = False) -> dict[str, Any]:
     """The API's answer to ``?since=``: the list (explained with ``explain``) and its ``changes``."""
     found = list_since(recommender, user_id, since, k)
-    payload = found.result.to_dict()
+    payload = merchandising.list_payload(found.result)
     if explain:
-        payload = explanation_payload(recommender, found.result, payload)
+        payload = merchandising.explanation_payload(recommender, found.result, payload)
     payload["changes"] = found.changes.to_dict()
     return payload
 
@@ -124,7 +126,7 @@ def recommendations_since(recommender: Recommender, user_id: str, since: datetim
 def seen_mark(settings: Settings, user_id: str) -> str | None:
     """What the page has seen of the customer: the time their features are computed at (just after
     their newest event, or the model's serving time), as ISO text for the sealed store."""
-    recommender = recommender_for(settings)
+    recommender = served_for(settings, user_id).recommender  # the customer's experiment variant, if any
     recommender.catch_up()
     mark = recommender.as_of(user_id)
     return None if mark is None else mark.isoformat()
@@ -137,7 +139,8 @@ def refresh(settings: Settings, user_id: str, mark: str | None, version: str | N
     the live events into the shop, and the reloaded model no longer counts them as live) is no
     change; neither is a model other than the page's (its clicks already ask for a new lookup).
     """
-    recommender = recommender_for(settings)
+    served = served_for(settings, user_id)
+    recommender = served.recommender
     if version is not None and version != recommender.artifact.path.name:
         return None
     recommender.catch_up()
@@ -151,10 +154,11 @@ def refresh(settings: Settings, user_id: str, mark: str | None, version: str | N
     found = list_since(recommender, user_id, seen, K)
     log.info("live refresh of a customer: %d new events, %d entered, %d left", len(found.changes.new_events),
              len(found.changes.entered), len(found.changes.left))
-    return Refresh(_found(settings, recommender, found.result), found.changes, now_mark.isoformat())
+    return Refresh(_found(settings, recommender, found.result, served.describe()), found.changes,
+                   now_mark.isoformat())
 
 
-def _found(settings: Settings, recommender: Recommender, result: Recommendation) -> Found:
+def _found(settings: Settings, recommender: Recommender, result: Recommendation, serving: str | None = None) -> Found:
     """What a lookup shows, for a customer already found and audited: the list given, with the
     card, timeline and item details read where the lookup reads them (the live state)."""
     with customer_connection(settings, result.user_id) as con:
@@ -162,7 +166,7 @@ def _found(settings: Settings, recommender: Recommender, result: Recommendation)
         frame, total = timeline(con, result.user_id)
         details = item_details(con, [item.item_id for item in result.items])
     return Found(result.user_id, recommender.artifact.path.name, result.cold_start, list(result.items), card, frame,
-                 total, details, settings.currency)
+                 total, details, settings.currency, serving)
 
 
 # --------------------------------------------------------------------------- reading
@@ -177,10 +181,6 @@ def _events_since(recommender: Recommender, user_id: str, since: datetime) -> li
                 WHERE e.{s.USER_ID} = ? AND e.{s.TS} >= ? ORDER BY e.{s.TS}, e.{s.ITEM_ID}""",
             [user_id, since]).fetchall()
     return [NewEvent(*row) for row in rows]
-
-
-def _head(full: Recommendation, k: int) -> Recommendation:
-    return Recommendation(full.user_id, full.cold_start, full.items[:k], full.features.head(k).reset_index(drop=True))
 
 
 def _utc_now() -> datetime:

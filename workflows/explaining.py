@@ -15,11 +15,12 @@ from analytics.customers import resolve_customer
 from analytics.profile_card import ProfileCard, profile_card
 from explain.compare import compare_items, require_distinct
 from explain.counterfactual import counterfactual_for, require_positive
-from explain.explainer import explain_items, explain_ranked, explanation_payload
+from explain.explainer import explain_ranked
 from explain.reasons import load_customer
 from explain.types import Comparison, Counterfactual, CustomerExplanation
 from models.serving import Recommender
 from models.splits import TEMPORAL
+from workflows import merchandising, variants
 from workflows.report_counterfactuals import with_counterfactuals
 
 __all__ = ["explain_customer", "customer_card", "compare", "counterfactual", "recommend", "recommendation_payload",
@@ -36,9 +37,9 @@ def explain_customer(recommender: Recommender, user_id: str, k: int = 10, *,
     list even with the re-scorings shared between its items, so it is meant for reports, not for
     interactive pages (:func:`workflows.report_counterfactuals.with_counterfactuals`).
     """
-    result = recommender.recommend(user_id, k)
+    result = merchandising.merchandised(recommender, user_id, k)  # after the shop's rules
     customer = load_customer(recommender, user_id) if counterfactuals and not result.cold_start else None
-    items = explain_items(recommender, result, customer=customer)
+    items = merchandising.explain_merchandised(recommender, result, customer=customer)
     if customer is not None:
         items = with_counterfactuals(recommender, items, k, customer)
     profile = customer_card(recommender, user_id).to_dict()
@@ -85,22 +86,28 @@ def recommend(db_path: Path, models_dir: Path, user: str, k: int = 10, explain: 
     with ``explain``, each item carries its explanation. Loads the model for this one call (the
     command line); servers keep a loaded recommender instead (:mod:`workflows.recommenders`)."""
     recommender = Recommender.load(Path(db_path), Path(models_dir))
+    served = None
     try:
         with recommender.connection() as con:
             user_id = resolve_customer(con, user, secret)
-        return recommendation_payload(recommender, user_id, k, explain)
+        served = variants.served_once(Path(db_path), Path(models_dir), user_id, recommender)
+        payload = recommendation_payload(served.recommender, user_id, k, explain)
+        payload.update(served.to_dict())  # the experiment and variant behind the list, as the API says
+        return payload
     finally:
         recommender.close()
+        if served is not None and served.recommender is not recommender:
+            served.recommender.close()
 
 
 def recommendation_payload(recommender: Recommender, user_id: str, k: int = 10,
                            explain: bool = False) -> dict[str, Any]:
     """The customer's top ``k`` as JSON (what ``recommend --json`` prints and the API answers);
     with ``explain``, each item carries its explanation, computed once for the whole list."""
-    result = recommender.recommend(user_id, k)
-    payload = result.to_dict()
+    result = merchandising.merchandised(recommender, user_id, k)  # after the shop's rules
+    payload = merchandising.list_payload(result)
     if explain:
-        payload = explanation_payload(recommender, result, payload)
+        payload = merchandising.explanation_payload(recommender, result, payload)
     return payload
 
 
@@ -109,7 +116,10 @@ def format_recommendations(result: dict[str, Any]) -> str:
     head = f"customer {result['user_id']}" + (" (cold start: popular items)" if result["cold_start"] else "")
     lines = [head]
     for item in result["items"]:
-        lines.append(f"{item['rank']:>3}. {item['score']:>8.4f}  {item['item_id']}  {item['title']}")
+        score = "   added" if item["score"] is None else f"{item['score']:>8.4f}"  # added by a rule: no score
+        lines.append(f"{item['rank']:>3}. {score}  {item['item_id']}  {item['title']}")
+        if item.get("rule_note"):  # what a merchandising rule did, apart from the model's reasons
+            lines.append(f"       [rule] {item['rule_note']}")
         for reason in (item.get("explanation") or {}).get("reasons", []):
             lines.append(f"       - {reason}")
     if not result["items"]:

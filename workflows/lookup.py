@@ -43,9 +43,10 @@ from explain import compare, counterfactual
 from explain.types import Comparison, Counterfactual, CustomerExplanation, ItemExplanation
 from models.serving import RecommendedItem
 from settings import Settings
-from workflows import explaining
+from workflows import explaining, merchandising
 from workflows.recommenders import recommender_for, resolve_customer
 from workflows.reports import report_bytes
+from workflows.variants import served_for
 
 __all__ = ["item_details", "customer_connection",
     "K", "Recorder", "Found", "NotFound", "look_up", "explanation_for", "report_for", "counterfactual_for",
@@ -75,6 +76,7 @@ class Found:
     total_events: int
     details: dict[str, tuple[Any, Any, Any]]  # item id -> (category, brand, price)
     currency: str  # the ISO 4217 code prices and spend are in (``settings.currency``)
+    serving: str | None = None  # the customer's experiment variant in words (workflows.variants); None: none
 
 
 @dataclass(frozen=True)
@@ -102,10 +104,12 @@ def look_up(text: str, settings: Settings, record: Recorder) -> Found | NotFound
         # what was searched, as a pseudonym: the row shows whom the agent looked for, no shop id
         record(None, f"no customer matched (searched {reference_pseudonym(text, settings.secret) or 'a shop id'})")
         return NotFound(str(exc), suggestions)
+    served = served_for(settings, user_id)  # the customer's experiment variant ranks their list
+    recommender = served.recommender
     # Ranking is most of the wait: it runs beside the profile reads and the audit row, whose
     # append must still succeed before anything of the customer is returned.
     recommender.catch_up()  # so customer_connection knows whether the customer has live events
-    ranking = _POOL.submit(recommender.recommend, user_id, K)
+    ranking = _POOL.submit(merchandising.merchandised, recommender, user_id, K)  # after the shop's rules
     try:
         with customer_connection(settings, user_id) as con:
             card = profile_card(con, user_id)
@@ -118,7 +122,7 @@ def look_up(text: str, settings: Settings, record: Recorder) -> Found | NotFound
     with customer_connection(settings, user_id) as con:
         details = item_details(con, [item.item_id for item in result.items])
     return Found(user_id, recommender.artifact.path.name, result.cold_start, list(result.items), card, frame, total,
-                 details, settings.currency)
+                 details, settings.currency, served.describe())
 
 
 def customer_connection(settings: Settings, user_id: str) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
@@ -156,12 +160,13 @@ def explanation_for(settings: Settings, user_id: str, version: str | None = None
     A lookup made under an older model version than the one in use now is refused with a
     message: the cards on screen would not match the explanation.
     """
-    recommender = recommender_for(settings)
+    recommender = served_for(settings, user_id).recommender
     current = recommender.artifact.path.name
     if version is not None and version != current:
         raise RecsightError("the model was updated since this lookup: look the customer up again")
     recommender.catch_up()  # a customer's live events move their as_of: the key then misses
-    key = (str(settings.db_path), str(settings.models_dir), current, user_id, recommender.as_of(user_id))
+    key = (str(settings.db_path), str(settings.models_dir), current, user_id, recommender.as_of(user_id),
+           merchandising.rules_stamp(recommender, user_id))  # a rule saved, starting or ending: a new list
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
@@ -179,14 +184,14 @@ def report_for(settings: Settings, user_id: str, fmt: str, version: str | None =
     shows, completed with what would change each item and the data's reference date (a few
     seconds: the counterfactual sentences are verified by re-scoring)."""
     explanation = explanation_for(settings, user_id, version)
-    return report_bytes(recommender_for(settings), user_id, fmt, K, explanation=explanation,
+    return report_bytes(served_for(settings, user_id).recommender, user_id, fmt, K, explanation=explanation,
                         currency=settings.currency)
 
 
 def counterfactual_for(settings: Settings, item: ItemExplanation) -> Counterfactual:
     """What would take the listed ``item`` out of the customer's top :data:`K` (verified by
     re-scoring), searched from the item's explanation as the page already holds it."""
-    return counterfactual.counterfactual_for(recommender_for(settings), item, k=K)
+    return counterfactual.counterfactual_for(served_for(settings, item.user_id).recommender, item, k=K)
 
 
 def compare_listed(settings: Settings, user_id: str, item_a: str, item_b: str,
@@ -197,6 +202,7 @@ def compare_listed(settings: Settings, user_id: str, item_a: str, item_b: str,
     missing = [item for item in (item_a, item_b) if item not in by_item]
     if missing:
         raise RecsightError("this item is no longer in the customer's list: look the customer up again")
+    merchandising.require_ranked(by_item[item_a], by_item[item_b])  # an item a rule added has no scores
     return compare.compare_items(by_item[item_a], by_item[item_b])
 
 

@@ -9,17 +9,19 @@ with the cards.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from analytics import schema as s
 from models.recommendation import match_words
 from settings import Settings
 from workflows.lookup import customer_connection, explanation_for, item_details
-from workflows.recommenders import recommender_for
+from workflows.variants import served_for
 
 __all__ = ["PreviewCard", "shopper_preview"]
 
 _NO_REASON = "Picked for you from what shoppers like you chose."
+_FEATURED = "Featured by the shop."  # an item a merchandising rule added
 
 
 @dataclass(frozen=True)
@@ -41,15 +43,16 @@ def shopper_preview(settings: Settings, user_id: str, version: str | None = None
     """The customer's list as preview cards, in rank order (refused, like the explanation, when
     the model changed since the lookup ``version``)."""
     explanation = explanation_for(settings, user_id, version)
-    scale = recommender_for(settings).match_scale
+    scale = served_for(settings, user_id).recommender.match_scale
     with customer_connection(settings, user_id) as con:
         details = item_details(con, [item.item_id for item in explanation.items])
     cards = []
     for item in explanation.items:
         category, brand, price = details.get(item.item_id, (None, None, None))
-        match = None if scale is None else match_words(scale.strength(item.score)).capitalize()
+        added = math.isnan(item.score)  # an item a merchandising rule added: no model score
+        match = None if scale is None or added else match_words(scale.strength(item.score)).capitalize()
         cards.append(PreviewCard(item.rank, item.item_id, item.title,
                                  s.category_leaf(category),
                                  brand or None, None if price is None else float(price), settings.currency, match,
-                                 item.reasons[0] if item.reasons else _NO_REASON))
+                                 item.reasons[0] if item.reasons else _FEATURED if added else _NO_REASON))
     return cards

@@ -33,7 +33,10 @@ log = logging.getLogger(__name__)
 _Stamp = tuple[int, int, int, str]
 
 _lock = threading.Lock()
-_loaded: dict[tuple[Path, Path], tuple[_Stamp, Recommender]] = {}
+# (shop, models folder, pinned version or None for the current one) -> (stamp, recommender);
+# pinned versions are an experiment's variants (workflows.variants), kept in load order.
+_loaded: dict[tuple[Path, Path, str | None], tuple[_Stamp, Recommender]] = {}
+_MAX_PINNED = 6  # pinned versions kept loaded besides the current ones (an experiment has at most 6 variants)
 
 
 def _stamp(db_path: Path, models_dir: Path) -> _Stamp:
@@ -49,21 +52,35 @@ def _stamp(db_path: Path, models_dir: Path) -> _Stamp:
     return db.st_ino, db.st_mtime_ns, db.st_size, current
 
 
-def recommender_for(settings: Settings) -> Recommender:
-    """The recommender for ``settings``' shop and models, loading or reloading it when needed."""
-    key = (Path(settings.db_path).resolve(), Path(settings.models_dir).resolve())
-    stamp = _stamp(*key)
+def recommender_for(settings: Settings, version: str | None = None) -> Recommender:
+    """The recommender for ``settings``' shop and models, loading or reloading it when needed.
+
+    ``version``: a published model version to serve instead of the current one (an experiment's
+    variant); None, or the current version's own name, is the current recommender. A pinned
+    version is reloaded when the shop file changes, not when the current version does.
+    """
+    db, models = Path(settings.db_path).resolve(), Path(settings.models_dir).resolve()
+    stamp = _stamp(db, models)
+    pinned = None if version is None or version == stamp[-1] else version
+    key = (db, models, pinned)
+    if pinned is not None:
+        stamp = (*stamp[:3], pinned)
+    evicted: list[Recommender] = []
     with _lock:
         cached = _loaded.get(key)
         if cached is not None and cached[0] == stamp:
             return cached[1]
-        log.info("loading model version %s for %s", stamp[-1], key[0])
-        recommender = Recommender.load(*key).warm()  # the first explanation should not pay for it
+        log.info("loading model version %s for %s", stamp[-1], db)
+        recommender = Recommender.load(db, models, pinned).warm()  # the first explanation should not pay for it
+        _loaded.pop(key, None)
         _loaded[key] = (stamp, recommender)
+        if pinned is not None:
+            extra = [k for k in _loaded if k[2] is not None]
+            evicted = [_loaded.pop(k)[1] for k in extra[:max(0, len(extra) - _MAX_PINNED)]]
     # The replaced recommender is not closed here: a request may still be using it; its
     # connection closes when the last reference goes (its background thread stops now).
-    if cached is not None:
-        cached[1].retire()
+    for old in ([cached[1]] if cached is not None else []) + evicted:
+        old.retire()
     return recommender
 
 

@@ -37,6 +37,7 @@ from models.search_training import SearchTrainingConfig, train_search_ranker
 from models.serving import Recommender
 from progress import SILENT, Progress
 from settings import Settings
+from workflows import merchandising
 from workflows.recommenders import recommender_for
 from workflows.recommenders import resolve_customer as resolve_typed
 
@@ -125,6 +126,7 @@ def search(recommender: Recommender, query: str, user_id: str | None = None, k: 
     personal = _personal(recommender, user_id) if user_id is not None else None
     result = rank_search(index, searcher.ranker, query, k, stats=stats, personal=personal,
                          retrieval=like.result.retrieval if like is not None else None)
+    result = merchandising.search_excluding(recommender, result, user_id, k)  # no excluded item is ever found
     return Searched(result, index, stats, searcher.ranker, personal)
 
 

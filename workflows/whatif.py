@@ -27,8 +27,9 @@ from explain.explainer import ALL_CANDIDATES
 from explain.whatif import WhatIf, compare_lists, group_changes
 from models.serving import Recommender
 from settings import Settings
+from workflows import merchandising
 from workflows.lookup import K
-from workflows.recommenders import recommender_for
+from workflows.variants import served_for
 
 __all__ = ["MAX_REMOVED", "ADDABLE", "WhatIf", "what_if", "what_if_on", "rescore_args"]
 
@@ -48,7 +49,7 @@ def what_if(settings: Settings, user_id: str, version: str | None, without_items
     :func:`workflows.lookup.explanation_for` refuses it: the list on screen would not be the one
     compared with.
     """
-    recommender = recommender_for(settings)
+    recommender = served_for(settings, user_id).recommender  # the customer's experiment variant, if any
     if version is not None and version != recommender.artifact.path.name:
         raise RecsightError("the model was updated since this lookup: look the customer up again")
     return what_if_on(recommender, user_id, without_items, add)
@@ -64,6 +65,7 @@ def what_if_on(recommender: Recommender, user_id: str, without_items: Sequence[s
     now = recommender.recommend(user_id, ALL_CANDIDATES)
     changed = recommender.rescore(user_id, ALL_CANDIDATES, without_items=removed,
                                   **rescore_args(recommender, user_id, added))
+    now, changed = (merchandising.without_excluded(recommender, ranked) for ranked in (now, changed))  # never shown
     union = {i.item_id for i in now.items[:k]} | {i.item_id for i in changed.items[:k]}
     result = compare_lists(now, changed, k, group_changes(recommender.ranker, now, changed, union), removed=removed,
                            added=added, added_title=added_title)

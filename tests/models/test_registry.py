@@ -124,3 +124,20 @@ def test_the_readers_say_what_is_wrong_in_one_line(tmp_path: Path, con) -> None:
     assert registry.current(tmp_path) is None  # an empty pointer names no version
     (tmp_path / registry.CURRENT_FILE).write_bytes(b"\xff\xfe")
     _one_line_error(lambda: registry.current(tmp_path), "cannot read")
+
+
+def test_training_never_prunes_a_pinned_version(tmp_path: Path, con) -> None:
+    """An experiment serves its variants' versions for weeks: new training must not delete them."""
+    versions = tmp_path / registry.VERSIONS_DIR
+    for old in ("20000101-000000-aaaaaa", "20000101-000001-bbbbbb"):  # older than anything trained now
+        (versions / old).mkdir(parents=True)
+    registry.pin_versions(tmp_path, ["20000101-000000-aaaaaa"])
+    assert registry.pinned_versions(tmp_path) == {"20000101-000000-aaaaaa"}
+    for n in range(registry.KEEP_VERSIONS):
+        registry.write_version(tmp_path, _fill(con, f"v{n}"))
+    left = {p.name for p in versions.iterdir()}
+    assert "20000101-000000-aaaaaa" in left, "the pinned version was pruned"
+    assert "20000101-000001-bbbbbb" not in left, "an old version nobody pinned stays"
+    registry.pin_versions(tmp_path, [])  # the experiment is over: the next training may prune it
+    registry.write_version(tmp_path, _fill(con, "v9"))
+    assert not (versions / "20000101-000000-aaaaaa").exists()

@@ -108,13 +108,16 @@ def test_same_seed_same_ranking(trained, tmp_path: Path) -> None:
     db, models, _ = trained
     again = tmp_path / "again"
     train(db, again, config=QUICK)
-    assert recommend(db, models, "c_user0007", k=10) == recommend(db, again, "c_user0007", k=10)
+    first, second = (recommend(db, folder, "c_user0007", k=10) for folder in (models, again))
+    assert first.pop("model_version") != second.pop("model_version")  # two versions, one ranking
+    assert first == second
 
 
 def test_recommend_json_shape_and_cold_start(trained) -> None:
     db, models, _ = trained
     result = recommend(db, models, "c_user0007", k=4)
-    assert set(result) == {"user_id", "cold_start", "items"}
+    assert set(result) == {"user_id", "cold_start", "items", "experiment", "variant", "model_version", "rules_version"}
+    assert result["experiment"] is None and result["model_version"] == registry.current(models)
     assert result["cold_start"] is False and len(result["items"]) == 4
     assert set(result["items"][0]) == {"rank", "item_id", "title", "score", "match_strength"}
     assert all(0 <= item["match_strength"] <= 100 for item in result["items"])

@@ -149,7 +149,8 @@ def test_the_openapi_document_is_served_to_every_role(api_app, spec):
     spec.validate()  # against the OpenAPI 3.0 meta-schema; raises when the document is not valid
     assert {result.ok().path for result in spec.get_all_operations()} == {
         "/health", f"{BASE}/openapi.json", f"{BASE}/search", f"{BASE}/users/{{id}}/recommendations",
-        f"{BASE}/users/{{id}}/profile", f"{BASE}/users/{{id}}/report", f"{BASE}/events", f"{BASE}/items"}
+        f"{BASE}/users/{{id}}/profile", f"{BASE}/users/{{id}}/report", f"{BASE}/events", f"{BASE}/items",
+        f"{BASE}/impressions"}
 
 
 def test_health_is_open_and_documented(api_app, spec):

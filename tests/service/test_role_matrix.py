@@ -51,10 +51,12 @@ API_ROUTES = {  # URL -> roles that may call it; every API route of the app (che
     "/api/v1/no-such-route": {ADMIN},  # an unknown API path: admin only (who then gets a JSON 404)
     "/api/": {ADMIN},
     "/api/v1/events": {INTAKE},  # its own route, but GET: 405 to the intake, 403 to everyone else
+    "/api/v1/impressions": {INTAKE},  # the same
 }
 API_POSTS = {  # URL -> roles that may post to it (every other role: 403; nobody signed in: 401)
     "/api/v1/events": {INTAKE},
     "/api/v1/items": {INTAKE},
+    "/api/v1/impressions": {INTAKE},
 }
 
 
