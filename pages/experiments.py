@@ -219,16 +219,13 @@ _FORM_STATES = [State(name, "value") for name in FORM_FIELDS] + [
     State(part, "value") for row in range(VARIANT_ROWS) for part in variant_ids(row)]
 
 
-@callback(Output("ex-analysis", "children"), store_output(CSV, "variants"), store_output(CSV, "history"),
+@callback(Output("ex-analysis", "children"),
           Input("ex-select", "value"), Input("ex-mde", "value"), Input("ex-cuped", "value"))
-def _on_select(experiment_id: str | None, mde: Any, cuped: Any) -> tuple[Any, ...]:
+def _on_select(experiment_id: str | None, mde: Any, cuped: Any) -> Any:
+    """The analysis; its tables' CSV stores come inside it, filled (they exist only once it is drawn)."""
     settings = current_settings()
-
-    def run() -> tuple[Any, ...]:
-        view = update_analysis(experiment_id, mde, cuped, settings)
-        return view.body, store_data(view.variants), store_data(view.history)
-
-    return guarded("experiments page", run, lambda message: (_alert(message, "warning", "ex-problem"), None, None))
+    return guarded("experiments page", lambda: update_analysis(experiment_id, mde, cuped, settings).body,
+                   lambda message: _alert(message, "warning", "ex-problem"))
 
 
 @callback(Output("ex-change-status", "children"), Output("ex-list", "children"), Output("ex-select", "options"),

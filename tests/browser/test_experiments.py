@@ -51,6 +51,8 @@ def test_an_analyst_creates_an_experiment_and_the_customer_page_names_the_varian
     browser.click("#ex-create")
     browser.wait_for_text("#ex-change-status", lambda text: f"Experiment {EXPERIMENT} created" in text, timeout=60)
     browser.wait_for_text("#ex-list", lambda text: EXPERIMENT in text, timeout=60)
+    browser.wait_for_text("#ex-body", lambda text: "Browser A/B" in text, timeout=90)  # its analysis, drawn
+    assert browser.console_errors() == []
     saved = experiments_store.get(live_app.settings.db_path, EXPERIMENT)
     assert [v.name for v in saved.variants] == ["control", "treatment"] and saved.author == ACCOUNTS[ANALYST][0]
     newest = audit.read_entries(live_app.settings.audit_db, action=audit.EXPERIMENT_CHANGE)[0]
