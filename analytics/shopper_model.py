@@ -31,7 +31,7 @@ from errors import RecsightError
 
 __all__ = [
     "TRUTH_FILE", "Tastes", "ItemFacts", "Visit", "load_tastes", "item_facts", "examine_probability",
-    "expected_clicks", "shop_visit",
+    "click_probabilities", "expected_clicks", "shop_visit",
 ]
 
 TRUTH_FILE = "preferences.parquet"
@@ -116,13 +116,19 @@ def _probabilities(tastes: Tastes, shown: Sequence[str], facts: Mapping[str, Ite
     return np.clip(p_click * (1.0 + click_lift), 0.0, 1.0), p_cart, p_buy
 
 
+def click_probabilities(tastes: Tastes, shown: Sequence[str], facts: Mapping[str, ItemFacts], *,
+                        eta: float = DEFAULT_ETA, click_lift: float = 0.0) -> np.ndarray:
+    """P(a click) at each position of ``shown`` in one visit: examined, then clicked."""
+    if not shown:
+        return np.zeros(0)
+    p_click, _, _ = _probabilities(tastes, shown, facts, click_lift)
+    return examine_probability(len(shown), eta) * p_click
+
+
 def expected_clicks(tastes: Tastes, shown: Sequence[str], facts: Mapping[str, ItemFacts], *,
                     eta: float = DEFAULT_ETA, click_lift: float = 0.0) -> float:
     """The exact expected number of clicks on ``shown``: the truth a simulated experiment estimates."""
-    if not shown:
-        return 0.0
-    p_click, _, _ = _probabilities(tastes, shown, facts, click_lift)
-    return float((examine_probability(len(shown), eta) * p_click).sum())
+    return float(click_probabilities(tastes, shown, facts, eta=eta, click_lift=click_lift).sum())
 
 
 def shop_visit(rng: np.random.Generator, tastes: Tastes, shown: Sequence[str], facts: Mapping[str, ItemFacts], *,

@@ -1,6 +1,7 @@
 """Benchmark: the experiment statistics checked against a known truth (issue 18, "Done means").
 
     .venv/bin/python bench/experiment_stats.py [--tests 500] [--seed 1] [--srm-tests 10000]
+    .venv/bin/python bench/experiment_stats.py --shop /tmp/recsight-bench/experiment-e2e   # the shopper simulator
 
 Why: an A/B verdict is only worth what its error rates are. This simulates shops where the truth
 is planted and counts how often :func:`analytics.experiment_stats.analyse` (what the Experiments
@@ -23,6 +24,13 @@ customer's click-through by 1 + lift; each simulated test draws fresh customers 
 (c) Sample ratio mismatch: exact 52/48 and 50.3/49.7 splits of 20,000 customers, and random
     assignment at 52/48 and at 50/50 (the false-flag rate, expected 0.1 % at p < 0.001).
 Rates come with a 95 % Wilson interval (statsmodels) over the simulated tests.
+
+``--shop DIR`` (a shop that ``bench/experiment_e2e.py`` built: shop.duckdb, models/, shop/truth/)
+replaces the Beta click model by the shopper simulator's (:mod:`analytics.shopper_model`): every
+customer of that synthetic shop, with the list its current model serves them, has an exact click
+probability per position (position bias times their planted tastes); a simulated customer is one
+of them drawn at random, visits Poisson(activity / 10) times, and clicks each position of each
+visit with that probability (times 1 + lift in the treatment).
 """
 
 from __future__ import annotations
@@ -56,11 +64,52 @@ def simulate(rng: np.random.Generator, tests: int, n: int, lift: float) -> Itera
     for start in range(0, tests, _CHUNK):
         shape = (min(_CHUNK, tests - start), n)
         activity = rng.gamma(ACTIVITY_SHAPE, MEAN_IMPRESSIONS / ACTIVITY_SHAPE, shape)
+        if SHOP_CLICKS is not None:
+            yield _shop_draws(rng, activity, lift)
+            continue
         ctr = rng.beta(*CTR_BETA, shape)
         pre_impressions = rng.poisson(activity)
         impressions = rng.poisson(activity)
         yield (impressions, rng.binomial(impressions, np.minimum(ctr * (1 + lift), 1.0)),
                pre_impressions, rng.binomial(pre_impressions, ctr))
+
+
+SHOP_CLICKS: np.ndarray | None = None  # (customers, positions) click probabilities with --shop
+
+
+def _shop_draws(rng: np.random.Generator, activity: np.ndarray, lift: float) -> tuple[np.ndarray, ...]:
+    """The shopper simulator's customers: drawn from the shop, clicking position by position."""
+    assert SHOP_CLICKS is not None
+    per_position = SHOP_CLICKS[rng.integers(len(SHOP_CLICKS), size=activity.shape)]
+    positions = per_position.shape[-1]
+    visits, pre_visits = rng.poisson(activity / positions), rng.poisson(activity / positions)
+    clicks = rng.binomial(visits[..., None], np.minimum(per_position * (1 + lift), 1.0)).sum(axis=-1)
+    pre_clicks = rng.binomial(pre_visits[..., None], per_position).sum(axis=-1)
+    return visits * positions, clicks, pre_visits * positions, pre_clicks
+
+
+def shop_clicks(folder: Path, secret: str) -> np.ndarray:
+    """Every planted customer's click probability per position of the list the shop's current
+    model serves them (see the module docstring)."""
+    from analytics.privacy import pseudonymise
+    from analytics.shopper_model import click_probabilities, item_facts, load_tastes
+    from models.serving import Recommender
+
+    tastes = load_tastes(folder / "shop" / "truth")
+    recommender = Recommender.load(folder / "shop.duckdb", folder / "models")
+    try:
+        with recommender.connection() as con:
+            facts = item_facts(con)
+        rows = []
+        for raw, taste in tastes.items():
+            listed = recommender.top.get(pseudonymise(raw, secret), 10) if recommender.top is not None else None
+            if listed is not None and len(listed.items) == 10:
+                rows.append(click_probabilities(taste, [i.item_id for i in listed.items], facts))
+    finally:
+        recommender.close()
+    if not rows:
+        raise SystemExit(f"no customer of {folder} has a precomputed list: is --secret the shop's?")
+    return np.array(rows)
 
 
 def run_tests(rng: np.random.Generator, tests: int, n: int, lift: float, needed: int,
@@ -96,7 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tests", type=int, default=500, help="simulated tests per row of (a) and (b)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--srm-tests", type=int, default=10_000, help="random assignments per row of (c)")
+    parser.add_argument("--shop", type=Path, default=None, help="use the shopper simulator on this shop (above)")
+    parser.add_argument("--secret", default="bench-secret", help="the --shop's pseudonymisation secret")
     args = parser.parse_args(argv)
+    global SHOP_CLICKS
+    if args.shop is not None:
+        SHOP_CLICKS = shop_clicks(args.shop, args.secret)
     print(machine_line())
     print(load_line())
     started = time.perf_counter()
@@ -105,9 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     imp, clk, pre_imp, pre_clk = (a[0] for a in next(simulate(history, 1, 20_000, 0.0)))
     pre = Customers(pre_imp, pre_clk)
     n = sample_size_for_metric(pre, "click_through", LIFT)
+    beta = f"click-through Beta{CTR_BETA} (mean {CTR_BETA[0] / sum(CTR_BETA) * 100:g} %)"
+    clicks = (f"the shopper simulator on {args.shop}: {len(SHOP_CLICKS):,} customers' lists, position-based"
+              if SHOP_CLICKS is not None else beta)
     print(f"\nclick model: activity Gamma(shape {ACTIVITY_SHAPE:g}, mean {MEAN_IMPRESSIONS:g} impressions), "
-          f"click-through Beta{CTR_BETA} (mean {CTR_BETA[0] / sum(CTR_BETA) * 100:g} %); "
-          f"pre-period of 20,000 customers: click-through {pre_clk.sum() / pre_imp.sum():.4f}")
+          f"{clicks}; pre-period of 20,000 customers: click-through {pre_clk.sum() / pre_imp.sum():.4f}")
     print(f"recommended for a {LIFT * 100:g} % relative lift (alpha 0.05, power 0.8): {n:,} customers per variant")
 
     aa = run_tests(aa_rng, args.tests, n, 0.0, n, (False, True))
