@@ -31,21 +31,25 @@ SECRET = "bench-secret"
 EXPERIMENT = "quick-vs-full"
 
 
-def _shop(workdir: Path, users: int, secret: str) -> tuple[Path, Path]:
-    """The shop and its models folder with the quick and the full version (trained once, then reused)."""
+def _shop(workdir: Path, users: int, secret: str, export: Path | None) -> tuple[Path, Path]:
+    """The shop and its models folder with the quick and the full version (trained once, then reused);
+    from the synthetic export ``export`` when given (the replay's shop), else a new one."""
     from analytics.ingest import ingest_paths
     from analytics.synth import generate_shop
     from models import registry
     from models.config import QUICK
     from workflows.training import train_shop
 
-    db, models, export = workdir / "shop.duckdb", workdir / "models", workdir / "shop"
+    db, models, shop = workdir / "shop.duckdb", workdir / "models", workdir / "shop"
     if len(registry.versions(models)) >= 2:
         return db, models
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    generate_shop(export, n_users=users, n_items=max(800, users * 4 // 5), n_days=60, seed=21)
-    ingest_paths(db, "generic", [export], secret=secret)
+    if export is None:
+        generate_shop(shop, n_users=users, n_items=max(800, users * 4 // 5), n_days=60, seed=21)
+    else:
+        shutil.copytree(export, shop)
+    ingest_paths(db, "generic", [shop], secret=secret)
     for kind, config in (("quick", QUICK), ("full", None)):
         started = time.perf_counter()
         train_shop(db, models, config=config)
@@ -69,9 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hours", type=int, default=20)
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--secret", default=SECRET, help="the pseudonymisation secret of a shop already in --workdir")
+    parser.add_argument("--export", type=Path, default=None,
+                        help="a synthetic shop's folder to use (bench/replay.py's synthetic-N, to compare with its "
+                             "replay of the same shop) instead of generating one")
     args = parser.parse_args(argv)
     print(f"machine: {machine_line()}\nload average at the start: {load_line()}", flush=True)
-    db, models = _shop(args.workdir, args.users, args.secret)
+    db, models = _shop(args.workdir, args.users, args.secret, args.export)
     quick, full = registry.versions(models)[-1], registry.versions(models)[0]  # newest first: full, then quick
     settings = Settings(db_path=db, models_dir=models, secret=args.secret, audit_db=args.workdir / "audit.duckdb",
                         users_file=args.workdir / "users.json")
