@@ -36,9 +36,9 @@ from errors import RecsightError
 from progress import SILENT, Progress
 from settings import Settings
 from workflows.intake import append_events
-from workflows.merchandising import merchandised, rule_set_for
+from workflows.merchandising import merchandised
 from workflows.performance import append_impressions
-from workflows.variants import Served, rules_version_number, served_for
+from workflows.variants import Served, served_for
 
 __all__ = ["SimulationConfig", "VariantTally", "SimulationResult", "simulate"]
 
@@ -143,10 +143,12 @@ def simulate(settings: Settings, truth_dir: Path | str, config: SimulationConfig
             with served.recommender.connection() as con:
                 facts = item_facts(con)
         try:
-            shown = _shown_list(settings, served, user, config.k, at)
+            # the rules of the customer's variant, with the current exclusions: what the API shows them
+            listed = merchandised(served.recommender, user, config.k, now=at.replace(tzinfo=UTC))
         except RecsightError:
             result.skipped_customers += 1
             continue
+        shown = [item.item_id for item in listed.items]
         visit = shop_visit(rng, tastes[raw], shown, facts, eta=config.eta, click_lift=_lift(config, served))
         _tally(result, served, shown, visit, tastes[raw], facts, config)
         outbox.add(_impression(run, n, raw, at, served, shown, config.list_name),
@@ -169,13 +171,6 @@ def _moments(settings: Settings, now: datetime, config: SimulationConfig) -> lis
         raise RecsightError("the running experiment started less than ten minutes ago: nothing to simulate yet")
     step = (end - start) / config.visits
     return [start + step * i for i in range(config.visits)]
-
-
-def _shown_list(settings: Settings, served: Served, user: str, k: int, at: datetime) -> list[str]:
-    version = rules_version_number(served.rules_version)
-    rules = rule_set_for(settings.db_path, version) if version is not None else None
-    listed = merchandised(served.recommender, user, k, rules=rules, now=at.replace(tzinfo=UTC))
-    return [item.item_id for item in listed.items]
 
 
 def _lift(config: SimulationConfig, served: Served) -> float:
