@@ -22,12 +22,9 @@ from __future__ import annotations
 import threading
 
 import flask
-from werkzeug.wrappers import Response
 
-from service.intake_api import intake_slot, read_batch, run_append  # the event intake's request steps
+from service.intake_api import add_batch_route
 from service.openapi import API_BASE
-from service.refusals import json_endpoint
-from service.responses import error_response, json_response
 from settings import Settings
 from workflows import intake, performance
 
@@ -36,28 +33,12 @@ __all__ = ["IMPRESSIONS_BLUEPRINT", "IMPRESSIONS_PATH", "MAX_IN_FLIGHT", "bluepr
 IMPRESSIONS_BLUEPRINT = "recsight_impressions"
 IMPRESSIONS_PATH = f"{API_BASE}/impressions"
 MAX_IN_FLIGHT = 2  # with the event intake's 3, five of the server's eight threads at most take batches in
-_OTHER_METHODS = ("GET", "PUT", "PATCH", "DELETE")
 
 
 def blueprint(settings: Settings) -> flask.Blueprint:
-    """The impressions route for the shop of ``settings``."""
+    """The impressions route for the shop of ``settings`` (the event intake's steps, its own slots)."""
     bp = flask.Blueprint(IMPRESSIONS_BLUEPRINT, __name__)
-    slots = threading.BoundedSemaphore(MAX_IN_FLIGHT)
-
-    @bp.post(IMPRESSIONS_PATH)
-    @json_endpoint
-    def impressions() -> Response:
-        batch = read_batch()
-        with intake_slot(slots):
-            result = run_append(lambda: performance.append_impressions(settings.db_path, batch, settings.secret,
+    add_batch_route(bp, IMPRESSIONS_PATH, "impressions", threading.BoundedSemaphore(MAX_IN_FLIGHT),
+                    lambda batch: performance.append_impressions(settings.db_path, batch, settings.secret,
                                                                  timeout=intake.APPEND_TIMEOUT_S))
-        return json_response(result.as_dict())
-
-    def wrong_method() -> Response:
-        """405 naming POST, rather than the dashboard's catch-all page route answering a GET."""
-        response = error_response(405, "only POST is offered here")
-        response.headers["Allow"] = "POST"
-        return response
-
-    bp.add_url_rule(IMPRESSIONS_PATH, "wrong_method", wrong_method, methods=_OTHER_METHODS)
     return bp

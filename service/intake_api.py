@@ -49,7 +49,7 @@ from settings import Settings
 from workflows import intake
 
 __all__ = ["INTAKE_BLUEPRINT", "MAX_BODY_BYTES", "MAX_IN_FLIGHT", "EVENTS_PATH", "ITEMS_PATH", "blueprint",
-           "read_batch", "intake_slot", "run_append"]
+           "add_batch_route"]
 
 log = logging.getLogger(__name__)
 
@@ -65,33 +65,33 @@ def blueprint(settings: Settings) -> flask.Blueprint:
     """The intake's two routes for the shop of ``settings``."""
     bp = flask.Blueprint(INTAKE_BLUEPRINT, __name__)
     slots = threading.BoundedSemaphore(MAX_IN_FLIGHT)
-
-    @bp.post(EVENTS_PATH)
-    @json_endpoint
-    def events() -> Response:
-        batch = read_batch()
-        with intake_slot(slots):
-            result = run_append(lambda: intake.append_events(settings.db_path, batch, settings.secret,
-                                                      timeout=intake.APPEND_TIMEOUT_S))
-        return json_response(result.as_dict())
-
-    @bp.post(ITEMS_PATH)
-    @json_endpoint
-    def items() -> Response:
-        batch = read_batch()
-        with intake_slot(slots):
-            result = run_append(lambda: intake.append_items(settings.db_path, batch, timeout=intake.APPEND_TIMEOUT_S))
-        return json_response(result.as_dict())
-
-    def wrong_method() -> Response:
-        """405 naming POST, rather than the dashboard's catch-all page route answering a GET."""
-        response = error_response(405, "only POST is offered here")
-        response.headers["Allow"] = "POST"
-        return response
-
-    for path in (EVENTS_PATH, ITEMS_PATH):
-        bp.add_url_rule(path, "wrong_method", wrong_method, methods=_OTHER_METHODS)
+    add_batch_route(bp, EVENTS_PATH, "events", slots, lambda batch: intake.append_events(
+        settings.db_path, batch, settings.secret, timeout=intake.APPEND_TIMEOUT_S))
+    add_batch_route(bp, ITEMS_PATH, "items", slots, lambda batch: intake.append_items(
+        settings.db_path, batch, timeout=intake.APPEND_TIMEOUT_S))
     return bp
+
+
+def add_batch_route(bp: flask.Blueprint, path: str, endpoint: str, slots: threading.BoundedSemaphore,
+                    append: Callable[[list[object]], intake.IntakeResult]) -> None:
+    """``POST path``: read a batch, take a slot, ``append`` it, answer its counts (the steps below,
+    in order); any other method is 405. Every intake route (events, items, impressions) is one."""
+
+    def post() -> Response:
+        batch = read_batch()
+        with intake_slot(slots):
+            result = run_append(lambda: append(batch))
+        return json_response(result.as_dict())
+
+    bp.add_url_rule(path, endpoint, json_endpoint(post), methods=["POST"])
+    bp.add_url_rule(path, "wrong_method", _wrong_method, methods=_OTHER_METHODS)  # one 405 endpoint per blueprint
+
+
+def _wrong_method() -> Response:
+    """405 naming POST, rather than the dashboard's catch-all page route answering a GET."""
+    response = error_response(405, "only POST is offered here")
+    response.headers["Allow"] = "POST"
+    return response
 
 
 # --------------------------------------------------------------------------- request steps
