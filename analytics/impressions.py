@@ -64,6 +64,7 @@ from analytics.event_validation import (
 )
 from analytics.live_segments import (
     LiveBusy,
+    PerShop,
     list_segments,
     remove_temp_files,
     segment_path,
@@ -366,18 +367,7 @@ def _event_ids(paths: Sequence[Path]) -> set[str]:
     return ids
 
 
-_stores: dict[Path, ImpressionStore] = {}
-_stores_lock = threading.Lock()
-
-
-def impression_store_for(db_path: Path | str) -> ImpressionStore:
-    """The process's impression writer for ``db_path`` (one per shop file, shared by threads)."""
-    key = Path(db_path).resolve()
-    with _stores_lock:
-        store = _stores.get(key)
-        if store is None:
-            store = _stores[key] = ImpressionStore(key)
-        return store
+impression_store_for: PerShop[ImpressionStore] = PerShop(ImpressionStore)  # the process's impression writer
 
 
 # --------------------------------------------------------------------------- readers

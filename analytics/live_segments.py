@@ -26,11 +26,13 @@ import fcntl
 import logging
 import os
 import re
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -42,7 +44,7 @@ __all__ = [
     "SEGMENT_SCHEMA", "KIND_EVENT", "KIND_ITEM", "KIND_REJECT", "LiveBusy",
     "live_folder", "segment_path", "list_segments", "write_segment", "remove_segment", "remove_temp_files",
     "ensure_folder", "sql_file_list",
-    "read_folded_marker", "write_folded_marker", "writer_lock", "compaction_lock",
+    "read_folded_marker", "write_folded_marker", "writer_lock", "compaction_lock", "PerShop",
 ]
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,27 @@ SEGMENT_SCHEMA = pa.schema([
 _NAME = re.compile(r"^(\d{12})\.parquet$")
 _MARKER = "FOLDED"
 _TMP_PREFIX = ".tmp-"
+
+
+T = TypeVar("T")
+
+
+class PerShop(Generic[T]):
+    """One ``make(db_path)`` per shop file and process, made on first use and shared by threads:
+    the writers of a folder of segments (events, impressions) keep their record of known ids in it."""
+
+    def __init__(self, make: Callable[[Path], T]) -> None:
+        self._make = make
+        self._made: dict[Path, T] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, db_path: Path | str) -> T:
+        key = Path(db_path).resolve()
+        with self._lock:
+            made = self._made.get(key)
+            if made is None:
+                made = self._made[key] = self._make(key)
+            return made
 
 
 class LiveBusy(RecsightError):

@@ -54,6 +54,7 @@ from analytics.live_segments import (
     KIND_EVENT,
     SEGMENT_SCHEMA,
     LiveBusy,
+    PerShop,
     list_segments,
     live_folder,
     read_folded_marker,
@@ -225,18 +226,7 @@ class LiveStore:
         raise RecsightError(f"the shop file {self.db_path} kept changing while the intake read it: try again")
 
 
-_stores: dict[Path, LiveStore] = {}
-_stores_lock = threading.Lock()
-
-
-def store_for(db_path: Path | str) -> LiveStore:
-    """The process's writer for ``db_path`` (one per shop file, shared by threads)."""
-    key = Path(db_path).resolve()
-    with _stores_lock:
-        store = _stores.get(key)
-        if store is None:
-            store = _stores[key] = LiveStore(key)
-        return store
+store_for: PerShop[LiveStore] = PerShop(LiveStore)  # the process's writer for a shop file
 
 
 # --------------------------------------------------------------------------- helpers
