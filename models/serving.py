@@ -66,8 +66,8 @@ class Recommender:
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, artifact: registry.Artifact, tables: HistoryTables,
-                 models: Models, config: EngineConfig, top: TopItems | None = None,
-                 live: LiveFeed | None = None, live_covis: LiveCovis | None = None) -> None:
+                 models: Models, config: EngineConfig, top: TopItems | None = None, live: LiveFeed | None = None,
+                 live_covis: LiveCovis | None = None, db_path: Path | None = None) -> None:
         self.con = con
         self.artifact = artifact
         self.tables = tables
@@ -75,7 +75,7 @@ class Recommender:
         self.config = config
         self.top = top
         self.live = live
-        self.db_path: Path | None = None  # the shop file it serves, when loaded from one (load)
+        self.db_path = db_path  # the shop file it serves (None: a connection made elsewhere, as tests do)
         self.live_covis = live_covis  # None: co-visitation stays as trained (no live feed, or an old version)
         self._lock = ServingLock()
         self._live_requests: Coalescer[tuple[str, int], Recommendation] = Coalescer(self._serve_live, self._lock)
@@ -142,9 +142,9 @@ class Recommender:
             con.close()
             raise
         top = load_top_items(artifact, models.serving.features)
-        rec = cls(con, artifact, HistoryTables(s.EVENTS, as_of, index, items), models, config, top, live, live_covis)
+        rec = cls(con, artifact, HistoryTables(s.EVENTS, as_of, index, items), models, config, top, live, live_covis,
+                  Path(db_path))
         rec.item_norms = item_norms(con, items)
-        rec.db_path = Path(db_path)
         with rec._lock:  # the live events already there when the model loads
             rec._refresh_cold_items(None)
         if live_covis is not None:  # their links, in the deferred update's chunks, before the first request

@@ -91,15 +91,9 @@ class RuledExplanation(ItemExplanation):
 
 def shop_path(recommender: Recommender) -> Path:
     """The shop file the recommender serves (the rules live beside it)."""
-    if recommender.db_path is not None:
-        return recommender.db_path
-    if recommender.live is not None:
-        return Path(recommender.live.view.db_path)
-    with recommender.connection() as con:
-        row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
-    if not row or not row[0]:
-        raise RecsightError("cannot tell which shop file the model serves: its rules cannot be read")
-    return Path(row[0])
+    if recommender.db_path is None:
+        raise RecsightError("this recommender was not loaded from a shop file: its rules cannot be read")
+    return recommender.db_path
 
 
 def rule_set_for(db_path: Path | str, version: int | None = None) -> RuleSet:
