@@ -15,6 +15,7 @@ that apply rules pass this version to it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -60,34 +61,31 @@ def served_for(settings: Settings, user_id: str, now: datetime | None = None) ->
     experiment, or the current model when none runs. A variant's model version that cannot be
     loaded (pruned, trained on other data) is a RecsightError, like a broken current model:
     serving the current one instead would quietly mix the variants."""
-    experiment = experiments_store.running(settings.db_path, now)
-    if experiment is None:
-        recommender = recommender_for(settings)
-        return Served(recommender, recommender.artifact.path.name)
-    return _variant_serving(settings, experiment, user_id)
+    return _serving(experiments_store.running(settings.db_path, now), user_id,
+                    lambda version: recommender_for(settings, version))
 
 
 def served_once(db_path: Path, models_dir: Path, user_id: str, current: Recommender) -> Served:
     """:func:`served_for` for a one-shot caller (the command line) that loaded ``current`` itself:
     the variant's own version is loaded beside it when the customer's variant names another one
     (the caller closes both)."""
-    experiment = experiments_store.running(db_path)
+
+    def load(version: str | None) -> Recommender:
+        if version is None or version == current.artifact.path.name:
+            return current
+        return Recommender.load(Path(db_path), Path(models_dir), version)
+
+    return _serving(experiments_store.running(db_path), user_id, load)
+
+
+def _serving(experiment: Experiment | None, user_id: str, load: Callable[[str | None], Recommender]) -> Served:
+    """The current model (``load(None)``) outside an experiment, else the customer's variant's."""
     if experiment is None:
-        return Served(current, current.artifact.path.name)
-    variant = assign(experiment, user_id)
-    recommender = current
-    if variant.model_version is not None and variant.model_version != current.artifact.path.name:
-        try:
-            recommender = Recommender.load(Path(db_path), Path(models_dir), variant.model_version)
-        except RecsightError as exc:
-            raise RecsightError(f"experiment {experiment.id}, variant {variant.name}: {exc}") from None
-    return Served(recommender, recommender.artifact.path.name, experiment.id, variant.name, variant.rules_version)
-
-
-def _variant_serving(settings: Settings, experiment: Experiment, user_id: str) -> Served:
+        recommender = load(None)
+        return Served(recommender, recommender.artifact.path.name)
     variant = assign(experiment, user_id)
     try:
-        recommender = recommender_for(settings, variant.model_version)
+        recommender = load(variant.model_version)
     except RecsightError as exc:
         raise RecsightError(f"experiment {experiment.id}, variant {variant.name}: {exc}") from None
     return Served(recommender, recommender.artifact.path.name, experiment.id, variant.name, variant.rules_version)
