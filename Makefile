@@ -18,7 +18,7 @@ run: $(VENV)/.installed $(ENVFILE) $(DB) $(MODELS)/.trained $(USERS)
 	@echo "sign in with a login from $(LOGINS)"
 	$(WITH_ENV) $(PY) cli.py serve --db $(DB) --models $(MODELS) --host 127.0.0.1 --port 8050
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed $(VENV)/.engines
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.installed
@@ -28,6 +28,11 @@ $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+# The optional scale-out engines (Spark, Dask): the tests need them, `make run` does not.
+$(VENV)/.engines: requirements-engines.txt $(VENV)/.installed
+	$(PY) -m pip install -q -r requirements-engines.txt
 	touch $@
 
 # A local demo secret for pseudonymising customer ids; real deployments export their own.
