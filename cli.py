@@ -84,6 +84,22 @@ def cmd_compact(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_batch(args: argparse.Namespace, settings: Settings) -> int:
+    """``batch``: profiles, item stats and co-visitation on DuckDB or Spark; ``export-events``: the
+    shop's events as a date-partitioned Parquet dataset (what ``batch --events`` and Spark read)."""
+    if args.command == "export-events":
+        from analytics.event_dataset import export_events
+
+        print(export_events(args.db, args.out).render())
+        return 0
+    from workflows.batch_jobs import run_batch
+
+    summary = run_batch(args.events or args.db, args.out, engine=args.engine, master=args.master,
+                        as_of=args.as_of, items=args.items)
+    print(summary.render())
+    return 0
+
+
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from models.config import QUICK
     from workflows.training import train_shop
@@ -214,7 +230,7 @@ def _quiet_option(p: argparse.ArgumentParser) -> None:
 
 
 def _data_commands(sub: Any) -> None:
-    """synth, ingest, compact: the shop's data."""
+    """synth, ingest, compact, export-events, batch: the shop's data."""
     p = sub.add_parser("synth", help="generate the synthetic demo shop (Parquet)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--users", type=int, default=5000)
@@ -236,6 +252,22 @@ def _data_commands(sub: Any) -> None:
     p.add_argument("--db", type=Path, required=True)
     _quiet_option(p)
     p.set_defaults(handler=cmd_compact)
+
+    p = sub.add_parser("export-events", help="write the shop's events as Parquet partitioned by date (a data lake)")
+    p.add_argument("--db", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="folder of date=YYYY-MM-DD/part-N.parquet (and _items/)")
+    p.set_defaults(handler=cmd_batch)
+
+    p = sub.add_parser("batch", help="profiles, item stats and co-visitation as Parquet, on DuckDB or Spark")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--events", type=Path, help="an events dataset folder (export-events writes one)")
+    source.add_argument("--db", type=Path, help="a shop file")
+    p.add_argument("--out", type=Path, required=True, help="a folder per table goes here")
+    p.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb")
+    p.add_argument("--master", default=None, help="Spark master URL (default local[*])")
+    p.add_argument("--as-of", default=None, help="ISO time; events before it count (default: all)")
+    p.add_argument("--items", type=Path, default=None, help="the catalogue of --events (default: its _items/)")
+    p.set_defaults(handler=cmd_batch)
 
 
 def _model_commands(sub: Any) -> None:

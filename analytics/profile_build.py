@@ -20,10 +20,11 @@ from analytics import schema
 from analytics.db import rewriting
 from analytics.item_stats import item_stats_sql
 from analytics.profiles import ITEM_STATS, USER_PROFILES
+from analytics.sql_steps import Step
 from analytics.user_profiles import user_profiles_sql
 from errors import RecsightError
 
-__all__ = ["build_profiles", "refresh_profiles", "resolve_as_of"]
+__all__ = ["build_profiles", "refresh_profiles", "resolve_as_of", "profile_steps", "user_key"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,19 @@ def build_profiles(
             con.execute(f"CREATE OR REPLACE {kind} {table} AS {sql(events_table, key)}", {"as_of": cutoff})
     log.info("built %s as of %s in %.2f s", " and ".join(t for t in (user_table, item_table) if t),
              cutoff, time.perf_counter() - started)
+
+
+def profile_steps(events_table: str = schema.EVENTS, key: str = "{}") -> list[Step]:
+    """The two tables as output steps of a batch job (:mod:`analytics.sql_steps`): the very SQL
+    :func:`build_profiles` runs, as of the ``$as_of`` parameter. ``key`` is :func:`user_key` on
+    DuckDB; other engines key users by their id (the results never depend on the key)."""
+    return [Step(USER_PROFILES, user_profiles_sql(events_table, key), output=True),
+            Step(ITEM_STATS, item_stats_sql(events_table, key), output=True)]
+
+
+def user_key(con: duckdb.DuckDBPyConnection, events_table: str) -> str:
+    """How DuckDB's side passes key users for ``events_table`` (see :func:`_user_key`)."""
+    return _user_key(con, events_table)
 
 
 def refresh_profiles(db_path: Path) -> None:

@@ -61,8 +61,12 @@ def _score(order: str, partition: str) -> str:
 
 def recency_days_sql(last_purchase: str) -> str:
     """SQL: fractional days from ``last_purchase`` to ``$as_of`` (NULL without a purchase); the one
-    definition, so recency recomputed from a stored ``last_purchase`` equals a build's."""
-    return f"(epoch_us($as_of::TIMESTAMP) - epoch_us({last_purchase})) / 86400e6"
+    definition, so recency recomputed from a stored ``last_purchase`` equals a build's.
+
+    ``date_diff('microsecond', ...)`` rather than a difference of ``epoch_us``: the same exact
+    microsecond count, and a function Spark knows too (the batch jobs run this SQL transpiled,
+    :mod:`analytics.spark_sql`)."""
+    return f"date_diff('microsecond', {last_purchase}, $as_of::TIMESTAMP) / 86400e6"
 
 
 def rfm_scores_sql(measured: str) -> str:

@@ -34,7 +34,7 @@ from errors import RecsightError
 
 __all__ = [
     "Covis", "CandidateConfig", "CandidateIndex", "DEFAULT_COVIS",
-    "build_sequences", "build_index", "generate", "popularity_ranking", "covisit_ranking",
+    "build_sequences", "sequences_sql", "build_index", "generate", "popularity_ranking", "covisit_ranking",
     "covis_weights_sql", "covis_top_sql", "WEIGHTS_SUFFIX",
 ]
 
@@ -170,15 +170,21 @@ def _names(prefix: str, config: CandidateConfig) -> CandidateIndex:
 
 
 def build_sequences(con: duckdb.DuckDBPyConnection, history: str, out: str, users: str | None = None) -> str:
+    """Per user, items by *step* (:func:`sequences_sql`) into the temp table ``out``."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {out} AS {sequences_sql(history, users)}")
+    return out
+
+
+def sequences_sql(history: str, users: str | None = None) -> str:
     """Per user, items by *step*: ``step`` 1 is the last timestamp, ``pos`` counts from the start.
 
     A run of consecutive events on the same item is one entry (its strongest event type is kept),
     so repeated views neither dominate co-visitation nor push older items out of the window.
+    The SQL alone (no connection), so the batch jobs can run it on another engine too
+    (:mod:`models.covis_steps`).
     """
     user_filter = f"WHERE {s.USER_ID} IN (SELECT {s.USER_ID} FROM {users})" if users else ""
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {out} AS
-        WITH ev AS (
+    return f"""WITH ev AS (
             SELECT {s.USER_ID}, {s.ITEM_ID}, {s.TS},
                    lag({s.ITEM_ID}) OVER w AS prev_item
             FROM {history} {user_filter}
@@ -194,8 +200,6 @@ def build_sequences(con: duckdb.DuckDBPyConnection, history: str, out: str, user
         SELECT {s.USER_ID}, {s.ITEM_ID}, {s.TS}, pos,
                max(pos) OVER (PARTITION BY {s.USER_ID}) - pos + 1 AS step
         FROM ranked"""
-    )
-    return out
 
 
 def build_index(
@@ -249,12 +253,14 @@ def covis_weights_sql(seq: str, covis: Covis) -> str:
     the live update.
     """
     offsets = ", ".join(str(d) for d in covis.offsets)
+    # The target position is computed before the join, so the join is an equi-join on (user, pos)
+    # for every engine: Spark, given ``b.pos = a.pos + o.d``, joined a and b on the user alone.
     pairs = f"""
         SELECT a.{s.USER_ID} AS user_id, a.{s.ITEM_ID} AS src, b.{s.ITEM_ID} AS dst,
-               {covis.unit} // greatest(abs(o.d), 1) AS wi
-        FROM {seq} a
-        CROSS JOIN (SELECT unnest([{offsets}]) AS d) o
-        JOIN {seq} b ON b.{s.USER_ID} = a.{s.USER_ID} AND b.pos = a.pos + o.d
+               {covis.unit} // greatest(abs(a.d), 1) AS wi
+        FROM (SELECT {s.USER_ID}, {s.ITEM_ID}, pos + o.d AS target, o.d
+              FROM {seq} CROSS JOIN (SELECT unnest([{offsets}]) AS d) o) a
+        JOIN {seq} b ON b.{s.USER_ID} = a.{s.USER_ID} AND b.pos = a.target
         WHERE a.{s.ITEM_ID} <> b.{s.ITEM_ID}"""
     if covis.per_user:
         return (f"SELECT src, dst, count(*)::BIGINT AS wi "
