@@ -102,11 +102,12 @@ def cmd_batch(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from models.config import QUICK
-    from workflows.training import train_shop
+    from workflows.training import engine_distribution, train_shop
 
+    distribution = engine_distribution(args.engine, args.scheduler, args.workers)  # one-line errors, before training
     with _reporting(args) as progress:
         result = train_shop(args.db, args.models, protocol=args.protocol, config=QUICK if args.quick else None,
-                            progress=progress, serve=args.serve)
+                            progress=progress, serve=args.serve, distribution=distribution)
     print(json.dumps(result, indent=2, default=str))
     return 0
 
@@ -280,6 +281,13 @@ def _model_commands(sub: Any) -> None:
     p.add_argument("--quick", action="store_true", help="smaller models, for the demo")
     p.add_argument("--serve", choices=("hybrid", "ranker"), default=None,
                    help="pin the ranker customers are served (default: the better one on the validation customers)")
+    p.add_argument("--engine", choices=("local", "dask"), default="local",
+                   help="local: this process; dask: rankers and precomputed lists on a Dask cluster, "
+                        "the attention network on --workers processes")
+    p.add_argument("--scheduler", default=None, metavar="ADDR",
+                   help="with --engine dask: a running Dask scheduler (tcp://host:8786); default: a local cluster")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="with --engine dask: local cluster workers and attention processes (default 2)")
     _quiet_option(p)
     p.set_defaults(handler=cmd_train)
 

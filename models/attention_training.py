@@ -9,6 +9,11 @@ sample of items. The same seed gives the same model (deterministic kernels, seed
 
 The network is :mod:`models.attention_network`; the trained result is a
 :class:`models.attention.AttentionModel`.
+
+The loop (:func:`fit_attention`) is written once for one process and for several: a
+:class:`Shard` says which part of each batch and of the validation set a process handles and how
+its numbers are totalled. One process (:data:`SINGLE`) trains on everything, as it always did;
+:mod:`models.attention_ddp` runs the same loop in a torch.distributed process group.
 """
 
 from __future__ import annotations
@@ -26,10 +31,10 @@ from torch import nn
 from errors import RecsightError
 from models.attention import AttentionConfig, AttentionModel
 from models.attention_network import TargetAttentionNetwork, torch_runtime, trim_windows
-from models.sequences import PAD, Sequences, build_vocabulary, gather_windows, load_sequences
+from models.sequences import PAD, Sequences, Vocabulary, build_vocabulary, gather_windows, load_sequences
 from progress import SILENT, Progress
 
-__all__ = ["train_attention"]
+__all__ = ["AttentionExamples", "SINGLE", "Shard", "attention_examples", "fit_attention", "train_attention"]
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +79,67 @@ def _window_tensors(seqs: Sequences, examples: _Examples, idx: np.ndarray, lengt
     return trim_windows(gather_windows(seqs, examples.user_rows[idx], examples.ends[idx], length))
 
 
-def _validation_ndcg(net: TargetAttentionNetwork, seqs: Sequences, valid: _Examples,
-                     negatives: torch.Tensor, config: AttentionConfig) -> float:
-    """NDCG@10 of each held-out behaviour ranked among fixed uniform negatives (early stopping only)."""
+class Shard:
+    """Which part of the work this process does: all of it (rank 0 of 1, the single-process path)
+    or, in :mod:`models.attention_ddp`, rank ``rank`` of ``world`` processes. The training loop is
+    the same either way; a shard says which examples of a batch and of the validation set are
+    this process's, wraps the objective for gradient averaging, and totals numbers over the
+    processes (identity here, an all-reduce there)."""
+
+    def __init__(self, rank: int = 0, world: int = 1) -> None:
+        self.rank = rank
+        self.world = world
+
+    def wrap(self, objective: nn.Module) -> nn.Module:
+        """The module whose forward and backward train (DistributedDataParallel in a process group)."""
+        return objective
+
+    def total(self, values: list[float]) -> list[float]:
+        """``values`` summed over every process (one process: themselves)."""
+        return values
+
+    def part(self, idx: np.ndarray) -> tuple[np.ndarray, float]:
+        """This process's examples of a batch and the factor its mean loss is scaled by, so that the
+        gradients averaged over the processes are the whole batch's mean-loss gradient. A process
+        left without an example (a batch smaller than the world) computes one with weight 0: every
+        process must run the backward pass for the gradients to be averaged."""
+        if self.world == 1:
+            return idx, 1.0
+        mine = np.array_split(idx, self.world)[self.rank]
+        if len(mine) == 0:
+            return idx[:1], 0.0
+        return mine, len(mine) * self.world / len(idx)
+
+    def examples(self, examples: _Examples) -> _Examples:
+        """This process's share of a fixed example set (the validation behaviours)."""
+        if self.world == 1:
+            return examples
+        return _Examples(examples.user_rows[self.rank::self.world], examples.ends[self.rank::self.world])
+
+
+SINGLE = Shard()
+
+
+@dataclass(frozen=True)
+class AttentionExamples:
+    """What training reads from the shop, prepared once: the vocabulary, the sequences, the
+    training and validation examples, the validation negatives and the random generator in the
+    state the epochs start from. Picklable, so the processes of :mod:`models.attention_ddp`
+    receive it whole and each draws the same batches and negatives."""
+
+    history_table: str
+    vocab: Vocabulary
+    seqs: Sequences
+    train: _Examples
+    valid: _Examples
+    catalogue: np.ndarray
+    valid_negatives: torch.Tensor
+    rng: np.random.Generator
+
+
+def _validation_dcg(net: TargetAttentionNetwork, seqs: Sequences, valid: _Examples,
+                    negatives: torch.Tensor, config: AttentionConfig) -> float:
+    """Summed NDCG@10 of each held-out behaviour ranked among fixed uniform negatives (early stopping only)."""
     net.eval()
     total = 0.0
     with torch.inference_mode():
@@ -93,7 +156,7 @@ def _validation_ndcg(net: TargetAttentionNetwork, seqs: Sequences, valid: _Examp
             rank = (neg > pos).sum(1).numpy()
             total += float(np.where(rank < 10, 1.0 / np.log2(rank + 2.0), 0.0).sum())
     net.train()
-    return total / max(1, len(valid.ends))
+    return total
 
 
 def train_attention(con: duckdb.DuckDBPyConnection, history_table: str,
@@ -101,9 +164,17 @@ def train_attention(con: duckdb.DuckDBPyConnection, history_table: str,
     """Train on next-behaviour prediction inside ``history_table``; same seed -> same model.
 
     ``progress`` hears one phase per epoch counted in batches (an epoch of the full configuration
-    takes minutes on a large shop); early stopping may end before the last epoch named.
+    takes minutes on a large shop); early stopping may end before the last epoch named. The same
+    training over several processes is :func:`models.attention_ddp.train_attention_ddp`.
     """
     started = time.perf_counter()
+    data = attention_examples(con, history_table, config, progress)
+    return fit_attention(data, config, progress, spent=time.perf_counter() - started)
+
+
+def attention_examples(con: duckdb.DuckDBPyConnection, history_table: str, config: AttentionConfig,
+                       progress: Progress = SILENT) -> AttentionExamples:
+    """Read the sequences of ``history_table`` and split them into training and validation examples."""
     progress.phase("attention network: loading sequences")
     vocab = build_vocabulary(con, history_table)
     seqs = load_sequences(con, history_table, vocab)
@@ -117,60 +188,97 @@ def train_attention(con: duckdb.DuckDBPyConnection, history_table: str,
         valid = _Examples(valid.user_rows[keep], valid.ends[keep])
     valid_negatives = torch.from_numpy(np.sort(rng.choice(
         catalogue, min(config.valid_negatives, len(catalogue)), replace=False)))
+    return AttentionExamples(history_table, vocab, seqs, train, valid, catalogue, valid_negatives, rng)
 
+
+def fit_attention(data: AttentionExamples, config: AttentionConfig, progress: Progress = SILENT,
+                  shard: Shard = SINGLE, spent: float = 0.0) -> AttentionModel:
+    """The epochs with early stopping on the validation behaviours; ``shard`` says which part of
+    every batch and of the validation set this process trains and scores (all of them by default).
+    ``spent``: seconds already spent before the epochs (loading), counted in the time budget."""
+    started = time.perf_counter() - spent
+    rng, valid = data.rng, shard.examples(data.valid)
     with torch_runtime(config.threads):
         torch.manual_seed(config.seed)
-        net = TargetAttentionNetwork(vocab, config)
+        net = TargetAttentionNetwork(data.vocab, config)
+        if shard.rank:  # the same initial weights everywhere, but each process its own dropout
+            torch.manual_seed(config.seed + shard.rank)
         net.train()
+        objective = shard.wrap(_SampledSoftmax(net))
         optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
         best, best_state, best_epoch, stale, history = -1.0, None, 0, 0, []
         for epoch in range(1, config.epochs + 1):
             epoch_start = time.perf_counter()
             loss_sum = 0.0
-            batches = _batches(train, seqs, config, rng)
+            batches = _batches(data.train, data.seqs, config, rng)
             progress.phase(f"attention network, epoch {epoch} of {config.epochs}", total=len(batches), unit="batches")
             for idx in batches:
-                loss_sum += _train_step(net, optimizer, seqs, train, idx, catalogue, config, rng)
+                loss_sum += _train_step(objective, optimizer, data, idx, config, rng, shard)
                 progress.advance()
-            score = _validation_ndcg(net, seqs, valid, valid_negatives, config) if len(valid.ends) else 0.0
-            history.append({"epoch": epoch, "loss": loss_sum / len(batches), "valid_ndcg@10": score,
+            dcg = _validation_dcg(net, data.seqs, valid, data.valid_negatives, config) if len(valid.ends) else 0.0
+            over_budget = config.time_budget_s is not None and time.perf_counter() - started > config.time_budget_s
+            loss_sum, dcg, over = shard.total([loss_sum, dcg, float(over_budget)])
+            loss = loss_sum / shard.world / len(batches)
+            score = dcg / max(1, len(data.valid.ends))
+            history.append({"epoch": epoch, "loss": loss, "valid_ndcg@10": score,
                             "seconds": time.perf_counter() - epoch_start})
             log.info("attention epoch %d: loss %.4f, valid sampled NDCG@10 %.4f, %.1f s",
-                     epoch, loss_sum / len(batches), score, history[-1]["seconds"])
+                     epoch, loss, score, history[-1]["seconds"])
             if score > best:
                 best, best_state, best_epoch, stale = score, copy.deepcopy(net.state_dict()), epoch, 0
             else:
                 stale += 1
             if stale >= config.patience:
                 break
-            if config.time_budget_s is not None and time.perf_counter() - started > config.time_budget_s:
+            if over:
                 log.info("attention training stopped by its time budget after epoch %d", epoch)
                 break
         if best_state is not None:
             net.load_state_dict(best_state)
     training = {
-        "history_table": history_table, "epochs_run": len(history), "best_epoch": best_epoch,
+        "history_table": data.history_table, "epochs_run": len(history), "best_epoch": best_epoch,
         "valid_sampled_ndcg@10": best, "seconds": time.perf_counter() - started,
-        "train_examples": int(len(train.ends)), "users": len(seqs.user_ids), "items": len(catalogue),
+        "train_examples": int(len(data.train.ends)), "users": len(data.seqs.user_ids), "items": len(data.catalogue),
         "epochs": history,
     }
-    return AttentionModel(net, vocab, config, training)
+    return AttentionModel(net, data.vocab, config, training)
 
 
-def _train_step(net: TargetAttentionNetwork, optimizer: torch.optim.Optimizer, seqs: Sequences,
-                examples: _Examples, idx: np.ndarray, catalogue: np.ndarray, config: AttentionConfig,
-                rng: np.random.Generator) -> float:
-    """One sampled-softmax step: the true next item against ``negatives`` shared uniform items."""
-    w = _window_tensors(seqs, examples, idx, config.max_history)
-    target = torch.from_numpy(seqs.items[examples.ends[idx]])
-    negatives = torch.from_numpy(rng.choice(catalogue, config.negatives))
-    mask = w["items"] != PAD
-    history = net.dropout(net.embed_history(w["items"], w["categories"], w["brands"], w["events"]))
-    pos = net.logits(history, mask, net.dropout(net.embed_targets(target)).unsqueeze(1), target.unsqueeze(1))
-    neg = net.logits(history, mask, net.dropout(net.embed_targets(negatives)), negatives)
-    neg = neg.masked_fill(negatives.unsqueeze(0) == target.unsqueeze(1), float("-inf"))
-    logits = torch.cat([pos, neg], dim=1)
-    loss = nn.functional.cross_entropy(logits, torch.zeros(len(idx), dtype=torch.long))
+class _SampledSoftmax(nn.Module):
+    """The training objective as a module around the network: DistributedDataParallel averages
+    gradients through hooks that need the forward pass to run through its wrapper, so the loss
+    is computed in ``forward`` rather than by calling the network's parts from outside."""
+
+    def __init__(self, net: TargetAttentionNetwork) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, items: torch.Tensor, categories: torch.Tensor, brands: torch.Tensor, events: torch.Tensor,
+                target: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of the true next item against the shared negatives."""
+        net = self.net
+        mask = items != PAD
+        history = net.dropout(net.embed_history(items, categories, brands, events))
+        pos = net.logits(history, mask, net.dropout(net.embed_targets(target)).unsqueeze(1), target.unsqueeze(1))
+        neg = net.logits(history, mask, net.dropout(net.embed_targets(negatives)), negatives)
+        neg = neg.masked_fill(negatives.unsqueeze(0) == target.unsqueeze(1), float("-inf"))
+        logits = torch.cat([pos, neg], dim=1)
+        return nn.functional.cross_entropy(logits, torch.zeros(len(target), dtype=torch.long))
+
+
+def _train_step(objective: nn.Module, optimizer: torch.optim.Optimizer, data: AttentionExamples,
+                idx: np.ndarray, config: AttentionConfig, rng: np.random.Generator, shard: Shard) -> float:
+    """One sampled-softmax step: the true next item against ``negatives`` shared uniform items.
+
+    Every process draws the same negatives (the same generator in the same state) and trains on
+    its part of the batch (:meth:`Shard.part`)."""
+    local, weight = shard.part(idx)
+    w = _window_tensors(data.seqs, data.train, local, config.max_history)
+    target = torch.from_numpy(data.seqs.items[data.train.ends[local]])
+    negatives = torch.from_numpy(rng.choice(data.catalogue, config.negatives))
+    loss = objective(w["items"], w["categories"], w["brands"], w["events"], target, negatives)
+    if weight != 1.0:
+        loss = loss * weight
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()

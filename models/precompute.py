@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,8 @@ from analytics import schema as s
 from models.batch import HistoryTables, Models, feature_frame
 from progress import SILENT, Progress
 
-__all__ = ["K_PRECOMPUTED", "TOP_ITEMS_FILE", "TOP_ITEMS_META", "TITLE", "precompute_top_items", "item_titles"]
+__all__ = ["K_PRECOMPUTED", "TOP_ITEMS_FILE", "TOP_ITEMS_META", "TITLE", "precompute_top_items", "customers",
+           "rank_customers", "write_top_items", "item_titles"]
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +55,28 @@ def precompute_top_items(
     and ranker code of the live path runs over customers in batches of ``chunk``, each customer's
     network scores computed alone as at request time, so the stored rows are the live answer.
     ``progress`` counts the customers, a batch at a time. Returns what the model's metadata
-    records under ``top_items``.
+    records under ``top_items``. The same over a Dask cluster's workers is
+    :func:`models.precompute_dask.precompute_top_items_dask`.
     """
     started = time.perf_counter()
-    users = [row[0] for row in con.execute(
-        f"SELECT DISTINCT {s.USER_ID} FROM {tables.history} ORDER BY {s.USER_ID}").fetchall()]
-    parts = []
+    users = customers(con, tables)
     progress.phase("precompute: ranking every customer", total=len(users), unit="customers")
+    top = rank_customers(con, tables, models, users, k, chunk, progress.advance)
+    return write_top_items(con, top, out, k, len(users), started, progress)
+
+
+def customers(con: duckdb.DuckDBPyConnection, tables: HistoryTables) -> list[str]:
+    """Every customer with a behaviour in the serving history, in order: who gets a list."""
+    return [row[0] for row in con.execute(
+        f"SELECT DISTINCT {s.USER_ID} FROM {tables.history} ORDER BY {s.USER_ID}").fetchall()]
+
+
+def rank_customers(con: duckdb.DuckDBPyConnection, tables: HistoryTables, models: Models, users: list[str],
+                   k: int = K_PRECOMPUTED, chunk: int = _PRECOMPUTE_CHUNK,
+                   done: Callable[[int], None] | None = None) -> pd.DataFrame:
+    """The top ``k`` feature rows and scores of each of ``users`` (in their order), ranked in
+    batches of ``chunk``; ``done(n)`` hears each batch's customers."""
+    parts = []
     for begin in range(0, len(users), chunk):
         con.execute("CREATE OR REPLACE TEMP TABLE pre_users (user_id VARCHAR)")
         con.execute("INSERT INTO pre_users SELECT unnest(?::VARCHAR[])", [users[begin:begin + chunk]])
@@ -68,16 +85,23 @@ def precompute_top_items(
             frame = frame.assign(score=models.serving.predict(frame))
             frame = frame.sort_values([s.USER_ID, "score", "cand_rank"], ascending=[True, False, True], kind="stable")
             parts.append(frame[frame.groupby(s.USER_ID, sort=False).cumcount() < k])
-        progress.advance(min(chunk, len(users) - begin))
+        if done is not None:
+            done(min(chunk, len(users) - begin))
     con.execute("DROP TABLE IF EXISTS pre_users")
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def write_top_items(con: duckdb.DuckDBPyConnection, top: pd.DataFrame, out: Path, k: int, users: int,
+                    started: float, progress: Progress = SILENT) -> dict[str, Any]:
+    """The ranked rows of every customer, with each item's title, into ``out``; returns the
+    metadata's ``top_items`` (``started``: when the precompute began, for its ``seconds``)."""
     progress.phase("precompute: writing the lists")
-    top = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if not top.empty:
         titles = item_titles(con, top[s.ITEM_ID].unique().tolist())
         top[TITLE] = [titles.get(item) or item for item in top[s.ITEM_ID].tolist()]
     top.to_parquet(out, index=False)
     seconds = time.perf_counter() - started
-    log.info("precomputed the top %d of %d customers in %.1f s", k, len(users), seconds)
+    log.info("precomputed the top %d of %d customers in %.1f s", k, users, seconds)
     return {"file": f"serving/{Path(out).name}", "k": k, "customers": int(top[s.USER_ID].nunique()) if len(top) else 0,
             "rows": len(top), "seconds": round(seconds, 2)}
 

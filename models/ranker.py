@@ -30,7 +30,8 @@ from atomic import replace_with
 from errors import RecsightError
 from progress import SILENT, Progress
 
-__all__ = ["RankerConfig", "Ranker", "boosting_progress", "train_ranker", "validation_users"]
+__all__ = ["RankerConfig", "Ranker", "best_trees", "boosting_progress", "group_sizes", "ranking_sets", "train_ranker",
+           "validation_users"]
 
 log = logging.getLogger(__name__)
 _PARALLEL_ROWS = 20_000  # frames at least this long are predicted on two threads (see _threads_for)
@@ -137,8 +138,8 @@ class Ranker:
         return cls(booster, features)
 
 
-def _groups(frame: pd.DataFrame) -> np.ndarray:
-    """Group sizes of consecutive user runs (frames are sorted by user)."""
+def group_sizes(frame: pd.DataFrame) -> np.ndarray:
+    """Group sizes of consecutive user runs (frames are sorted by user): LightGBM's ``group``."""
     users = frame[s.USER_ID].to_numpy()
     change = np.flatnonzero(users[1:] != users[:-1]) + 1
     bounds = np.concatenate([[0], change, [len(users)]])
@@ -162,8 +163,28 @@ def train_ranker(frame: pd.DataFrame, features: list[str], config: RankerConfig 
     """Fit LambdaRank on feature rows with a ``label`` column (graded relevance, 0 = none).
 
     ``progress`` hears ``<name>: training data`` (the rows sorted and binned), then
-    ``<name>: boosting rounds`` counted in rounds (:func:`boosting_progress`)."""
+    ``<name>: boosting rounds`` counted in rounds (:func:`boosting_progress`). The same training
+    on a Dask cluster is :func:`models.ranker_dask.train_ranker_dask`."""
     progress.phase(f"{name}: training data")
+    train, valid = ranking_sets(frame, config)
+    params = config.params()
+    dtrain = lgb.Dataset(train[features].to_numpy(np.float64), label=train["label"].to_numpy(),
+                         group=group_sizes(train), feature_name=features, free_raw_data=True)
+    dvalid = lgb.Dataset(valid[features].to_numpy(np.float64), label=valid["label"].to_numpy(),
+                         group=group_sizes(valid), reference=dtrain)
+    booster = lgb.train(
+        params, dtrain, num_boost_round=config.max_rounds, valid_sets=[dvalid], valid_names=["valid"],
+        callbacks=[lgb.early_stopping(config.early_stopping, verbose=False), *boosting_progress(progress, name)],
+    )
+    validation = float(booster.best_score["valid"][f"ndcg@{config.eval_at}"])
+    return best_trees(booster, booster.best_iteration, validation, features, config, train)
+
+
+def ranking_sets(frame: pd.DataFrame, config: RankerConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The training and early-stopping rows of a feature frame: the trainable users
+    (:func:`_trainable`) split by :func:`validation_users`, each part sorted by user, so one
+    user's rows are one consecutive group. Shared by the single-process and the Dask training,
+    so both learn from, and stop on, the same customers."""
     data = _trainable(frame, config.max_candidates)
     if data.empty:
         raise RecsightError("no training user has a labelled item among the candidates: nothing to learn")
@@ -171,20 +192,16 @@ def train_ranker(frame: pd.DataFrame, features: list[str], config: RankerConfig 
     train, valid = data[~is_valid], data[is_valid]
     if train.empty or valid.empty:  # tiny data: validate on the training users rather than fail
         train = valid = data
-    params = config.params()
-    dtrain = lgb.Dataset(train[features].to_numpy(np.float64), label=train["label"].to_numpy(),
-                         group=_groups(train), feature_name=features, free_raw_data=True)
-    dvalid = lgb.Dataset(valid[features].to_numpy(np.float64), label=valid["label"].to_numpy(),
-                         group=_groups(valid), reference=dtrain)
-    booster = lgb.train(
-        params, dtrain, num_boost_round=config.max_rounds, valid_sets=[dvalid], valid_names=["valid"],
-        callbacks=[lgb.early_stopping(config.early_stopping, verbose=False), *boosting_progress(progress, name)],
-    )
-    validation = float(booster.best_score["valid"][f"ndcg@{config.eval_at}"])
+    return train, valid
+
+
+def best_trees(booster: lgb.Booster, best_iteration: int, validation: float, features: list[str],
+               config: RankerConfig, train: pd.DataFrame) -> Ranker:
+    """The :class:`Ranker` of ``booster``'s trees up to the best validation round (early stopping's
+    choice), with its validation NDCG (what :func:`models.training.choose_served` compares)."""
     log.info("ranker: %d trees, valid ndcg@%d %.4f, %d training users, %d rows",
-             booster.best_iteration, config.eval_at, validation, len(_groups(train)), len(train))
-    # Keep only the trees up to the best validation round.
-    final = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
+             best_iteration, config.eval_at, validation, len(group_sizes(train)), len(train))
+    final = lgb.Booster(model_str=booster.model_to_string(num_iteration=best_iteration))
     return Ranker(final, features, validation)
 
 

@@ -6,6 +6,9 @@ test stage beside the popularity and co-visitation baselines (:mod:`models.evalu
 the serving tables from all events, ranks every customer's list (:mod:`models.precompute`), and
 publishes one model version (:mod:`models.registry`).
 
+``distribution`` (:mod:`models.distribution`) runs the attention network, the rankers and the
+precomputed lists on a Dask cluster and several torch processes; None (the default) is one process.
+
 What the layers above want stored with a version (the dashboard's global SHAP view) they pass
 as ``extras``: the engine does not import them.
 """
@@ -29,6 +32,7 @@ from models import registry
 from models.attention_training import train_attention
 from models.batch import HistoryTables, Models, feature_frame, prepare_history
 from models.config import QUICK, EngineConfig
+from models.distribution import Cluster, Distribution, open_cluster
 from models.evaluation import MODEL_NAMES, evaluate_split
 from models.features import feature_names
 from models.precompute import TOP_ITEMS_FILE, TOP_ITEMS_META, precompute_top_items
@@ -67,7 +71,8 @@ class _Clock:
 
 
 def train(db_path: Path, models_dir: Path, protocol: str | None = None, config: EngineConfig | None = None,
-          extras: Sequence[VersionExtra] = (), progress: Progress = SILENT, serve: str | None = None) -> dict[str, Any]:
+          extras: Sequence[VersionExtra] = (), progress: Progress = SILENT, serve: str | None = None,
+          distribution: Distribution | None = None) -> dict[str, Any]:
     """Train every model on ``db_path``, evaluate it, and publish a new version in ``models_dir``.
 
     ``config`` None is the full :class:`EngineConfig` (``cli.py train --quick`` passes
@@ -75,12 +80,27 @@ def train(db_path: Path, models_dir: Path, protocol: str | None = None, config: 
     ``progress`` hears each phase (and the counted ones' units: attention batches, the rankers'
     boosting rounds, customers of the precomputed lists), so a half-hour run says where it is.
     ``serve`` pins the served ranker ("hybrid" or "ranker"); None chooses it on the validation
-    customers (:func:`choose_served`).
+    customers (:func:`choose_served`). ``distribution`` runs the heavy steps on a cluster
+    (:class:`models.distribution.Distribution`; None: this process), recorded as ``engine``.
     Returns the summary ``cli.py train`` prints.
     """
     _check_serve(serve)  # before the minutes of training, not after
     config = EngineConfig() if config is None else config
+    engine = distribution.describe() if distribution is not None else {"name": "local"}
     clock = _Clock()
+    if distribution is not None:
+        progress.phase("starting the dask cluster")
+    with open_cluster(distribution) as cluster:
+        if cluster is not None:
+            clock.lap("cluster start")
+        return _train(Path(db_path), Path(models_dir), protocol, config, extras, progress, serve, cluster, engine,
+                      clock)
+
+
+def _train(db_path: Path, models_dir: Path, protocol: str | None, config: EngineConfig,
+           extras: Sequence[VersionExtra], progress: Progress, serve: str | None, cluster: Cluster | None,
+           engine: dict[str, Any], clock: _Clock) -> dict[str, Any]:
+    """:func:`train` once the cluster (if any) is up."""
     con = connect_read_only(db_path)
     try:
         progress.phase("split")
@@ -89,7 +109,7 @@ def train(db_path: Path, models_dir: Path, protocol: str | None = None, config: 
         data_fingerprint = registry.fingerprint(con)
         live_seq = folded_seq(con)  # what of the live segment the snapshot holds: serving after a compaction
         clock.lap("split")
-        models = _fit(con, split, config, clock, progress)
+        models = _fit(con, split, config, clock, progress, cluster)
         served = choose_served(models.ranker, models.hybrid, serve)
         models.served = served["model"]
         evaluation = evaluate_split(con, split, models, config, dataset=Path(db_path).stem, progress=progress)
@@ -107,8 +127,9 @@ def train(db_path: Path, models_dir: Path, protocol: str | None = None, config: 
                 extra(folder, con, serving, models, protocol, progress)
             # Every customer's list, ranked now by the serving path over the tables just saved, so
             # a request for a known customer is a lookup (Recommender.recommend).
-            top_items = precompute_top_items(con, dataclasses.replace(serving, as_of=serving_as_of), models,
-                                             folder / "serving" / TOP_ITEMS_FILE, progress=progress)
+            tables, out = dataclasses.replace(serving, as_of=serving_as_of), folder / "serving" / TOP_ITEMS_FILE
+            top_items = (precompute_top_items(con, tables, models, out, progress=progress) if cluster is None else
+                         cluster.precompute(con, tables, models, db_path, folder, data_fingerprint, out, progress))
             clock.lap("serving precompute", time.perf_counter() - top_items["seconds"])
             clock.total()
             return {
@@ -121,6 +142,7 @@ def train(db_path: Path, models_dir: Path, protocol: str | None = None, config: 
                 "served": served,
                 "config": dataclasses.asdict(config),
                 "quick": config == QUICK,
+                "engine": engine,
                 "metrics": evaluation,
                 "ranker_trees": {"ranker": models.ranker.booster.num_trees(),
                                  "hybrid": models.hybrid.booster.num_trees()},
@@ -131,7 +153,7 @@ def train(db_path: Path, models_dir: Path, protocol: str | None = None, config: 
                 "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             }
 
-        path = registry.write_version(Path(models_dir), fill)
+        path = registry.write_version(models_dir, fill)
     finally:
         con.close()
     return {"models": str(path), "protocol": protocol, "target": evaluation["target"],
@@ -141,10 +163,12 @@ def train(db_path: Path, models_dir: Path, protocol: str | None = None, config: 
 
 
 def _fit(con: duckdb.DuckDBPyConnection, split: Split, config: EngineConfig, clock: _Clock,
-         progress: Progress) -> Models:
+         progress: Progress, cluster: Cluster | None = None) -> Models:
     """The attention network, then both rankers on the training stage's feature rows (the hybrid
-    with the network's score as one more feature)."""
-    attention = train_attention(con, split.train.history, config.attention, progress=progress)
+    with the network's score as one more feature); on ``cluster``'s processes and workers if given."""
+    fit_attention = train_attention if cluster is None else cluster.train_attention
+    fit_ranker = train_ranker if cluster is None else cluster.train_ranker
+    attention = fit_attention(con, split.train.history, config.attention, progress=progress)
     clock.lap("attention")
     progress.phase("training features")
     tables = prepare_history(con, split.train.history, split.train.as_of, config, "tr")
@@ -152,9 +176,9 @@ def _fit(con: duckdb.DuckDBPyConnection, split: Split, config: EngineConfig, clo
     frame = feature_frame(con, tables, "tr_users", "tr", labels=split.train.labels, attention=attention)
     clock.lap("training features")
     temporal = split.protocol == TEMPORAL
-    ranker = train_ranker(frame, feature_names(temporal, with_attention=False), config.ranker, progress, "ranker")
-    hybrid = train_ranker(frame, feature_names(temporal, with_attention=True), config.ranker, progress,
-                          "hybrid ranker")
+    ranker = fit_ranker(frame, feature_names(temporal, with_attention=False), config.ranker, progress, "ranker")
+    hybrid = fit_ranker(frame, feature_names(temporal, with_attention=True), config.ranker, progress,
+                        "hybrid ranker")
     del frame
     clock.lap("rankers")
     return Models(ranker, hybrid, attention)
