@@ -33,7 +33,11 @@ Scale: about 78 events per user with the default mix, whatever the item count. M
 shared 2-core dev machine (wall time of the call, peak RSS of the process): the default
 ``--users 5000`` gives ~385k events in 0.5-1.8 s (0.3 GB); ``--users 13000`` gives ~1.0M events
 in ~3 s (0.5 GB); ``--users 130000`` gives ~10.2M events in 16-25 s (2.7 GB). Use
-``--items 20000`` or so for the big runs so that the catalogue grows with the crowd.
+``--items 20000`` or so for the big runs so that the catalogue grows with the crowd. Above
+200,000 customers the behaviour is simulated and appended to events.parquet 100,000 customers
+at a time (``BLOCK_USERS``), each block from its own generator spawned from the seed, so memory
+stays at one block's whatever the size (the same seed still gives the same bytes; a shop above
+the threshold is drawn from other streams than one pass would use, with the same behaviour).
 
 Where each part lives: ``synth_catalogue`` (categories, brands, prices, titles, popularity),
 ``synth_customers`` (customers and their planted preferences), ``synth_behaviour`` (sessions,
@@ -46,21 +50,26 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from analytics import schema as S
-from analytics.synth_behaviour import make_events
-from analytics.synth_catalogue import N_LEAVES, make_catalogue
-from analytics.synth_customers import make_customers
-from analytics.synth_files import write_shop
+from analytics.synth_behaviour import make_events, max_sessions
+from analytics.synth_catalogue import N_LEAVES, Catalogue, make_catalogue
+from analytics.synth_customers import Customers, make_customers
+from analytics.synth_files import write_shop, write_shop_in_blocks
 from errors import RecsightError
 
 __all__ = ["SynthSummary", "generate_shop"]
 
 log = logging.getLogger(__name__)
+
+# A shop of more than 2 x BLOCK_USERS customers is simulated and written BLOCK_USERS customers at a
+# time (about 8M events, ~2 GB, per block) instead of in one pass (~0.27 GB per million events).
+BLOCK_USERS = 100_000
 
 
 @dataclass(frozen=True)
@@ -92,16 +101,38 @@ def generate_shop(out_dir: Path, n_users: int = 5000, n_items: int = 2000, n_day
     rng = np.random.default_rng(seed)  # one generator in this order: reordering changes every byte
     cat = make_catalogue(rng, n_items)
     users = make_customers(rng, cat, n_users, n_days)
-    events = make_events(rng, cat, users, n_days)
-    log.info("generated %d events in %.2f s", len(events["user"]), time.perf_counter() - started)
-    write_shop(out_dir, cat, users, events)
-
-    counts = np.bincount(events["type"], minlength=len(S.EVENT_TYPES))
+    if n_users <= 2 * BLOCK_USERS:
+        events = make_events(rng, cat, users, n_days)
+        log.info("generated %d events in %.2f s", len(events["user"]), time.perf_counter() - started)
+        write_shop(out_dir, cat, users, events)
+        counts = np.bincount(events["type"], minlength=len(S.EVENT_TYPES))
+    else:
+        counts = write_shop_in_blocks(out_dir, cat, users, _blocks(rng, cat, users, n_days),
+                                      session_bound=max_sessions(n_users, n_days))
     summary = SynthSummary(out_dir=out_dir, n_users=n_users, n_items=n_items,
                            n_events=int(counts.sum()),
                            events_by_type=tuple((name, int(c)) for name, c in zip(S.EVENT_TYPES, counts)))
     log.info("%s (%.2f s)", summary, time.perf_counter() - started)
     return summary
+
+
+def _blocks(rng: np.random.Generator, cat: Catalogue, users: Customers, n_days: int) -> Iterator[dict[str, np.ndarray]]:
+    """The events of ``BLOCK_USERS`` customers at a time, in user order, with global user and
+    session codes; each block draws from its own generator spawned from ``rng`` (deterministic)."""
+    n_users = len(users.rate)
+    begins = range(0, n_users, BLOCK_USERS)
+    next_session = 0
+    for begin, stream in zip(begins, rng.spawn(len(begins))):
+        started = time.perf_counter()
+        events = make_events(stream, cat, users.rows(begin, begin + BLOCK_USERS), n_days)
+        events["user"] += begin
+        in_session = events["session"] >= 0
+        last = int(events["session"].max()) if in_session.any() else -1
+        events["session"][in_session] += next_session
+        next_session += last + 1
+        log.info("customers %d-%d: %d events in %.2f s", begin, min(begin + BLOCK_USERS, n_users) - 1,
+                 len(events["user"]), time.perf_counter() - started)
+        yield events
 
 
 def _check_args(n_users: int, n_items: int, n_days: int, seed: int) -> None:

@@ -15,7 +15,7 @@ from analytics.synth_catalogue import Catalogue
 from analytics.synth_customers import Customers
 from analytics.synth_draws import choice_rows
 
-__all__ = ["DAY_US", "US", "make_events", "funnel_probabilities"]
+__all__ = ["DAY_US", "US", "make_events", "max_sessions", "funnel_probabilities"]
 
 US = 1_000_000
 DAY_US = 86_400 * US
@@ -41,6 +41,13 @@ def make_events(rng: np.random.Generator, cat: Catalogue, users: Customers,
     sess = _make_sessions(rng, cat, users)
     views = _make_views(rng, cat, users, sess)
     return _funnel(rng, cat, users, sess, views, n_days)
+
+
+def max_sessions(n_users: int, n_days: int) -> int:
+    """An upper bound on the sessions of ``n_users`` customers over ``n_days``: session starts are
+    at least ``2 * _SESSION_GAP_H`` hours apart (``_make_sessions``'s cap). A shop written in blocks
+    pads its session ids to this bound's width, known before the first block is drawn."""
+    return n_users * max(1, int(np.ceil(n_days * 24 / (2 * _SESSION_GAP_H))))
 
 
 def _make_sessions(rng: np.random.Generator, cat: Catalogue, users: Customers) -> dict[str, np.ndarray]:

@@ -7,7 +7,7 @@ are written apart from it to ``truth/``, so explanations can be checked against 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -47,6 +47,11 @@ class Customers:
     rel_low: np.ndarray
     rel_high: np.ndarray
     country: np.ndarray
+
+    def rows(self, begin: int, end: int) -> Customers:
+        """Customers ``begin`` to ``end`` (exclusive) alone: a big shop's behaviour is simulated a
+        block of customers at a time (:func:`analytics.synth.generate_shop`)."""
+        return Customers(**{f.name: getattr(self, f.name)[begin:end] for f in fields(self)})
 
 
 def make_customers(rng: np.random.Generator, cat: Catalogue, n_users: int, n_days: int) -> Customers:

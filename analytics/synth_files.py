@@ -8,7 +8,7 @@ reads events/items/users can see them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from analytics.synth_customers import ACTIVITY, COUNTRIES, PRICE_TIERS, Customer
 from atomic import replace_with
 from errors import RecsightError
 
-__all__ = ["PERIOD_START", "TRUTH_README", "write_shop"]
+__all__ = ["PERIOD_START", "TRUTH_README", "write_shop", "write_shop_in_blocks"]
 
 PERIOD_START = datetime(2024, 1, 1)
 """Day 0 of every synthetic shop: fixed, so that a seed gives the same bytes on any day."""
@@ -73,11 +73,55 @@ def write_shop(out_dir: Path, cat: Catalogue, users: Customers, events: dict[str
     first_ts = np.full(len(users.rate), np.iinfo(np.int64).max)
     np.minimum.at(first_ts, events["user"], events["ts"])
 
+    _make_folder(out_dir)
+    _write(_events_table(events, uid, iid, cat), out_dir / "events.parquet")
+    _write_rest(out_dir, cat, users, uid, iid, first_ts)
+
+
+def write_shop_in_blocks(out_dir: Path, cat: Catalogue, users: Customers, blocks: Iterable[dict[str, np.ndarray]],
+                         session_bound: int) -> np.ndarray:
+    """`write_shop` for a shop too big to hold at once: ``blocks`` yields the events of one block
+    of customers at a time (global user and session codes, sorted by (user, ts), blocks in user
+    order), each appended to events.parquet as it comes, so memory holds one block. Session ids
+    are padded to the width of ``session_bound`` (the ids of a block are drawn before the last
+    block's). Returns the number of events per type code.
+    """
+    uid = _ids("U", np.arange(len(users.rate)), 6)
+    iid = _ids("I", cat.item_number, 5)
+    first_ts = np.full(len(users.rate), np.iinfo(np.int64).max)
+    counts = np.zeros(len(S.EVENT_TYPES), np.int64)
+    width = max(7, len(str(session_bound)))
+
+    def write_events(tmp: Path) -> None:
+        writer = None
+        try:
+            for events in blocks:
+                np.minimum.at(first_ts, events["user"], events["ts"])
+                counts[:] += np.bincount(events["type"], minlength=len(S.EVENT_TYPES))
+                table = _events_table(events, uid, iid, cat, session_width=width)
+                if writer is None:
+                    writer = pq.ParquetWriter(str(tmp), table.schema)
+                writer.write_table(table)
+        finally:
+            if writer is not None:
+                writer.close()
+
+    _make_folder(out_dir)
+    _atomic(out_dir / "events.parquet", write_events)
+    _write_rest(out_dir, cat, users, uid, iid, first_ts)
+    return counts
+
+
+def _make_folder(out_dir: Path) -> None:
     try:
         (out_dir / "truth").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RecsightError(f"cannot create output folder {out_dir}: {exc.strerror}") from exc
-    _write(_events_table(events, uid, iid, cat), out_dir / "events.parquet")
+
+
+def _write_rest(out_dir: Path, cat: Catalogue, users: Customers, uid: pa.Array, iid: pa.Array,
+                first_ts: np.ndarray) -> None:
+    """items, users and truth/ (everything but the events)."""
     _write(_items_table(cat, iid), out_dir / "items.parquet")
     _write(_users_table(users, uid, first_ts), out_dir / "users.parquet")
     _write(_truth_table(cat, users, uid), out_dir / "truth" / TRUTH_FILE)
@@ -96,9 +140,10 @@ def _timestamps(us_since_start: np.ndarray) -> pa.Array:
     return pa.array(us_since_start + base, pa.timestamp("us"))
 
 
-def _events_table(ev: dict[str, np.ndarray], uid: pa.Array, iid: pa.Array, cat: Catalogue) -> pa.Table:
+def _events_table(ev: dict[str, np.ndarray], uid: pa.Array, iid: pa.Array, cat: Catalogue,
+                  session_width: int = 7) -> pa.Table:
     has_session = ev["session"] >= 0
-    session = _ids("S", ev["session"], 7)
+    session = _ids("S", ev["session"], session_width)
     session = pc.if_else(pa.array(has_session), session, pa.nulls(len(session), pa.string()))
     has_qty = ev["qty"] > 0
     return pa.table({
