@@ -112,9 +112,9 @@ def blueprint(settings: Settings) -> flask.Blueprint:
     @json_endpoint
     def profile(typed: str) -> Response:
         _args(set())
-        recommender, user_id = _lookup(settings, typed, "profile")
-        with _serving():
-            card = explaining.customer_card(recommender, user_id).to_dict()
+        _, user_id = _lookup(settings, typed, "profile")
+        with _serving():  # the customer's variant's model and rules, as their list
+            card = explaining.customer_card(variants.served_for(settings, user_id).recommender, user_id).to_dict()
         _record(audit.CUSTOMER_LOOKUP, user_id, "API profile")
         return json_response(card)
 
@@ -123,10 +123,11 @@ def blueprint(settings: Settings) -> flask.Blueprint:
     def report(typed: str) -> Response:
         args = _args({"k", "format"})
         k, fmt = _k(args), _choice(args, "format", REPORT_FORMATS, DEFAULT_FORMAT)
-        recommender, user_id = _lookup(settings, typed, "report")
+        _, user_id = _lookup(settings, typed, "report")
         with _serving():
-            # with what would change each item, and the shop's currency on its amounts
-            data = reports.report_bytes(recommender, user_id, fmt, k, currency=settings.currency)
+            # the customer's variant's list, with what would change each item, in the shop's currency
+            data = reports.report_bytes(variants.served_for(settings, user_id).recommender, user_id, fmt, k,
+                                        currency=settings.currency)
         _record(audit.REPORT_EXPORT, user_id, f"API {fmt} report k={k}")
         response = Response(data, mimetype=REPORT_MEDIA_TYPES[fmt])
         response.headers["Content-Disposition"] = f'attachment; filename="{user_id}.{fmt}"'
