@@ -32,7 +32,7 @@ from errors import RecsightError
 from models.attention_network import TargetAttentionNetwork, torch_runtime, trim_windows
 from models.sequences import PAD, Histories, Vocabulary, build_histories
 
-__all__ = ["AttentionConfig", "AttentionModel", "PairInputs"]
+__all__ = ["AttentionConfig", "AttentionModel", "PairInputs", "attention_config_from"]
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,17 @@ class AttentionConfig:
     threads: int = 2               # torch threads; use 1 when other jobs share the cores (see above)
     valid_users: int = 2000        # users whose held-out behaviour drives early stopping
     valid_negatives: int = 1000    # fixed uniform items the held-out behaviour is ranked against
-    time_budget_s: float | None = None   # stop after the epoch that exceeds it (not deterministic)
+    time_budget_s: float | None = None   # checked after every batch; stops there (not deterministic)
+    # An epoch longer than this trains on a random sample of this many batches' examples (drawn
+    # from ``seed`` and the epoch number, another each epoch), so an epoch's cost stays bounded
+    # however many events the shop has; None trains on every example. Reported in ``training``.
+    max_batches_per_epoch: int | None = 4000
+
+
+def attention_config_from(data: dict) -> AttentionConfig:
+    """An :class:`AttentionConfig` from its stored plain dict. Files and metadata written before a
+    field existed lack it; ``max_batches_per_epoch`` is then None, which is how they were trained."""
+    return AttentionConfig(**{"max_batches_per_epoch": None, **data})
 
 
 class PairInputs(NamedTuple):
@@ -236,7 +246,7 @@ class AttentionModel:
             known = {f.name for f in fields(AttentionConfig)}
             if set(payload["config"]) - known:
                 raise ValueError("unknown configuration fields")
-            config = AttentionConfig(**payload["config"])
+            config = attention_config_from(payload["config"])
             vocab = Vocabulary.from_state(payload["vocab"])
             network = TargetAttentionNetwork(vocab, config)
             network.load_state_dict(payload["state_dict"])

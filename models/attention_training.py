@@ -62,10 +62,14 @@ def _split_examples(seqs: Sequences) -> tuple[_Examples, _Examples]:
 
 
 def _batches(examples: _Examples, seqs: Sequences, config: AttentionConfig,
-             rng: np.random.Generator) -> list[np.ndarray]:
-    """Shuffled batches whose members have similar history lengths (less padding, same randomness)."""
+             rng: np.random.Generator, chosen: np.ndarray | None = None) -> list[np.ndarray]:
+    """Shuffled batches whose members have similar history lengths (less padding, same randomness).
+
+    ``chosen``: the examples of this epoch when it is a sample (:func:`_epoch_sample`); None: all."""
     width = np.minimum(examples.ends - seqs.ptr[examples.user_rows], config.max_history)
-    perm = rng.permutation(len(width))
+    perm = rng.permutation(len(width) if chosen is None else len(chosen))
+    if chosen is not None:
+        perm = chosen[perm]
     pool = config.batch_size * 32
     batches = []
     for start in range(0, len(perm), pool):
@@ -73,6 +77,20 @@ def _batches(examples: _Examples, seqs: Sequences, config: AttentionConfig,
         chunk = chunk[np.argsort(width[chunk], kind="stable")]
         batches += [chunk[i:i + config.batch_size] for i in range(0, len(chunk), config.batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def _epoch_sample(n_examples: int, config: AttentionConfig, epoch: int) -> np.ndarray | None:
+    """The training examples of ``epoch`` when all of them would take more than
+    ``config.max_batches_per_epoch`` batches: exactly that many batches' worth, drawn without
+    replacement from a generator of its own (the seed and the epoch), so another sample each epoch,
+    the same for the same seed, and the same in every process of a distributed run. None (all
+    examples) under the cap: the epoch's generator is then untouched, and training is what it was
+    without a cap, bit for bit."""
+    cap = config.max_batches_per_epoch
+    if cap is None or n_examples <= cap * config.batch_size:
+        return None
+    sampler = np.random.default_rng([config.seed, epoch])
+    return np.sort(sampler.choice(n_examples, cap * config.batch_size, replace=False))
 
 
 def _window_tensors(seqs: Sequences, examples: _Examples, idx: np.ndarray, length: int) -> dict[str, torch.Tensor]:
@@ -195,9 +213,15 @@ def fit_attention(data: AttentionExamples, config: AttentionConfig, progress: Pr
                   shard: Shard = SINGLE, spent: float = 0.0) -> AttentionModel:
     """The epochs with early stopping on the validation behaviours; ``shard`` says which part of
     every batch and of the validation set this process trains and scores (all of them by default).
-    ``spent``: seconds already spent before the epochs (loading), counted in the time budget."""
-    started = time.perf_counter() - spent
-    rng, valid = data.rng, shard.examples(data.valid)
+    ``spent``: seconds already spent before the epochs (loading), counted in the time budget.
+
+    An epoch trains on at most ``config.max_batches_per_epoch`` batches (a sample of the examples
+    above it, :func:`_epoch_sample`) and stops after the batch that exceeds ``config.time_budget_s``;
+    both are reported in the returned model's ``training`` summary, never silent."""
+    if config.max_batches_per_epoch is not None and config.max_batches_per_epoch < 1:
+        raise RecsightError(f"max_batches_per_epoch must be at least 1 (or None), not {config.max_batches_per_epoch}")
+    clock = _Clock(time.perf_counter() - spent, config.time_budget_s, shard)
+    valid = shard.examples(data.valid)
     with torch_runtime(config.threads):
         torch.manual_seed(config.seed)
         net = TargetAttentionNetwork(data.vocab, config)
@@ -209,39 +233,69 @@ def fit_attention(data: AttentionExamples, config: AttentionConfig, progress: Pr
         best, best_state, best_epoch, stale, history = -1.0, None, 0, 0, []
         for epoch in range(1, config.epochs + 1):
             epoch_start = time.perf_counter()
-            loss_sum = 0.0
-            batches = _batches(data.train, data.seqs, config, rng)
+            chosen = _epoch_sample(len(data.train.ends), config, epoch)
+            batches = _batches(data.train, data.seqs, config, data.rng, chosen)
             progress.phase(f"attention network, epoch {epoch} of {config.epochs}", total=len(batches), unit="batches")
+            loss_sum, done = 0.0, 0
             for idx in batches:
-                loss_sum += _train_step(objective, optimizer, data, idx, config, rng, shard)
+                loss_sum += _train_step(objective, optimizer, data, idx, config, data.rng, shard)
                 progress.advance()
+                done += 1
+                if clock.over():
+                    break
             dcg = _validation_dcg(net, data.seqs, valid, data.valid_negatives, config) if len(valid.ends) else 0.0
-            over_budget = config.time_budget_s is not None and time.perf_counter() - started > config.time_budget_s
-            loss_sum, dcg, over = shard.total([loss_sum, dcg, float(over_budget)])
-            loss = loss_sum / shard.world / len(batches)
+            loss_sum, dcg = shard.total([loss_sum, dcg])
             score = dcg / max(1, len(data.valid.ends))
-            history.append({"epoch": epoch, "loss": loss, "valid_ndcg@10": score,
-                            "seconds": time.perf_counter() - epoch_start})
-            log.info("attention epoch %d: loss %.4f, valid sampled NDCG@10 %.4f, %.1f s",
-                     epoch, loss, score, history[-1]["seconds"])
+            history.append({"epoch": epoch, "loss": loss_sum / shard.world / done, "valid_ndcg@10": score,
+                            "batches": done, "seconds": time.perf_counter() - epoch_start})
+            log.info("attention epoch %d: %d batches, loss %.4f, valid sampled NDCG@10 %.4f, %.1f s",
+                     epoch, done, history[-1]["loss"], score, history[-1]["seconds"])
             if score > best:
                 best, best_state, best_epoch, stale = score, copy.deepcopy(net.state_dict()), epoch, 0
             else:
                 stale += 1
             if stale >= config.patience:
                 break
-            if over:
-                log.info("attention training stopped by its time budget after epoch %d", epoch)
+            if clock.stopped or clock.over():
+                log.info("attention training stopped by its time budget in epoch %d after %d of %d batches",
+                         epoch, done, len(batches))
                 break
         if best_state is not None:
             net.load_state_dict(best_state)
-    training = {
+    return AttentionModel(net, data.vocab, config, _summary(data, config, history, best, best_epoch, clock))
+
+
+class _Clock:
+    """The time budget, checked after every batch. In a process group every rank must stop at the
+    same batch (each step is a collective), so the ranks agree through :meth:`Shard.total`: one
+    number per batch, and only when a budget is set."""
+
+    def __init__(self, started: float, budget: float | None, shard: Shard) -> None:
+        self.started, self.budget, self.shard = started, budget, shard
+        self.stopped = False
+
+    def over(self) -> bool:
+        if self.budget is None or self.stopped:
+            return self.stopped
+        late = float(time.perf_counter() - self.started > self.budget)
+        self.stopped = self.shard.total([late])[0] > 0
+        return self.stopped
+
+
+def _summary(data: AttentionExamples, config: AttentionConfig, history: list[dict], best: float,
+             best_epoch: int, clock: _Clock) -> dict:
+    """The model's ``training`` dict: what was trained, on how many examples per epoch, and why it stopped."""
+    total = int(len(data.train.ends))
+    cap = config.max_batches_per_epoch
+    per_epoch = total if cap is None else min(total, cap * config.batch_size)
+    return {
         "history_table": data.history_table, "epochs_run": len(history), "best_epoch": best_epoch,
-        "valid_sampled_ndcg@10": best, "seconds": time.perf_counter() - started,
-        "train_examples": int(len(data.train.ends)), "users": len(data.seqs.user_ids), "items": len(data.catalogue),
+        "valid_sampled_ndcg@10": best, "seconds": time.perf_counter() - clock.started,
+        "train_examples": total, "users": len(data.seqs.user_ids), "items": len(data.catalogue),
+        "examples_total": total, "examples_per_epoch": per_epoch, "sampled": per_epoch < total,
+        "max_batches_per_epoch": cap, "stopped_by_budget": clock.stopped,
         "epochs": history,
     }
-    return AttentionModel(net, data.vocab, config, training)
 
 
 class _SampledSoftmax(nn.Module):

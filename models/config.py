@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from errors import RecsightError
-from models.attention import AttentionConfig
+from models.attention import AttentionConfig, attention_config_from
 from models.candidates import CandidateConfig, Covis
 from models.ranker import RankerConfig
 
@@ -28,11 +28,13 @@ class EngineConfig:
     list_length: int = 100  # items kept per user and model when evaluating (MRR looks this deep)
 
 
-# The demo's `make run` budget: smaller candidate sets, fewer trees and attention epochs.
+# The demo's `make run` budget: smaller candidate sets, fewer trees and attention epochs. The
+# network's epoch is capped at 1,000 batches (512,000 examples): the 5,000-customer demo shop
+# (~630 batches) trains on everything; a 10M-event shop (~16,000 batches) on a sample.
 QUICK = EngineConfig(
     candidates=CandidateConfig(n_candidates=100),
     ranker=RankerConfig(max_rounds=200, early_stopping=10),
-    attention=AttentionConfig(epochs=1, dim=32, negatives=32, max_history=20),
+    attention=AttentionConfig(epochs=1, dim=32, negatives=32, max_history=20, max_batches_per_epoch=1000),
 )
 
 
@@ -44,7 +46,7 @@ def engine_config_from(data: dict[str, Any]) -> EngineConfig:
         return EngineConfig(
             candidates=CandidateConfig(**cand),
             ranker=RankerConfig(**data["ranker"]),
-            attention=AttentionConfig(**data["attention"]),
+            attention=attention_config_from(data["attention"]),
             list_length=data["list_length"],
         )
     except (KeyError, TypeError) as exc:

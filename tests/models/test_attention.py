@@ -282,3 +282,80 @@ def test_score_rejects_mismatched_pairs(shop, model):
     histories = model.histories(con, schema.EVENTS)
     with pytest.raises(RecsightError, match="one user per item"):
         model.score(histories, ["c_0000", "c_0001"], ["i00"])
+
+
+# --------------------------------------------------------------------------- bounded epochs
+
+
+def _epoch_examples(shop, config: AttentionConfig, monkeypatch) -> tuple[AttentionModel, list[list[int]]]:
+    """Train with ``config`` and record, per epoch, the training examples its batches held."""
+    import models.attention_training as training
+
+    seen: list[list[int]] = []
+    real = training._batches
+
+    def recording(*args, **kwargs):
+        batches = real(*args, **kwargs)
+        seen.append(sorted(int(i) for b in batches for i in b))
+        return batches
+
+    con, _ = shop
+    with monkeypatch.context() as patched:
+        patched.setattr(training, "_batches", recording)
+        return train_attention(con, schema.EVENTS, config), seen
+
+
+def test_capped_epochs_train_a_seeded_sample_of_cap_batches(shop, monkeypatch):
+    config = replace(CONFIG, epochs=3, patience=10, batch_size=32, max_batches_per_epoch=4)
+    capped, seen = _epoch_examples(shop, config, monkeypatch)
+    total = capped.training["examples_total"]
+    assert total > 4 * 32
+    assert [e["batches"] for e in capped.training["epochs"]] == [4, 4, 4]
+    assert all(len(ex) == len(set(ex)) == 4 * 32 and max(ex) < total for ex in seen)
+    assert seen[0] != seen[1] != seen[2] != seen[0]          # another sample each epoch
+    assert capped.training["examples_per_epoch"] == 4 * 32
+    assert capped.training["sampled"] is True and capped.training["max_batches_per_epoch"] == 4
+    assert capped.training["stopped_by_budget"] is False
+    again, seen_again = _epoch_examples(shop, config, monkeypatch)
+    assert seen_again == seen                                 # the same seed, the same samples
+    assert [e["loss"] for e in again.training["epochs"]] == [e["loss"] for e in capped.training["epochs"]]
+    _, other = _epoch_examples(shop, replace(config, seed=7), monkeypatch)
+    assert other[0] != seen[0]
+
+
+def test_under_the_cap_training_is_unchanged(shop):
+    con, _ = shop
+    config = replace(CONFIG, epochs=3, patience=10)
+    uncapped = train_attention(con, schema.EVENTS, replace(config, max_batches_per_epoch=None))
+    n_batches = uncapped.training["epochs"][0]["batches"]
+    at_cap = train_attention(con, schema.EVENTS, replace(config, max_batches_per_epoch=n_batches))
+    assert [e["loss"] for e in at_cap.training["epochs"]] == [e["loss"] for e in uncapped.training["epochs"]]
+    for name, weights in uncapped.network.state_dict().items():
+        assert torch.equal(at_cap.network.state_dict()[name], weights), name
+    assert at_cap.training["sampled"] is False
+    assert at_cap.training["examples_per_epoch"] == at_cap.training["examples_total"]
+
+
+def test_time_budget_stops_inside_the_epoch_and_says_so(shop):
+    con, _ = shop
+    config = replace(CONFIG, epochs=5, batch_size=16, max_batches_per_epoch=None, time_budget_s=0.0)
+    model = train_attention(con, schema.EVENTS, config)
+    assert model.training["stopped_by_budget"] is True
+    assert model.training["epochs_run"] == 1 and model.training["epochs"][0]["batches"] == 1
+
+
+def test_configurations_stored_before_the_cap_read_as_uncapped(tmp_path, model):
+    from dataclasses import asdict
+
+    from models.config import QUICK, engine_config_from
+
+    stored = asdict(QUICK)
+    del stored["attention"]["max_batches_per_epoch"]
+    assert engine_config_from(stored).attention.max_batches_per_epoch is None
+    assert engine_config_from(asdict(QUICK)) == QUICK
+    path = tmp_path / "old.pt"
+    model.save(path)
+    payload = torch.load(path, weights_only=True)
+    del payload["config"]["max_batches_per_epoch"]
+    torch.save(payload, path)
+    assert AttentionModel.load(path).config.max_batches_per_epoch is None
