@@ -323,8 +323,13 @@ def _attention(info: dict[str, Any]) -> str:
     parts = []
     if "epochs_run" in info:
         parts.append(f"{info['epochs_run']} epoch{'s' if info['epochs_run'] != 1 else ''}")
-    if "train_examples" in info:
+    if info.get("sampled"):  # a bounded epoch: say how much of the data each one saw
+        parts.append(f"{int(info['examples_per_epoch']):,} of {int(info['examples_total']):,} training examples "
+                     "per epoch (a random sample each epoch)")
+    elif "train_examples" in info:
         parts.append(f"{int(info['train_examples']):,} training examples")
+    if info.get("stopped_by_budget"):
+        parts.append("stopped by the time budget")
     if "valid_sampled_ndcg@10" in info:
         parts.append(f"validation sampled NDCG@10 {float(info['valid_sampled_ndcg@10']):.3f}")
     return ", ".join(parts)

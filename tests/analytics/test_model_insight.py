@@ -133,6 +133,15 @@ def test_metadata_rows_name_the_data_the_training_and_the_packages():
     assert "1,234 training examples" in rows["Attention network"]
 
 
+def test_a_sampled_or_budget_stopped_network_says_so_on_the_model_page():
+    meta = _metadata()
+    meta["attention_training"] = {"epochs_run": 1, "train_examples": 9000, "sampled": True,
+                                  "examples_per_epoch": 512000, "examples_total": 8100000, "stopped_by_budget": True}
+    shown = dict(mi.metadata_rows(meta, "20240101-000000-aaaaaa"))["Attention network"]
+    assert "512,000 of 8,100,000 training examples per epoch" in shown
+    assert "stopped by the time budget" in shown and "9,000" not in shown
+
+
 def test_faithfulness_figures_compare_top_and_random_deletions():
     faith = mi.Faithfulness(customers=12, items=3, shap_max_error=1e-16, ig_relative=[1e-7, 1e-4, 0.02],
                             drops=[(0.5, 0.1), (0.3, 0.4), (0.7, 0.0)])
