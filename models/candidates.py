@@ -25,12 +25,14 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import duckdb
 
 from analytics import schema as s
 from errors import RecsightError
+from models.covis_build import build_weights
 
 __all__ = [
     "Covis", "CandidateConfig", "CandidateIndex", "DEFAULT_COVIS",
@@ -208,8 +210,14 @@ def build_index(
     """Build the co-visitation, popularity and attribute tables of ``history``."""
     index = _names(prefix, config)
     seq = build_sequences(con, history, f"{prefix}_seq_all")
+    # Each variant's untruncated weights into <table>_w (in customer buckets on a large history),
+    # then the served top_n into <table>.
+    tables = index.covis_tables
+    build_weights(con, seq, {tables[c.name] + WEIGHTS_SUFFIX: partial(covis_weights_sql, covis=c)
+                             for c in config.covis})
     for covis in config.covis:
-        _build_covis(con, seq, covis, index.covis_tables[covis.name])
+        table = tables[covis.name]
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {covis_top_sql(table + WEIGHTS_SUFFIX, covis)}")
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {index.popular} AS
         SELECT {s.ITEM_ID},
@@ -230,14 +238,6 @@ def build_index(
     )
     con.execute(f"DROP TABLE {seq}")
     return index
-
-
-def _build_covis(con: duckdb.DuckDBPyConnection, seq: str, covis: Covis, out: str) -> str:
-    """The untruncated weights of ``covis`` into ``<out>_w``, then the served top ``top_n`` into ``out``."""
-    weights = f"{out}{WEIGHTS_SUFFIX}"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {weights} AS {covis_weights_sql(seq, covis)}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {out} AS {covis_top_sql(weights, covis)}")
-    return weights
 
 
 def covis_weights_sql(seq: str, covis: Covis) -> str:

@@ -104,3 +104,27 @@ def test_baselines_fill_with_popular_items_and_skip_seen() -> None:
     covisit = c.covisit_ranking(con, index, "cand", "users", s.EVENTS, 4)
     assert covisit["u0"][0] == "i2" and len(covisit["u0"]) == 4
     assert not {"i0", "i1"} & set(covisit["u0"])
+
+
+def test_bucketed_index_build_equals_the_one_pass_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large history's co-visitation weights are built in customer buckets (issue 19): the
+    untruncated weights and the served tables must equal the one-pass build row for row."""
+    from models import covis_build
+
+    events = []
+    for u in range(40):  # revisits, baskets (same minute) and pairs repeated within one history
+        path = [f"i{(u * 7 + k * (u % 5 + 1)) % 17}" for k in range(3 + u % 9)]
+        events += [(f"u{u}", item, 3 * k - (k % 4 == 1)) for k, item in enumerate(path * (1 + u % 2))]
+    con = _con(events)
+    one_pass = c.build_index(con, s.EVENTS, c.CandidateConfig(), "one")
+    c.build_sequences(con, s.EVENTS, "seq")
+    monkeypatch.setattr(covis_build, "BUCKET_ROWS", 40)
+    assert covis_build.bucket_count(con, "seq") > 5
+    bucketed = c.build_index(con, s.EVENTS, c.CandidateConfig(), "bk")
+    for name, table in one_pass.covis_tables.items():
+        for suffix in (c.WEIGHTS_SUFFIX, ""):
+            mine, theirs = table + suffix, bucketed.covis_tables[name] + suffix
+            assert con.execute(f"DESCRIBE {theirs}").fetchall() == con.execute(f"DESCRIBE {mine}").fetchall()
+            rows = con.execute(f"SELECT * FROM {mine} ORDER BY ALL").fetchall()
+            assert len(rows) > 20
+            assert con.execute(f"SELECT * FROM {theirs} ORDER BY ALL").fetchall() == rows
