@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -43,6 +46,8 @@ from progress import SILENT, Progress
 __all__ = ["VersionExtra", "train", "choose_served"]
 
 log = logging.getLogger(__name__)
+
+_DUCKDB_MEMORY_SHARE = 0.4  # of the machine's RAM for DuckDB while training; the rest for Python's arrays
 
 # Something more to store in a version being written: called as
 # ``extra(folder, con, serving_tables, models, protocol, progress)`` after the models and serving
@@ -102,6 +107,7 @@ def _train(db_path: Path, models_dir: Path, protocol: str | None, config: Engine
            engine: dict[str, Any], clock: _Clock) -> dict[str, Any]:
     """:func:`train` once the cluster (if any) is up."""
     con = connect_read_only(db_path)
+    spill = _bound_memory(con, models_dir)
     try:
         progress.phase("split")
         protocol = protocol or detect_protocol(con)
@@ -156,10 +162,28 @@ def _train(db_path: Path, models_dir: Path, protocol: str | None, config: Engine
         path = registry.write_version(models_dir, fill)
     finally:
         con.close()
+        shutil.rmtree(spill, ignore_errors=True)
     return {"models": str(path), "protocol": protocol, "target": evaluation["target"],
             "timings_s": clock.timings, "candidates": evaluation["candidates"],
             "ndcg@10": {name: evaluation["models"][name]["ndcg@10"] for name in MODEL_NAMES},
             "served": served}
+
+
+def _bound_memory(con: duckdb.DuckDBPyConnection, models_dir: Path) -> Path:
+    """Cap DuckDB's memory during training at :data:`_DUCKDB_MEMORY_SHARE` of the machine's RAM
+    and let it spill to a folder beside the versions (returned; the caller removes it).
+
+    Why: DuckDB allows itself 80 % of RAM by default, and training holds the network's sequences
+    and the feature frames in Python beside it: at 10M events the two together passed 20 GiB on a
+    24 GiB machine (BENCHMARKS.md, "Scale curve"). The training tables are session temp tables of
+    an in-memory database, which spill only where a temp directory is set.
+    """
+    models_dir.mkdir(parents=True, exist_ok=True)
+    spill = Path(tempfile.mkdtemp(prefix=".spill-", dir=models_dir))
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    con.execute(f"SET memory_limit = '{int(ram * _DUCKDB_MEMORY_SHARE) // 2**20}MB'")
+    con.execute("SET temp_directory = ?", [str(spill)])
+    return spill
 
 
 def _fit(con: duckdb.DuckDBPyConnection, split: Split, config: EngineConfig, clock: _Clock,
