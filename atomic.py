@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["replace_with", "write_bytes", "write_text", "private_files"]
+__all__ = ["replace_with", "write_bytes", "write_text", "private_files", "fsync_path"]
 
 
 def replace_with(path: Path | str, write: Callable[[Path], None], *, private: bool = True) -> None:
@@ -47,6 +47,15 @@ def replace_with(path: Path | str, write: Callable[[Path], None], *, private: bo
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def fsync_path(path: Path | str) -> None:
+    """Flush a file or a folder to disk: a folder after a rename in it, so the rename survives a crash."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_bytes(path: Path | str, data: bytes, *, private: bool = True) -> None:

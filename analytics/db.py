@@ -167,22 +167,14 @@ def _publish(work: Path, path: Path, existed: bool) -> None:
         raise RecsightError(f"could not checkpoint the new {path.name}; the shop file is unchanged")
     try:
         os.chmod(work, 0o600)  # whatever mode an older shop file had: customers' histories are private
-        _fsync(work)
+        atomic.fsync_path(work)
         if existed:
             _wal(path).unlink(missing_ok=True)  # its changes are in the copy; it must not replay onto it
         os.replace(work, path)
-        _fsync(path.parent)
+        atomic.fsync_path(path.parent)
     except OSError as exc:
         raise RecsightError(_os_message(exc, f"cannot replace {path}")) from None
     log.info("published %s", path)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _wal(path: Path) -> Path:

@@ -149,7 +149,7 @@ def write_segment(folder: Path, seq: int, table: pa.Table) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         os.rename(tmp, target)
-        _fsync_folder(folder)
+        atomic.fsync_path(folder)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise RecsightError(_os_message(exc, f"cannot write to {folder}")) from None
@@ -184,7 +184,7 @@ def write_folded_marker(folder: Path, seq: int) -> None:
         return
     try:
         atomic.write_text(folder / _MARKER, f"{seq}\n")
-        _fsync_folder(folder)
+        atomic.fsync_path(folder)
     except OSError as exc:
         raise RecsightError(_os_message(exc, f"cannot write to {folder}")) from None
 
@@ -195,7 +195,7 @@ def ensure_folder(folder: Path) -> None:
         return
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _fsync_folder(folder.parent)
+        atomic.fsync_path(folder.parent)
     except OSError as exc:
         raise RecsightError(_os_message(exc, f"cannot create {folder}")) from None
 
@@ -252,14 +252,6 @@ def _acquire(fd: int, timeout: float | None, busy: str) -> None:
                 raise LiveBusy(f"{busy}: try again shortly") from None
             time.sleep(delay)
             delay = min(delay * 2, 0.02)
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _os_message(exc: OSError, what: str) -> str:

@@ -26,6 +26,7 @@ from typing import Any
 
 import duckdb
 
+import atomic
 from errors import RecsightError
 
 __all__ = ["Step", "TableRun", "run_duckdb", "bound_params", "publish_folder"]
@@ -103,7 +104,7 @@ def publish_folder(out_dir: Path, name: str, write: Callable[[Path], object]) ->
         write(tmp)
         for path in tmp.rglob("*"):
             if path.is_file():
-                _fsync(path)
+                atomic.fsync_path(path)
         if target.exists():
             os.rename(target, old)
         os.rename(tmp, target)
@@ -115,9 +116,3 @@ def publish_folder(out_dir: Path, name: str, write: Callable[[Path], object]) ->
     return target
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
