@@ -16,12 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 
 from analytics import schema as s
+from models import registry
 from models.attention import AttentionModel
 from models.candidates import CandidateIndex, build_index, generate
 from models.config import EngineConfig
@@ -52,6 +54,14 @@ class Models:
     hybrid: Ranker
     attention: AttentionModel
     served: str = "hybrid"
+
+    @classmethod
+    def load(cls, folder: Path, features: dict[str, list[str]], served: str) -> Models:
+        """The three models of the version in ``folder``; ``features`` are its metadata's feature
+        lists per ranker. One place for the server, the evaluation and the Dask workers."""
+        return cls(ranker=Ranker.load(folder / registry.RANKER_FILE, features["ranker"]),
+                   hybrid=Ranker.load(folder / registry.HYBRID_FILE, features["hybrid"]),
+                   attention=AttentionModel.load(folder / registry.ATTENTION_FILE), served=served)
 
     @property
     def serving(self) -> Ranker:

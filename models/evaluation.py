@@ -18,12 +18,10 @@ from analytics import schema as s
 from analytics.db import connect_read_only
 from analytics.paired import compare_to, verdict
 from models import registry
-from models.attention import AttentionModel
 from models.batch import HistoryTables, Models, feature_frame, prepare_history, rank_frame
 from models.candidates import covisit_ranking, popularity_ranking
 from models.config import EngineConfig, engine_config_from
 from models.features import rfm_segments
-from models.ranker import Ranker
 from models.splits import LEAVE_ONE_OUT, Split, make_split
 from progress import SILENT, Progress
 
@@ -45,12 +43,7 @@ def evaluate(db_path: Path, models_dir: Path, k: int = 10, progress: Progress = 
         artifact = registry.load_current(Path(models_dir), con)
         meta = artifact.metadata
         config = engine_config_from(meta["config"])
-        models = Models(
-            ranker=Ranker.load(artifact.path / registry.RANKER_FILE, meta["features"]["ranker"]),
-            hybrid=Ranker.load(artifact.path / registry.HYBRID_FILE, meta["features"]["hybrid"]),
-            attention=AttentionModel.load(artifact.path / registry.ATTENTION_FILE),
-            served=registry.served_model(meta),
-        )
+        models = Models.load(artifact.path, meta["features"], registry.served_model(meta))
         window = meta["split"]["window_days"]
         progress.phase("split")
         split = make_split(con, meta["protocol"], window=None if window is None else timedelta(days=window))

@@ -31,12 +31,9 @@ from analytics import schema as s
 from analytics.db import connect_read_only
 from analytics.fingerprint import fingerprint
 from errors import RecsightError
-from models import registry
-from models.attention import AttentionModel
 from models.batch import HistoryTables, Models
 from models.candidates import CandidateConfig, CandidateIndex
 from models.precompute import K_PRECOMPUTED, customers, rank_customers, write_top_items
-from models.ranker import Ranker
 from progress import SILENT, Progress
 
 if TYPE_CHECKING:
@@ -128,10 +125,5 @@ def _serving(con: duckdb.DuckDBPyConnection, files: ServingFiles) -> tuple[Histo
     index = CandidateIndex.load(folder / "serving", con, files.index_prefix, files.candidates)
     items = folder / "serving" / f"{files.items}.parquet"
     con.execute(f"CREATE OR REPLACE TEMP TABLE {files.items} AS SELECT * FROM read_parquet('{items}')")
-    models = Models(
-        ranker=Ranker.load(folder / registry.RANKER_FILE, files.features["ranker"]),
-        hybrid=Ranker.load(folder / registry.HYBRID_FILE, files.features["hybrid"]),
-        attention=AttentionModel.load(folder / registry.ATTENTION_FILE),
-        served=files.served,
-    )
+    models = Models.load(folder, files.features, files.served)
     return HistoryTables(s.EVENTS, files.as_of, index, files.items), models

@@ -123,12 +123,7 @@ class Recommender:
             if not path.exists():
                 raise RecsightError(f"model artifact is incomplete: {path.name} is missing; retrain")
             con.execute(f"CREATE OR REPLACE TEMP TABLE {items} AS SELECT * FROM read_parquet('{path}')")
-            models = Models(
-                ranker=Ranker.load(artifact.path / registry.RANKER_FILE, artifact.metadata["features"]["ranker"]),
-                hybrid=Ranker.load(artifact.path / registry.HYBRID_FILE, artifact.metadata["features"]["hybrid"]),
-                attention=AttentionModel.load(artifact.path / registry.ATTENTION_FILE),
-                served=registry.served_model(artifact.metadata),
-            )
+            models = Models.load(artifact.path, artifact.metadata["features"], registry.served_model(artifact.metadata))
             as_of = datetime.fromisoformat(artifact.metadata["serving_as_of"])
             # After the fingerprint check: it reads the snapshot (and, when the shop was compacted
             # since training, shows the events folded after the model's snapshot as live again).
