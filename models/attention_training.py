@@ -220,7 +220,7 @@ def fit_attention(data: AttentionExamples, config: AttentionConfig, progress: Pr
     both are reported in the returned model's ``training`` summary, never silent."""
     if config.max_batches_per_epoch is not None and config.max_batches_per_epoch < 1:
         raise RecsightError(f"max_batches_per_epoch must be at least 1 (or None), not {config.max_batches_per_epoch}")
-    clock = _Clock(time.perf_counter() - spent, config.time_budget_s, shard)
+    clock = _Budget(time.perf_counter() - spent, config.time_budget_s, shard)
     valid = shard.examples(data.valid)
     with torch_runtime(config.threads):
         torch.manual_seed(config.seed)
@@ -265,7 +265,7 @@ def fit_attention(data: AttentionExamples, config: AttentionConfig, progress: Pr
     return AttentionModel(net, data.vocab, config, _summary(data, config, history, best, best_epoch, clock))
 
 
-class _Clock:
+class _Budget:
     """The time budget, checked after every batch. In a process group every rank must stop at the
     same batch (each step is a collective), so the ranks agree through :meth:`Shard.total`: one
     number per batch, and only when a budget is set."""
@@ -283,7 +283,7 @@ class _Clock:
 
 
 def _summary(data: AttentionExamples, config: AttentionConfig, history: list[dict], best: float,
-             best_epoch: int, clock: _Clock) -> dict:
+             best_epoch: int, clock: _Budget) -> dict:
     """The model's ``training`` dict: what was trained, on how many examples per epoch, and why it stopped."""
     total = int(len(data.train.ends))
     cap = config.max_batches_per_epoch
