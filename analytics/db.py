@@ -31,7 +31,7 @@ import duckdb
 import atomic
 from errors import RecsightError
 
-__all__ = ["connect", "connect_read_only", "rewriting", "Rewrite"]
+__all__ = ["connect", "connect_read_only", "machine_memory", "rewriting", "Rewrite"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,12 @@ def connect(db_path: Path | str) -> duckdb.DuckDBPyConnection:
         return duckdb.connect(str(path))
     except duckdb.Error as exc:
         raise RecsightError(f"cannot open database {path}: {_first_line(exc)}") from None
+
+
+def machine_memory() -> int:
+    """Bytes of physical memory: what the engines' limits (DuckDB's while training, Spark's driver
+    in local mode) are shares of."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def connect_read_only(db_path: Path | str) -> duckdb.DuckDBPyConnection:

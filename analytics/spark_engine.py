@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from analytics import schema as s
+from analytics.db import machine_memory
 from analytics.event_dataset import (
     EVENTS_GLOB,
     ITEMS_DIR,
@@ -92,7 +93,7 @@ def _local_defaults(master: str) -> dict[str, str]:
     (``spark-defaults.conf``)."""
     cores = master[len("local["):-1] if master.startswith("local[") else "1"
     n_cores = (os.cpu_count() or 1) if cores in ("*", "") else int(cores.split(",")[0])
-    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4 // 2**30
+    memory_gb = machine_memory() // 4 // 2**30
     return {
         "spark.ui.enabled": "false",
         "spark.driver.host": "127.0.0.1",

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -28,7 +27,7 @@ from typing import Any
 import duckdb
 
 from analytics import schema as s
-from analytics.db import connect_read_only
+from analytics.db import connect_read_only, machine_memory
 from analytics.live_sql import folded_seq
 from errors import RecsightError
 from models import registry
@@ -180,8 +179,7 @@ def _bound_memory(con: duckdb.DuckDBPyConnection, models_dir: Path) -> Path:
     """
     models_dir.mkdir(parents=True, exist_ok=True)
     spill = Path(tempfile.mkdtemp(prefix=".spill-", dir=models_dir))
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    con.execute(f"SET memory_limit = '{int(ram * _DUCKDB_MEMORY_SHARE) // 2**20}MB'")
+    con.execute(f"SET memory_limit = '{int(machine_memory() * _DUCKDB_MEMORY_SHARE) // 2**20}MB'")
     con.execute("SET temp_directory = ?", [str(spill)])
     return spill
 
